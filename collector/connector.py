@@ -1,0 +1,149 @@
+"""The connector plugin API: a pydantic ``Settings`` model, one ``collect`` generator, pure checks."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from collector.model import CheckResult, Observation, Outcome
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ConnectorSettings",
+    "Connector",
+    "Check",
+    "CollectContext",
+    "Problem",
+    "RunCancelled",
+    "load_connector",
+    "available_connectors",
+    "secret_fields",
+]
+
+ENTRY_POINT_GROUP = "evidence_collector.connectors"
+
+
+class ConnectorSettings(BaseModel):
+    """Base for every connector's settings: unknown keys are errors, secrets are ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=ConnectorSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Generic[S]):
+    """A pure judgement over one observation. Thresholds come from the connector's settings."""
+
+    id: str
+    kind: str
+    title: str
+    evaluate: Callable[[Observation, S, datetime], CheckResult]
+
+    def run(self, observation: Observation, settings: S, now: datetime) -> CheckResult:
+        try:
+            result = self.evaluate(observation, settings, now)
+        except Exception as exc:  # a broken check is recorded as an error result, never a pass
+            return CheckResult(self.id, Outcome.ERROR, f"check raised {type(exc).__name__}: {exc}")
+        if result.check_id != self.id:
+            raise RuntimeError(f"check {self.id} returned a result labelled {result.check_id}")
+        return result
+
+    def result(self, outcome: Outcome, message: str, **details: Any) -> CheckResult:
+        return CheckResult(self.id, outcome, message, details)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A skipped input: which source, and why. Recorded in the run row, the log and metrics."""
+
+    source: str
+    reason: str
+
+
+class RunCancelled(Exception):
+    """Raised inside ``collect`` when the run's deadline passed or the daemon is stopping."""
+
+
+@dataclass
+class CollectContext:
+    """What the core hands a connector for one run."""
+
+    instance: str
+    run_id: str
+    now: datetime
+    cursor: Any = None
+    """The cursor saved after the last successful run (``None`` on a first run)."""
+    log: Any = None
+    problems: list[Problem] = field(default_factory=list)
+    new_cursor: Any = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def problem(self, source: str, reason: str) -> None:
+        """Record a bad input and carry on with the next."""
+        self.problems.append(Problem(source, reason))
+        if self.log is not None:
+            self.log.warning("input_skipped", source=source, reason=reason)
+
+    def set_cursor(self, value: Any) -> None:
+        """Saved by the core only after this run's evidence is committed."""
+        self.new_cursor = value
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise RunCancelled(f"run {self.run_id} of {self.instance} was cancelled")
+
+
+class Connector(ABC, Generic[S]):
+    """Subclass, set the class attributes, implement :meth:`collect`."""
+
+    type: ClassVar[str]
+    version: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]]
+    kinds: ClassVar[frozenset[str]]
+    checks: ClassVar[Sequence[Check[Any]]] = ()
+
+    def __init__(self, settings: S) -> None:
+        self.settings = settings
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Connector[Any]:
+        return cls(cls.Settings.model_validate(raw))  # type: ignore[arg-type]
+
+    @abstractmethod
+    def collect(self, ctx: CollectContext) -> Iterator[Observation]:
+        """Yield observations; call ``ctx.problem`` for a bad input and keep going."""
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name, info in model.model_fields.items() if info.annotation in (SecretStr, SecretStr | None)]
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_connectors() -> list[str]:
+    return sorted(_entry_points())
+
+
+def load_connector(type_name: str) -> type[Connector[Any]]:
+    """Load a connector class by its type name, lazily, through its entry point."""
+    eps = _entry_points()
+    if type_name not in eps:
+        known = ", ".join(sorted(eps)) or "none installed"
+        raise LookupError(f"unknown connector type {type_name!r} (known: {known})")
+    cls = eps[type_name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise LookupError(f"entry point {type_name!r} does not name a Connector class: {cls!r}")
+    return cls

@@ -1,0 +1,88 @@
+"""Errors classified by what the daemon should do with them."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CollectorError",
+    "ConfigurationError",
+    "TransientError",
+    "SkippableError",
+    "MappingError",
+    "Disposition",
+    "classify",
+    "HTTP_DISPOSITION",
+]
+
+
+class CollectorError(Exception):
+    """Base of every error the collector raises on purpose."""
+
+
+class ConfigurationError(CollectorError):
+    """The configuration is wrong: don't retry, tell the operator what to fix."""
+
+
+class MappingError(ConfigurationError):
+    """A mappings file is malformed or refers to something unknown."""
+
+
+class TransientError(CollectorError):
+    """Worth retrying with backoff (timeouts, throttling, 5xx, a database that is down)."""
+
+
+class SkippableError(CollectorError):
+    """One input is bad: record it with its source and move on to the next."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class Disposition(enum.StrEnum):
+    CONFIGURATION = "configuration"
+    TRANSIENT = "transient"
+    SKIPPABLE = "skippable"
+    FATAL = "fatal"
+
+
+HTTP_DISPOSITION: dict[int, Disposition] = {
+    400: Disposition.CONFIGURATION,
+    401: Disposition.CONFIGURATION,
+    403: Disposition.CONFIGURATION,
+    404: Disposition.SKIPPABLE,
+    408: Disposition.TRANSIENT,
+    409: Disposition.TRANSIENT,
+    410: Disposition.SKIPPABLE,
+    422: Disposition.SKIPPABLE,
+    425: Disposition.TRANSIENT,
+    429: Disposition.TRANSIENT,
+    500: Disposition.TRANSIENT,
+    502: Disposition.TRANSIENT,
+    503: Disposition.TRANSIENT,
+    504: Disposition.TRANSIENT,
+}
+
+
+def classify(exc: BaseException) -> Disposition:
+    """The one table that decides retry / skip / stop for an exception."""
+    if isinstance(exc, ConfigurationError):
+        return Disposition.CONFIGURATION
+    if isinstance(exc, TransientError):
+        return Disposition.TRANSIENT
+    if isinstance(exc, SkippableError):
+        return Disposition.SKIPPABLE
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return Disposition.TRANSIENT
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    if isinstance(status, int):
+        return HTTP_DISPOSITION.get(status, Disposition.FATAL)
+    try:
+        from sqlalchemy.exc import OperationalError
+    except ImportError:  # pragma: no cover - sqlalchemy is a hard dependency
+        return Disposition.FATAL
+    if isinstance(exc, OperationalError):
+        return Disposition.TRANSIENT
+    return Disposition.FATAL

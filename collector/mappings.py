@@ -1,0 +1,268 @@
+"""Control catalogs and the evidence map, validated once at load with indexes both ways."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collector.durations import Duration
+from collector.errors import MappingError
+from collector.model import ControlRef
+
+__all__ = [
+    "Control",
+    "Catalog",
+    "ControlLink",
+    "FreshnessPolicy",
+    "KindMapping",
+    "CheckMapping",
+    "Mappings",
+    "load_mappings",
+    "default_mappings_dir",
+    "format_validation_error",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Control(_Strict):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    group: str = Field(min_length=1)
+    group_title: str = ""
+    function: str | None = None
+    text: str | None = None
+
+
+class Catalog(_Strict):
+    framework: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    version: str
+    controls: list[Control] = Field(min_length=1)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_and_resolvable(self) -> Catalog:
+        seen: set[str] = set()
+        for control in self.controls:
+            if control.id in seen:
+                raise ValueError(f"control id {control.id!r} appears twice")
+            seen.add(control.id)
+        for alias, targets in self.aliases.items():
+            unknown = [t for t in targets if t not in seen]
+            if unknown:
+                raise ValueError(f"alias {alias!r} points at unknown controls {unknown}")
+        return self
+
+
+class ControlLink(_Strict):
+    control: str
+    relationship: Literal["supports", "satisfies"]
+    rationale: str = Field(min_length=10)
+
+    @field_validator("control")
+    @classmethod
+    def _parse(cls, value: str) -> str:
+        return str(ControlRef.parse(value))
+
+    @property
+    def ref(self) -> ControlRef:
+        return ControlRef.parse(self.control)
+
+
+class FreshnessPolicy(_Strict):
+    """How long evidence stays fresh, and how long before expiry it turns ``at_risk``."""
+
+    ttl: Duration
+    at_risk: Duration = timedelta(0)
+
+    @model_validator(mode="after")
+    def _tolerance_within_ttl(self) -> FreshnessPolicy:
+        if self.ttl <= timedelta(0):
+            raise ValueError("ttl must be positive")
+        if self.at_risk >= self.ttl:
+            raise ValueError("at_risk must be shorter than ttl")
+        return self
+
+
+class KindMapping(_Strict):
+    kind: str
+    title: str
+    freshness: FreshnessPolicy
+    controls: list[ControlLink] = Field(default_factory=list)
+
+
+class CheckMapping(_Strict):
+    check: str
+    kind: str
+    controls: list[ControlLink] = Field(default_factory=list)
+
+
+class EvidenceMapFile(_Strict):
+    kinds: list[KindMapping] = Field(default_factory=list)
+    checks: list[CheckMapping] = Field(default_factory=list)
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def default_mappings_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "mappings"
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """Catalogs and evidence links with lookups built once."""
+
+    catalogs: dict[str, Catalog]
+    kinds: dict[str, KindMapping]
+    checks: dict[str, CheckMapping]
+    controls_by_kind: dict[str, tuple[ControlRef, ...]]
+    controls_by_check: dict[str, tuple[ControlRef, ...]]
+    kinds_by_control: dict[ControlRef, tuple[str, ...]]
+    checks_by_control: dict[ControlRef, tuple[str, ...]]
+
+    def control(self, ref: ControlRef) -> Control:
+        catalog = self.catalogs[ref.framework]
+        for control in catalog.controls:
+            if control.id == ref.control:
+                return control
+        raise KeyError(str(ref))
+
+    def frameworks(self) -> list[str]:
+        return sorted(self.catalogs)
+
+    def all_controls(self, framework: str | None = None) -> list[ControlRef]:
+        return [
+            ControlRef(fw, c.id)
+            for fw, catalog in sorted(self.catalogs.items())
+            if framework in (None, fw)
+            for c in catalog.controls
+        ]
+
+    def mapped_controls(self, framework: str | None = None) -> list[ControlRef]:
+        """Controls that at least one evidence kind speaks to, in catalog order."""
+        return [ref for ref in self.all_controls(framework) if ref in self.kinds_by_control]
+
+    def resolve(self, text: str) -> list[ControlRef]:
+        """Parse ``framework:id``, accepting catalog aliases (ISO 27001:2013 numbers)."""
+        ref = ControlRef.parse(text)
+        catalog = self.catalogs.get(ref.framework)
+        if catalog is None:
+            raise LookupError(f"unknown framework {ref.framework!r} (known: {', '.join(self.frameworks())})")
+        if any(c.id == ref.control for c in catalog.controls):
+            return [ref]
+        if ref.control in catalog.aliases:
+            return [ControlRef(ref.framework, target) for target in catalog.aliases[ref.control]]
+        raise LookupError(f"unknown control {ref.control!r} in framework {ref.framework!r}")
+
+    def tags_for(self, kind: str, check_ids: Iterable[str]) -> list[str]:
+        refs = set(self.controls_by_kind.get(kind, ()))
+        for check_id in check_ids:
+            refs.update(self.controls_by_check.get(check_id, ()))
+        return sorted(str(r) for r in refs)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _resolve_links(
+    links: list[ControlLink], catalogs: dict[str, Catalog], where: str
+) -> tuple[ControlRef, ...]:
+    out: list[ControlRef] = []
+    for i, link in enumerate(links):
+        ref = link.ref
+        catalog = catalogs.get(ref.framework)
+        if catalog is None:
+            raise MappingError(f"{where}.controls[{i}]: unknown framework {ref.framework!r}")
+        if not any(c.id == ref.control for c in catalog.controls):
+            raise MappingError(f"{where}.controls[{i}]: unknown control {ref.control!r} in {ref.framework}")
+        out.append(ref)
+    return tuple(out)
+
+
+def load_mappings(directory: Path | None = None) -> Mappings:
+    """Load ``catalogs/*.yaml`` and ``evidence/*.yaml``; any problem is a :class:`MappingError`."""
+    root = directory or default_mappings_dir()
+    if not root.is_dir():
+        raise MappingError(f"{root}: mappings directory not found")
+    catalogs: dict[str, Catalog] = {}
+    for path in sorted((root / "catalogs").glob("*.yaml")):
+        try:
+            catalog = Catalog.model_validate(_read_yaml(path))
+        except ValidationError as exc:
+            raise MappingError(format_validation_error(exc, str(path))) from exc
+        if catalog.framework in catalogs:
+            raise MappingError(f"{path}: framework {catalog.framework!r} is defined twice")
+        catalogs[catalog.framework] = catalog
+    if not catalogs:
+        raise MappingError(f"{root / 'catalogs'}: no catalog files (*.yaml)")
+
+    kinds: dict[str, KindMapping] = {}
+    checks: dict[str, CheckMapping] = {}
+    by_kind: dict[str, tuple[ControlRef, ...]] = {}
+    by_check: dict[str, tuple[ControlRef, ...]] = {}
+    for path in sorted((root / "evidence").glob("*.yaml")):
+        try:
+            data = EvidenceMapFile.model_validate(_read_yaml(path))
+        except ValidationError as exc:
+            raise MappingError(format_validation_error(exc, str(path))) from exc
+        for i, km in enumerate(data.kinds):
+            where = f"{path}: kinds[{i}] ({km.kind})"
+            if km.kind in kinds:
+                raise MappingError(f"{where}: evidence kind mapped twice")
+            kinds[km.kind] = km
+            by_kind[km.kind] = _resolve_links(km.controls, catalogs, where)
+        for i, cm in enumerate(data.checks):
+            where = f"{path}: checks[{i}] ({cm.check})"
+            if cm.check in checks:
+                raise MappingError(f"{where}: check mapped twice")
+            checks[cm.check] = cm
+            by_check[cm.check] = _resolve_links(cm.controls, catalogs, where)
+    for name, cm in checks.items():
+        if cm.kind not in kinds:
+            raise MappingError(f"check {name}: its kind {cm.kind!r} has no entry under kinds")
+
+    kinds_by_control: dict[ControlRef, list[str]] = defaultdict(list)
+    for kind, refs in by_kind.items():
+        for ref in refs:
+            kinds_by_control[ref].append(kind)
+    checks_by_control: dict[ControlRef, list[str]] = defaultdict(list)
+    for check, refs in by_check.items():
+        for ref in refs:
+            checks_by_control[ref].append(check)
+            # a check speaks to its control only through its kind's evidence: make that kind count for freshness
+            kind = checks[check].kind
+            if kind not in kinds_by_control[ref]:
+                kinds_by_control[ref].append(kind)
+    return Mappings(
+        catalogs=catalogs,
+        kinds=kinds,
+        checks=checks,
+        controls_by_kind=by_kind,
+        controls_by_check=by_check,
+        kinds_by_control={k: tuple(sorted(v)) for k, v in kinds_by_control.items()},
+        checks_by_control={k: tuple(sorted(v)) for k, v in checks_by_control.items()},
+    )

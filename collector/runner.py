@@ -1,0 +1,221 @@
+"""One collection run: connector → observations → checks, tags, hashes → one transaction → state."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from tenacity import RetryCallState
+
+from collector.canonical import canonical_json, sha256_hex
+from collector.config import ResolvedInstance
+from collector.connector import CollectContext, Connector, Problem, RunCancelled
+from collector.errors import Disposition, classify
+from collector.mappings import Mappings
+from collector.model import Observation
+from collector.retry import retrying
+from collector.state import State
+from collector.store import PreparedRecord, RunRecord, Store
+
+__all__ = ["Runner", "RunTimedOut", "prepare_record", "RunOutcome"]
+
+
+class RunTimedOut(Exception):
+    """The run went past its schedule's timeout and was cancelled."""
+
+
+@dataclass
+class RunOutcome:
+    run: RunRecord
+    stored: int = 0
+    records: list[PreparedRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.run.status in ("succeeded", "partial")
+
+
+def prepare_record(
+    obs: Observation,
+    connector: Connector[Any],
+    instance: ResolvedInstance,
+    mappings: Mappings,
+    run_id: str,
+    collected_at: datetime,
+) -> PreparedRecord:
+    """Everything the core adds to an observation; raises ValueError for one that cannot be stored."""
+    if not isinstance(obs, Observation):
+        raise ValueError(f"connector yielded {type(obs).__name__}, not an Observation")
+    if obs.kind not in connector.kinds:
+        raise ValueError(f"connector does not declare evidence kind {obs.kind!r}")
+    try:
+        payload_bytes = canonical_json(obs.payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload is not canonical JSON: {exc}") from exc
+    results = [c.run(obs, connector.settings, collected_at) for c in connector.checks if c.kind == obs.kind]
+    checks = [r.as_json() for r in results]
+    return PreparedRecord(
+        id=str(uuid.uuid4()),
+        run_id=run_id,
+        connector_type=instance.config.type,
+        instance=instance.config.name,
+        connector_version=connector.version,
+        kind=obs.kind,
+        subject_type=obs.subject.type,
+        subject_id=obs.subject.id,
+        observed_at=obs.observed_at.astimezone(UTC),
+        collected_at=collected_at,
+        content_sha256=sha256_hex(payload_bytes),
+        payload_json=payload_bytes.decode("utf-8"),
+        source=obs.source,
+        config_hash=instance.config_hash,
+        controls=mappings.tags_for(obs.kind, [r.check_id for r in results]),
+        checks=checks,
+    )
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        state: State,
+        mappings: Mappings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        shutdown: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.mappings = mappings
+        self.clock = clock
+        self.shutdown = shutdown or threading.Event()
+
+    def run(self, instance: ResolvedInstance) -> RunOutcome:
+        name = instance.config.name
+        run_id = str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(connector=instance.config.type, instance=name, run_id=run_id)
+        log = structlog.get_logger("collector.run")
+        started = self.clock()
+        t0 = time.monotonic()
+        records: list[PreparedRecord] = []
+        problems: list[Problem] = []
+        new_cursor: Any = None
+        error: str | None = None
+        status = "succeeded"
+        policy = instance.config.retry
+
+        def on_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("run_retry", attempt=state.attempt_number, error=f"{type(exc).__name__}: {exc}")
+
+        try:
+            cursor = self.store.get_cursor(name)
+            for attempt in retrying(policy.attempts, policy.initial, policy.max, on_retry):
+                with attempt:
+                    records, problems, new_cursor = self._collect(instance, run_id, cursor, log)
+            if problems:
+                status = "partial"
+        except RunCancelled as exc:
+            status, error = ("interrupted" if self.shutdown.is_set() else "failed"), str(exc)
+        except RunTimedOut as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:  # recorded in the run row, the log and metrics
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            if classify(exc) is Disposition.CONFIGURATION:
+                error = f"configuration error: {exc}"
+        if status in ("failed", "interrupted"):
+            records = []
+        finished = self.clock()
+        run = RunRecord(
+            id=run_id,
+            connector_type=instance.config.type,
+            instance=name,
+            started_at=started,
+            finished_at=finished,
+            status=status,
+            observations=len(records),
+            problems=[{"source": p.source, "reason": p.reason} for p in problems],
+            error=error,
+            config_hash=instance.config_hash,
+        )
+        stored = 0
+        try:
+            for attempt in retrying(policy.attempts, policy.initial, policy.max, on_retry):
+                with attempt:
+                    stored_records = self.store.commit_run(
+                        run,
+                        records,
+                        cursor=new_cursor,
+                        save_cursor=status in ("succeeded", "partial") and new_cursor is not None,
+                    )
+            stored = len(stored_records)
+            for rec in stored_records:
+                self.state.observe(rec.kind, rec.subject_type, rec.subject_id, rec.observed_at, rec.checks)
+            kinds: dict[str, int] = {}
+            for rec in stored_records:
+                kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
+            for kind, n in kinds.items():
+                self.state.count_records(instance.config.type, name, kind, n)
+        except Exception as exc:  # the database is down: the run counts as failed, nothing half-written
+            run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
+            run.observations = 0
+        duration = time.monotonic() - t0
+        self.state.record_run(name, instance.config.type, run.status, finished, duration, len(problems))
+        log_fn = log.info if run.status == "succeeded" else log.warning
+        log_fn(
+            "run_finished",
+            status=run.status,
+            observations=run.observations,
+            stored=stored,
+            problems=len(problems),
+            duration_seconds=round(duration, 3),
+            error=run.error,
+        )
+        for p in problems[:20]:
+            log.warning("run_problem", source=p.source, reason=p.reason)
+        structlog.contextvars.unbind_contextvars("connector", "instance", "run_id")
+        return RunOutcome(run, stored, records)
+
+    def _collect(
+        self, instance: ResolvedInstance, run_id: str, cursor: Any, log: Any
+    ) -> tuple[list[PreparedRecord], list[Problem], Any]:
+        connector = instance.build()
+        ctx = CollectContext(instance=instance.config.name, run_id=run_id, now=self.clock(), cursor=cursor, log=log)
+        box: dict[str, Any] = {}
+        context = structlog.contextvars.get_contextvars()
+
+        def work() -> None:
+            structlog.contextvars.bind_contextvars(**context)
+            out: list[PreparedRecord] = []
+            try:
+                for obs in connector.collect(ctx):
+                    try:
+                        out.append(prepare_record(obs, connector, instance, self.mappings, run_id, ctx.now))
+                    except ValueError as exc:
+                        ctx.problem(getattr(obs, "source", "") or instance.config.name, str(exc))
+                    ctx.raise_if_cancelled()
+                box["records"] = out
+            except BaseException as exc:  # handed to the waiting thread, which decides
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"collect-{instance.config.name}", daemon=True)
+        worker.start()
+        timeout = instance.config.schedule.timeout.total_seconds()
+        deadline = time.monotonic() + timeout
+        while worker.is_alive():
+            worker.join(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            if self.shutdown.is_set() and worker.is_alive():
+                ctx.cancel_event.set()
+                worker.join(2.0)
+                raise RunCancelled("the daemon is shutting down")
+            if time.monotonic() >= deadline and worker.is_alive():
+                ctx.cancel_event.set()
+                raise RunTimedOut(f"run exceeded its timeout of {timeout:g}s and was cancelled")
+        if "error" in box:
+            raise box["error"]
+        return box["records"], ctx.problems, ctx.new_cursor

@@ -1,0 +1,196 @@
+"""In-memory state the write path updates and /metrics, status and readiness read.
+
+Three signals are kept apart: connector health, evidence freshness (newest observation per kind),
+and control results (subjects whose latest record fails a check)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from collector.freshness import ControlFreshness, control_freshness
+from collector.mappings import FreshnessPolicy, Mappings
+from collector.model import ControlRef
+
+__all__ = ["ConnectorHealth", "Snapshot", "State", "SubjectKey", "evaluate_controls"]
+
+SubjectKey = tuple[str, str, str]
+"""(kind, subject type, subject id)"""
+
+_FAILING = frozenset({"fail", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorHealth:
+    instance: str
+    connector_type: str
+    last_success: datetime | None = None
+    last_finished: datetime | None = None
+    last_status: str | None = None
+    consecutive_failures: int = 0
+    last_duration_seconds: float | None = None
+    last_problems: int = 0
+    runs: Mapping[str, int] = field(default_factory=dict)
+    problems_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A consistent copy taken under the lock: what a scrape or a status call reads."""
+
+    newest_by_kind: dict[str, datetime]
+    failing_by_check: dict[str, int]
+    connectors: dict[str, ConnectorHealth]
+    records_total: dict[tuple[str, str, str], int]
+    ready: bool
+
+
+@dataclass(slots=True)
+class _Latest:
+    observed_at: datetime
+    failing: frozenset[str]
+
+
+class State:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[SubjectKey, _Latest] = {}
+        self._newest_by_kind: dict[str, datetime] = {}
+        self._failing_by_check: Counter[str] = Counter()
+        self._connectors: dict[str, ConnectorHealth] = {}
+        self._records_total: Counter[tuple[str, str, str]] = Counter()
+        self.loaded = False
+
+    # -- write path -------------------------------------------------------------------------------
+    def register_connector(self, instance: str, connector_type: str) -> None:
+        with self._lock:
+            self._connectors.setdefault(instance, ConnectorHealth(instance, connector_type))
+
+    def observe(
+        self,
+        kind: str,
+        subject_type: str,
+        subject_id: str,
+        observed_at: datetime,
+        checks: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """Account for one stored record (only if it is the subject's newest)."""
+        failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
+        with self._lock:
+            self._observe_locked((kind, subject_type, subject_id), observed_at, failing)
+
+    def _observe_locked(self, key: SubjectKey, observed_at: datetime, failing: frozenset[str]) -> None:
+        current = self._latest.get(key)
+        if current is not None and current.observed_at > observed_at:
+            return
+        if current is not None:
+            self._failing_by_check.subtract(current.failing)
+        self._failing_by_check.update(failing)
+        self._latest[key] = _Latest(observed_at, failing)
+        newest = self._newest_by_kind.get(key[0])
+        if newest is None or observed_at > newest:
+            self._newest_by_kind[key[0]] = observed_at
+
+    def count_records(self, connector_type: str, instance: str, kind: str, n: int) -> None:
+        with self._lock:
+            self._records_total[(connector_type, instance, kind)] += n
+
+    def record_run(
+        self,
+        instance: str,
+        connector_type: str,
+        status: str,
+        finished_at: datetime,
+        duration_seconds: float,
+        problems: int,
+    ) -> None:
+        with self._lock:
+            health = self._connectors.get(instance) or ConnectorHealth(instance, connector_type)
+            runs = dict(health.runs)
+            runs[status] = runs.get(status, 0) + 1
+            ok = status in ("succeeded", "partial")
+            self._connectors[instance] = replace(
+                health,
+                last_success=finished_at if ok else health.last_success,
+                last_finished=finished_at,
+                last_status=status,
+                consecutive_failures=0 if ok else health.consecutive_failures + 1,
+                last_duration_seconds=duration_seconds,
+                last_problems=problems,
+                runs=runs,
+                problems_total=health.problems_total + problems,
+            )
+
+    def rebuild(
+        self,
+        latest: Iterable[Any],
+        record_counts: Mapping[tuple[str, str, str], int],
+        run_history: Mapping[str, list[Any]],
+        run_counts: Mapping[tuple[str, str, str], int],
+    ) -> None:
+        """Replace everything with what the database says (at start, or when it comes back)."""
+        with self._lock:
+            self._latest.clear()
+            self._newest_by_kind.clear()
+            self._failing_by_check.clear()
+            for row in latest:
+                failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
+                self._observe_locked((row.kind, row.subject_type, row.subject_id), row.observed_at, failing)
+            self._records_total = Counter(record_counts)
+            for instance, runs in run_history.items():
+                if not runs:
+                    continue
+                newest = runs[0]
+                last_success = next((r.finished_at for r in runs if r.status in ("succeeded", "partial")), None)
+                failures = 0
+                for r in runs:
+                    if r.status in ("succeeded", "partial"):
+                        break
+                    failures += 1
+                counts = {s: n for (_, inst, s), n in run_counts.items() if inst == instance}
+                self._connectors[instance] = ConnectorHealth(
+                    instance=instance,
+                    connector_type=newest.connector_type,
+                    last_success=last_success,
+                    last_finished=newest.finished_at,
+                    last_status=newest.status,
+                    consecutive_failures=failures,
+                    last_duration_seconds=newest.duration_seconds,
+                    runs=counts,
+                )
+            self.loaded = True
+
+    # -- read path --------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                newest_by_kind=dict(self._newest_by_kind),
+                failing_by_check={k: v for k, v in self._failing_by_check.items() if v > 0},
+                connectors=dict(self._connectors),
+                records_total=dict(self._records_total),
+                ready=self.loaded,
+            )
+
+
+def evaluate_controls(
+    snapshot: Snapshot,
+    mappings: Mappings,
+    now: datetime,
+    overrides: Mapping[ControlRef, FreshnessPolicy],
+    framework: str | None = None,
+) -> list[tuple[ControlFreshness, int, list[str]]]:
+    """Per mapped control: its freshness, how many subjects fail its checks, and which checks fail."""
+    policies = {kind: km.freshness for kind, km in mappings.kinds.items()}
+    out = []
+    for ref in mappings.mapped_controls(framework):
+        kinds = mappings.kinds_by_control.get(ref, ())
+        fresh = control_freshness(ref, kinds, snapshot.newest_by_kind, policies, now, overrides.get(ref))
+        checks = mappings.checks_by_control.get(ref, ())
+        failing = [c for c in checks if snapshot.failing_by_check.get(c, 0) > 0]
+        failures = sum(snapshot.failing_by_check.get(c, 0) for c in checks)
+        out.append((fresh, failures, failing))
+    return out

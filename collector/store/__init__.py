@@ -1,0 +1,494 @@
+"""The evidence store: SQLAlchemy 2 Core over SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from collector.store.records import (
+    GENESIS_HASH,
+    PreparedRecord,
+    RunRecord,
+    StoredRecord,
+    chain_hash,
+)
+from collector.store.schema import chain_head, collection_runs, cursors, evidence, evidence_content
+
+__all__ = [
+    "Store",
+    "PreparedRecord",
+    "RunRecord",
+    "StoredRecord",
+    "ChainBreak",
+    "SubjectLatest",
+    "RunSummary",
+    "EvidenceFilter",
+]
+
+_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    seq: int
+    record_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectLatest:
+    instance: str
+    connector_type: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    observed_at: datetime
+    checks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    instance: str
+    connector_type: str
+    status: str
+    finished_at: datetime
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFilter:
+    kind: str | None = None
+    subject: str | None = None
+    control: str | None = None
+    check: str | None = None
+    result: str | None = None
+    instance: str | None = None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """Append-only evidence with a hash chain. All writes of one run happen in one transaction."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        connect_args: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args = {"timeout": 30, "check_same_thread": False}
+        elif self.dialect == "postgresql":
+            connect_args = {"connect_timeout": 5}
+        self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._write_lock = threading.Lock()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _alembic_config(self, connection: Connection) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(files("collector") / "migrations"))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def upgrade(self) -> str:
+        """Apply Alembic migrations up to head; returns the revision now in force."""
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+        return self.current_revision() or ""
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+
+    def ping(self) -> None:
+        """Raise unless the database answers and its schema is at head."""
+        current = self.current_revision()
+        head = self.head_revision()
+        if current != head:
+            raise RuntimeError(f"database schema is at {current or 'nothing'}, expected {head}: run `db upgrade`")
+
+    # -- writes ---------------------------------------------------------------------------------
+    def commit_run(
+        self,
+        run: RunRecord,
+        records: Sequence[PreparedRecord],
+        *,
+        cursor: Any = None,
+        save_cursor: bool = False,
+        now: datetime | None = None,
+    ) -> list[StoredRecord]:
+        """Store a run row, its evidence and (optionally) its cursor in one transaction."""
+        stored_at = now or datetime.now(UTC)
+        out: list[StoredRecord] = []
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(
+                collection_runs.insert(),
+                {
+                    "id": run.id,
+                    "connector_type": run.connector_type,
+                    "instance": run.instance,
+                    "started_at": run.started_at,
+                    "finished_at": run.finished_at,
+                    "status": run.status,
+                    "observations": run.observations,
+                    "problems": len(run.problems),
+                    "problem_details": json.dumps(run.problems, sort_keys=True),
+                    "error": run.error,
+                    "config_hash": run.config_hash,
+                },
+            )
+            if records:
+                out = self._append(conn, records, stored_at)
+            if save_cursor:
+                self._save_cursor(conn, run.instance, cursor, run.id, stored_at)
+        return out
+
+    def _content_insert(self) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(evidence_content).on_conflict_do_nothing(index_elements=["sha256"])
+        if self.dialect == "sqlite":
+            return sqlite.insert(evidence_content).on_conflict_do_nothing(index_elements=["sha256"])
+        raise RuntimeError(f"unsupported database dialect {self.dialect}")
+
+    def _append(self, conn: Connection, records: Sequence[PreparedRecord], stored_at: datetime) -> list[StoredRecord]:
+        head_query = select(chain_head.c.seq, chain_head.c.chain_hash).where(chain_head.c.id == 1)
+        if self.dialect == "postgresql":
+            head_query = head_query.with_for_update()
+        head = conn.execute(head_query).one()
+        prev = head.chain_hash
+        contents: dict[str, str] = {}
+        rows: list[dict[str, Any]] = []
+        out: list[StoredRecord] = []
+        for rec in records:
+            contents.setdefault(rec.content_sha256, rec.payload_json)
+            controls_json = json.dumps(rec.controls)
+            checks_json = json.dumps(rec.checks, sort_keys=True)
+            link = chain_hash(
+                prev,
+                id=rec.id,
+                run_id=rec.run_id,
+                connector_type=rec.connector_type,
+                instance=rec.instance,
+                connector_version=rec.connector_version,
+                kind=rec.kind,
+                subject_type=rec.subject_type,
+                subject_id=rec.subject_id,
+                observed_at=rec.observed_at,
+                collected_at=rec.collected_at,
+                stored_at=stored_at,
+                content_sha256=rec.content_sha256,
+                source=rec.source,
+                config_hash=rec.config_hash,
+                controls_json=controls_json,
+                checks_json=checks_json,
+            )
+            rows.append(
+                {
+                    "id": rec.id,
+                    "run_id": rec.run_id,
+                    "connector_type": rec.connector_type,
+                    "instance": rec.instance,
+                    "connector_version": rec.connector_version,
+                    "kind": rec.kind,
+                    "subject_type": rec.subject_type,
+                    "subject_id": rec.subject_id,
+                    "observed_at": rec.observed_at,
+                    "collected_at": rec.collected_at,
+                    "stored_at": stored_at,
+                    "content_sha256": rec.content_sha256,
+                    "source": rec.source,
+                    "config_hash": rec.config_hash,
+                    "controls": controls_json,
+                    "checks": checks_json,
+                    "prev_hash": prev,
+                    "chain_hash": link,
+                }
+            )
+            prev = link
+        content_rows = [{"sha256": k, "payload": v, "size_bytes": len(v.encode())} for k, v in contents.items()]
+        insert_content = self._content_insert()
+        for i in range(0, len(content_rows), _BATCH):
+            conn.execute(insert_content, content_rows[i : i + _BATCH])
+        for i in range(0, len(rows), _BATCH):
+            conn.execute(evidence.insert(), rows[i : i + _BATCH])
+        last_seq = conn.execute(select(func.max(evidence.c.seq))).scalar_one()
+        conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=last_seq, chain_hash=prev))
+        first_seq = last_seq - len(rows) + 1
+        for offset, (row, rec) in enumerate(zip(rows, records, strict=True)):
+            out.append(
+                StoredRecord(
+                    seq=first_seq + offset,
+                    id=rec.id,
+                    run_id=rec.run_id,
+                    connector_type=rec.connector_type,
+                    instance=rec.instance,
+                    connector_version=rec.connector_version,
+                    kind=rec.kind,
+                    subject_type=rec.subject_type,
+                    subject_id=rec.subject_id,
+                    observed_at=rec.observed_at,
+                    collected_at=rec.collected_at,
+                    stored_at=stored_at,
+                    content_sha256=rec.content_sha256,
+                    source=rec.source,
+                    config_hash=rec.config_hash,
+                    controls=rec.controls,
+                    checks=rec.checks,
+                    prev_hash=row["prev_hash"],
+                    chain_hash=row["chain_hash"],
+                )
+            )
+        return out
+
+    def _save_cursor(self, conn: Connection, instance: str, value: Any, run_id: str, now: datetime) -> None:
+        payload = json.dumps(value, sort_keys=True)
+        values = {"instance": instance, "value": payload, "run_id": run_id, "updated_at": now}
+        stmt: Any
+        if self.dialect == "postgresql":
+            stmt = postgresql.insert(cursors).values(values)
+        else:
+            stmt = sqlite.insert(cursors).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["instance"], set_={"value": payload, "run_id": run_id, "updated_at": now}
+        )
+        conn.execute(stmt)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get_cursor(self, instance: str) -> Any:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(cursors.c.value).where(cursors.c.instance == instance)).scalar()
+        return None if value is None else json.loads(value)
+
+    def count_records(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(evidence)).scalar_one())
+
+    def runs(self, instance: str | None = None, limit: int = 50) -> list[RunRecord]:
+        query = select(collection_runs).order_by(collection_runs.c.finished_at.desc()).limit(limit)
+        if instance:
+            query = query.where(collection_runs.c.instance == instance)
+        with self.engine.connect() as conn:
+            return [
+                RunRecord(
+                    id=r.id,
+                    connector_type=r.connector_type,
+                    instance=r.instance,
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    status=r.status,
+                    observations=r.observations,
+                    problems=json.loads(r.problem_details),
+                    error=r.error,
+                    config_hash=r.config_hash,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def _latest_query(self) -> Any:
+        ranked = select(
+            evidence,
+            func.row_number()
+            .over(
+                partition_by=(evidence.c.kind, evidence.c.subject_type, evidence.c.subject_id),
+                order_by=(evidence.c.observed_at.desc(), evidence.c.seq.desc()),
+            )
+            .label("rank"),
+        ).subquery()
+        return select(ranked).where(ranked.c.rank == 1)
+
+    def latest_per_subject(self) -> Iterator[SubjectLatest]:
+        """The newest record of every (kind, subject): what the in-memory state is rebuilt from."""
+        latest = self._latest_query().subquery()
+        query = select(
+            latest.c.instance,
+            latest.c.connector_type,
+            latest.c.kind,
+            latest.c.subject_type,
+            latest.c.subject_id,
+            latest.c.observed_at,
+            latest.c.checks,
+        )
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                yield SubjectLatest(
+                    instance=r.instance,
+                    connector_type=r.connector_type,
+                    kind=r.kind,
+                    subject_type=r.subject_type,
+                    subject_id=r.subject_id,
+                    observed_at=r.observed_at,
+                    checks=json.loads(r.checks),
+                )
+
+    def record_counts(self) -> dict[tuple[str, str, str], int]:
+        """Stored records per (connector type, instance, kind)."""
+        query = select(evidence.c.connector_type, evidence.c.instance, evidence.c.kind, func.count()).group_by(
+            evidence.c.connector_type, evidence.c.instance, evidence.c.kind
+        )
+        with self.engine.connect() as conn:
+            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+    def run_history(self, per_instance: int = 100) -> dict[str, list[RunSummary]]:
+        """Recent runs per instance, newest first (for connector health after a restart)."""
+        ranked = select(
+            collection_runs,
+            func.row_number()
+            .over(partition_by=collection_runs.c.instance, order_by=collection_runs.c.finished_at.desc())
+            .label("rank"),
+        ).subquery()
+        query = select(ranked).where(ranked.c.rank <= per_instance).order_by(ranked.c.instance, ranked.c.rank)
+        out: dict[str, list[RunSummary]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.instance, []).append(
+                    RunSummary(
+                        instance=r.instance,
+                        connector_type=r.connector_type,
+                        status=r.status,
+                        finished_at=r.finished_at,
+                        duration_seconds=(r.finished_at - r.started_at).total_seconds(),
+                    )
+                )
+        return out
+
+    def run_status_counts(self) -> dict[tuple[str, str, str], int]:
+        query = select(
+            collection_runs.c.connector_type, collection_runs.c.instance, collection_runs.c.status, func.count()
+        ).group_by(collection_runs.c.connector_type, collection_runs.c.instance, collection_runs.c.status)
+        with self.engine.connect() as conn:
+            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+    def latest_records(self, filt: EvidenceFilter, *, with_payload: bool = True) -> list[StoredRecord]:
+        """The latest record per subject, filtered; what `evidence-collector evidence` prints."""
+        latest = self._latest_query().subquery()
+        query = select(latest, evidence_content.c.payload).join(
+            evidence_content, evidence_content.c.sha256 == latest.c.content_sha256
+        )
+        if filt.kind:
+            query = query.where(latest.c.kind == filt.kind)
+        if filt.instance:
+            query = query.where(latest.c.instance == filt.instance)
+        if filt.subject:
+            subject_type, sep, subject_id = filt.subject.partition(":")
+            if sep and subject_id:
+                query = query.where(
+                    (latest.c.subject_id == filt.subject)
+                    | ((latest.c.subject_type == subject_type) & (latest.c.subject_id == subject_id))
+                )
+            else:
+                query = query.where(latest.c.subject_id == filt.subject)
+        query = query.order_by(latest.c.kind, latest.c.subject_type, latest.c.subject_id)
+        out: list[StoredRecord] = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                rec = StoredRecord.from_row(row, json.loads(row.payload) if with_payload else None)
+                if filt.control and filt.control not in rec.controls:
+                    continue
+                if filt.check or filt.result:
+                    matching = [
+                        c
+                        for c in rec.checks
+                        if (not filt.check or c["id"] == filt.check) and (not filt.result or c["result"] == filt.result)
+                    ]
+                    if not matching:
+                        continue
+                out.append(rec)
+        return out
+
+    def verify(self) -> tuple[int, ChainBreak | None]:
+        """Walk the chain from the first row; return rows checked and the first break, if any."""
+        prev = GENESIS_HASH
+        checked = 0
+        last_seq = 0
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    select(evidence, evidence_content.c.payload)
+                    .join(evidence_content, evidence_content.c.sha256 == evidence.c.content_sha256, isouter=True)
+                    .where(evidence.c.seq > last_seq)
+                    .order_by(evidence.c.seq)
+                    .limit(_BATCH)
+                ).all()
+                if not rows:
+                    break
+                for row in rows:
+                    rec = StoredRecord.from_row(row)
+                    brk = _check_row(rec, row.payload, prev, row._mapping["controls"], row._mapping["checks"])
+                    if brk:
+                        return checked, brk
+                    prev = rec.chain_hash
+                    checked += 1
+                    last_seq = rec.seq
+            head = conn.execute(select(chain_head.c.seq, chain_head.c.chain_hash)).one()
+        if head.chain_hash != prev or head.seq != last_seq:
+            return checked, ChainBreak(head.seq, "(chain head)", "chain head does not match the last row: rows removed")
+        return checked, None
+
+    def execute_sql(self, sql: str, **params: Any) -> None:
+        """For tests and tools that need to tamper or inspect deliberately."""
+        with self.engine.begin() as conn:
+            conn.execute(text(sql), params)
+
+
+def _check_row(rec: StoredRecord, payload: str | None, prev: str, controls_json: str, checks_json: str) -> ChainBreak | None:
+    from collector.canonical import sha256_hex
+
+    if rec.prev_hash != prev:
+        return ChainBreak(rec.seq, rec.id, "previous-hash link does not match the row before it (row inserted or removed)")
+    if payload is None:
+        return ChainBreak(rec.seq, rec.id, "content blob is missing")
+    if sha256_hex(payload.encode("utf-8")) != rec.content_sha256:
+        return ChainBreak(rec.seq, rec.id, "content does not match its SHA-256 (payload altered)")
+    expected = chain_hash(
+        prev,
+        id=rec.id,
+        run_id=rec.run_id,
+        connector_type=rec.connector_type,
+        instance=rec.instance,
+        connector_version=rec.connector_version,
+        kind=rec.kind,
+        subject_type=rec.subject_type,
+        subject_id=rec.subject_id,
+        observed_at=rec.observed_at,
+        collected_at=rec.collected_at,
+        stored_at=rec.stored_at,
+        content_sha256=rec.content_sha256,
+        source=rec.source,
+        config_hash=rec.config_hash,
+        controls_json=controls_json,
+        checks_json=checks_json,
+    )
+    if expected != rec.chain_hash:
+        return ChainBreak(rec.seq, rec.id, "row fields do not match its chain hash (row altered)")
+    return None

@@ -1,0 +1,150 @@
+"""What the store writes and reads: records ready to commit, runs, and the chain hash."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.canonical import canonical_json, sha256_hex
+
+__all__ = ["PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "GENESIS_HASH", "iso"]
+
+GENESIS_HASH = "0" * 64
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+@dataclass(slots=True)
+class PreparedRecord:
+    """An observation after the core added ids, hashes, tags and check results; not yet stored."""
+
+    id: str
+    run_id: str
+    connector_type: str
+    instance: str
+    connector_version: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    observed_at: datetime
+    collected_at: datetime
+    content_sha256: str
+    payload_json: str
+    source: str
+    config_hash: str
+    controls: list[str]
+    checks: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class RunRecord:
+    id: str
+    connector_type: str
+    instance: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    observations: int
+    problems: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+    config_hash: str = ""
+
+
+@dataclass(slots=True)
+class StoredRecord:
+    seq: int
+    id: str
+    run_id: str
+    connector_type: str
+    instance: str
+    connector_version: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    observed_at: datetime
+    collected_at: datetime
+    stored_at: datetime
+    content_sha256: str
+    source: str
+    config_hash: str
+    controls: list[str]
+    checks: list[dict[str, Any]]
+    prev_hash: str
+    chain_hash: str
+    payload: Any = None
+
+    @classmethod
+    def from_row(cls, row: Any, payload: Any = None) -> StoredRecord:
+        m = row._mapping
+        return cls(
+            seq=m["seq"],
+            id=m["id"],
+            run_id=m["run_id"],
+            connector_type=m["connector_type"],
+            instance=m["instance"],
+            connector_version=m["connector_version"],
+            kind=m["kind"],
+            subject_type=m["subject_type"],
+            subject_id=m["subject_id"],
+            observed_at=m["observed_at"],
+            collected_at=m["collected_at"],
+            stored_at=m["stored_at"],
+            content_sha256=m["content_sha256"],
+            source=m["source"],
+            config_hash=m["config_hash"],
+            controls=json.loads(m["controls"]),
+            checks=json.loads(m["checks"]),
+            prev_hash=m["prev_hash"],
+            chain_hash=m["chain_hash"],
+            payload=payload,
+        )
+
+
+def chain_hash(
+    prev_hash: str,
+    *,
+    id: str,
+    run_id: str,
+    connector_type: str,
+    instance: str,
+    connector_version: str,
+    kind: str,
+    subject_type: str,
+    subject_id: str,
+    observed_at: datetime,
+    collected_at: datetime,
+    stored_at: datetime,
+    content_sha256: str,
+    source: str,
+    config_hash: str,
+    controls_json: str,
+    checks_json: str,
+) -> str:
+    """SHA-256 over the previous link and every stored field of the row, as a canonical JSON array."""
+    return sha256_hex(
+        canonical_json(
+            [
+                prev_hash,
+                id,
+                run_id,
+                connector_type,
+                instance,
+                connector_version,
+                kind,
+                subject_type,
+                subject_id,
+                iso(observed_at),
+                iso(collected_at),
+                iso(stored_at),
+                content_sha256,
+                source,
+                config_hash,
+                controls_json,
+                checks_json,
+            ]
+        )
+    )

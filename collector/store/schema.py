@@ -1,0 +1,126 @@
+"""Tables. Evidence is append-only; payloads are content-addressed and stored once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+__all__ = ["metadata", "evidence", "evidence_content", "collection_runs", "cursors", "chain_head", "UTCDateTime"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as UTC, always read back timezone-aware (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+evidence_content = Table(
+    "evidence_content",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+)
+
+collection_runs = Table(
+    "collection_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("connector_type", String(100), nullable=False),
+    Column("instance", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("observations", Integer, nullable=False),
+    Column("problems", Integer, nullable=False),
+    Column("problem_details", Text, nullable=False),
+    Column("error", Text),
+    Column("config_hash", String(64), nullable=False),
+    Index(None, "instance", "finished_at"),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("seq", BigInt, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("run_id", String(36), ForeignKey("collection_runs.id"), nullable=False),
+    Column("connector_type", String(100), nullable=False),
+    Column("instance", String(200), nullable=False),
+    Column("connector_version", String(50), nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("subject_type", String(100), nullable=False),
+    Column("subject_id", String(1000), nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("collected_at", UTCDateTime, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Column("content_sha256", String(64), ForeignKey("evidence_content.sha256"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("config_hash", String(64), nullable=False),
+    Column("controls", Text, nullable=False),
+    Column("checks", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Index(None, "kind", "subject_type", "subject_id", "observed_at"),
+    Index(None, "stored_at"),
+    Index(None, "run_id"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInt, nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+)
