@@ -28,7 +28,9 @@ def retrying(
     """A tenacity ``Retrying`` that retries only what :func:`collector.errors.classify` calls transient."""
     return Retrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=initial.total_seconds(), max=maximum.total_seconds()),
+        wait=wait_exponential_jitter(
+            multiplier=initial.total_seconds(), max=maximum.total_seconds(), jitter=initial.total_seconds()
+        ),
         retry=retry_if_exception(_is_transient),
         before_sleep=on_retry,
         reraise=True,

@@ -1,0 +1,78 @@
+"""Small connectors and builders used by the core tests (not fakes of any real service)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from collector.canonical import content_sha256
+from collector.config import ConnectorInstance, ResolvedInstance, RetryPolicy, Schedule
+from collector.connector import Check, CollectContext, Connector, ConnectorSettings
+from collector.errors import TransientError
+from collector.model import Observation, Outcome, Subject
+
+
+class ScriptedSettings(ConnectorSettings):
+    subjects: list[str] = ["a", "b"]
+    observed_at: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+    fail_subjects: list[str] = []
+    transient_failures: int = 0
+    hang_seconds: float = 0.0
+    bad_payload_subject: str | None = None
+
+
+def _verdict(obs: Observation, settings: ScriptedSettings, now: datetime) -> Any:
+    failing = obs.subject.id in settings.fail_subjects
+    return SCRIPTED_CHECK.result(Outcome.FAIL if failing else Outcome.PASS, "scripted")
+
+
+SCRIPTED_CHECK: Check[ScriptedSettings] = Check(
+    id="container.no_fixable_vulns", kind="container.scan", title="scripted", evaluate=_verdict
+)
+
+
+class ScriptedConnector(Connector[ScriptedSettings]):
+    """Yields container.scan observations as its settings say; can fail, hang or emit bad payloads."""
+
+    type = "scripted"
+    version = "1.0"
+    Settings = ScriptedSettings
+    kinds = frozenset({"container.scan"})
+    checks = (SCRIPTED_CHECK,)
+    attempts: ClassVar[dict[str, int]] = {}
+    release = threading.Event()
+
+    def collect(self, ctx: CollectContext) -> Iterator[Observation]:
+        key = ctx.instance
+        ScriptedConnector.attempts[key] = ScriptedConnector.attempts.get(key, 0) + 1
+        if ScriptedConnector.attempts[key] <= self.settings.transient_failures:
+            raise TransientError("source throttled us")
+        if self.settings.hang_seconds:
+            ScriptedConnector.release.wait(self.settings.hang_seconds)
+            ctx.raise_if_cancelled()
+        for subject in self.settings.subjects:
+            payload: dict[str, Any] = {"subject": subject, "critical": 1 if subject in self.settings.fail_subjects else 0}
+            if subject == self.settings.bad_payload_subject:
+                payload = {"value": float("nan")}
+            yield Observation(
+                kind="container.scan",
+                subject=Subject("container_image", subject),
+                observed_at=self.settings.observed_at,
+                payload=payload,
+                source=f"scripted://{subject}",
+            )
+        ctx.set_cursor({"last": self.settings.observed_at.isoformat()})
+
+
+def scripted_instance(name: str = "scripted", timeout: float = 30, **settings: Any) -> ResolvedInstance:
+    cfg = ConnectorInstance(
+        name=name,
+        type="scripted",
+        schedule=Schedule(interval=timedelta(hours=1), timeout=timedelta(seconds=timeout)),
+        settings=settings,
+        retry=RetryPolicy(attempts=3, initial=timedelta(milliseconds=10), max=timedelta(milliseconds=20)),
+    )
+    parsed = ScriptedSettings.model_validate(settings)
+    return ResolvedInstance(cfg, ScriptedConnector, parsed, content_sha256({"t": "scripted", **parsed.model_dump(mode="json")}))
