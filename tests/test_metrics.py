@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.mappings import load_mappings
+from collector.metrics import EvidenceMetrics
+from collector.state import State
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def scrape(state: State, now: datetime) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(EvidenceMetrics(state, load_mappings(), clock=lambda: now))
+    text = generate_latest(registry).decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def control(framework: str, ctl: str) -> tuple[tuple[str, str], ...]:
+    return (("control", ctl), ("framework", framework))
+
+
+def test_fresh_then_stale_as_time_passes() -> None:
+    state = State()
+    state.observe("container.scan", "container_image", "img@sha256:1", NOW - timedelta(days=1), [])
+    m = scrape(state, NOW)
+    key = control("soc2", "CC7.1")
+    assert m[("evidence_status", key)] == 0
+    assert m[("evidence_stale", key)] == 0
+    assert m[("evidence_age_seconds", key)] == 86400
+    assert m[("evidence_ttl_seconds", key)] == 7 * 86400
+
+    at_risk = scrape(state, NOW + timedelta(days=5, hours=1))
+    assert at_risk[("evidence_status", key)] == 1
+
+    later = scrape(state, NOW + timedelta(days=7))
+    assert later[("evidence_status", key)] == 2
+    assert later[("evidence_stale", key)] == 1
+
+
+def test_missing_evidence_is_stale_and_has_no_age() -> None:
+    m = scrape(State(), NOW)
+    key = control("iso27001", "A.8.8")
+    assert m[("evidence_status", key)] == 3
+    assert m[("evidence_stale", key)] == 1
+    assert ("evidence_age_seconds", key) not in m
+
+
+def test_check_failures_are_counted_per_control_apart_from_freshness() -> None:
+    state = State()
+    failing = [{"id": "container.no_fixable_vulns", "result": "fail", "message": "2 HIGH"}]
+    state.observe("container.scan", "container_image", "a", NOW, failing)
+    state.observe("container.scan", "container_image", "b", NOW, failing)
+    state.observe("container.scan", "container_image", "c", NOW, [])
+    m = scrape(state, NOW)
+    assert m[("control_check_failures", control("soc2", "CC7.1"))] == 2
+    assert m[("evidence_status", control("soc2", "CC7.1"))] == 0  # fresh, yet failing: two signals
+    assert m[("control_check_failures", control("nist_ai_rmf", "MEASURE 2.7"))] == 0  # no check mapped there
+
+    state.observe("container.scan", "container_image", "a", NOW + timedelta(hours=1), [])
+    assert scrape(state, NOW)[("control_check_failures", control("soc2", "CC7.1"))] == 1
+
+
+def test_connector_health_series_and_no_high_cardinality_labels() -> None:
+    state = State()
+    state.register_connector("scans", "container_scan")
+    state.record_run("scans", "container_scan", "succeeded", NOW, 1.5, 0)
+    state.record_run("scans", "container_scan", "failed", NOW + timedelta(hours=1), 0.5, 2)
+    state.observe("container.scan", "container_image", "repo@sha256:abcdef", NOW, [])
+    state.count_records("container_scan", "scans", "container.scan", 3)
+    m = scrape(state, NOW)
+    conn = (("connector", "container_scan"), ("instance", "scans"))
+    assert m[("connector_last_success_timestamp_seconds", conn)] == NOW.timestamp()
+    assert m[("connector_runs_total", (*conn, ("outcome", "failed")))] == 1
+    assert m[("connector_runs_total", (*conn, ("outcome", "succeeded")))] == 1
+    assert m[("connector_consecutive_failures", conn)] == 1
+    assert m[("connector_run_duration_seconds", conn)] == 0.5
+    assert m[("connector_input_problems_total", conn)] == 2
+    assert m[("evidence_records_total", (*conn, ("kind", "container.scan")))] == 3
+    allowed = {"framework", "control", "connector", "instance", "outcome", "kind", "version"}
+    for _name, labels in m:
+        assert {k for k, _ in labels} <= allowed
+        assert not any("sha256" in v for _, v in labels)
