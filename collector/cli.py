@@ -377,5 +377,9 @@ def config_check(ctx: typer.Context) -> None:
     )
 
 
+# -- feature commands: each feature module defines its commands on `app`; one import line each --
+# (keep this block just above main())
+
+
 def main() -> None:
     app()

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
-__all__ = ["Freshness", "ControlFreshness", "classify_age", "control_freshness", "STATUS_CODE"]
+__all__ = [
+    "Freshness",
+    "KindEvidence",
+    "ControlFreshness",
+    "classify_age",
+    "classify_expiry",
+    "control_freshness",
+    "STATUS_CODE",
+]
 
 
 class Freshness(enum.StrEnum):
@@ -29,6 +37,16 @@ STATUS_CODE: dict[Freshness, int] = {
 
 
 @dataclass(frozen=True, slots=True)
+class KindEvidence:
+    """The newest evidence of one kind tagged with a control (or none yet), with the policy that judges it."""
+
+    kind: str
+    policy: FreshnessPolicy
+    newest_observed_at: datetime | None = None
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ControlFreshness:
     ref: ControlRef
     status: Freshness
@@ -37,6 +55,7 @@ class ControlFreshness:
     ttl: timedelta
     at_risk: timedelta
     evidence_kinds: tuple[str, ...]
+    expires_at: datetime | None = None
 
 
 def classify_age(age: timedelta, policy: FreshnessPolicy) -> Freshness:
@@ -49,27 +68,41 @@ def classify_age(age: timedelta, policy: FreshnessPolicy) -> Freshness:
     return Freshness.FRESH
 
 
+def classify_expiry(now: datetime, valid_until: datetime, at_risk: timedelta) -> Freshness:
+    """For evidence with an explicit validity (attestations): stale once expired."""
+    if now > valid_until:
+        return Freshness.STALE
+    if now > valid_until - at_risk:
+        return Freshness.AT_RISK
+    return Freshness.FRESH
+
+
+def _judge(ref: ControlRef, ev: KindEvidence, now: datetime, override: FreshnessPolicy | None, kinds: tuple[str, ...]) -> ControlFreshness:
+    policy = override or ev.policy
+    if ev.newest_observed_at is None:
+        return ControlFreshness(ref, Freshness.MISSING, None, None, policy.ttl, policy.at_risk, kinds)
+    age = now - ev.newest_observed_at
+    if ev.valid_until is not None and override is None:
+        ttl = ev.valid_until - ev.newest_observed_at
+        status = classify_expiry(now, ev.valid_until, policy.at_risk)
+        return ControlFreshness(ref, status, ev.newest_observed_at, age, ttl, policy.at_risk, kinds, ev.valid_until)
+    status = classify_age(age, policy)
+    expires = ev.newest_observed_at + policy.ttl
+    return ControlFreshness(ref, status, ev.newest_observed_at, age, policy.ttl, policy.at_risk, kinds, expires)
+
+
 def control_freshness(
     ref: ControlRef,
-    kinds: Sequence[str],
-    newest_by_kind: Mapping[str, datetime],
-    policies: Mapping[str, FreshnessPolicy],
+    evidence: Sequence[KindEvidence],
     now: datetime,
     override: FreshnessPolicy | None = None,
 ) -> ControlFreshness:
-    """The best status over the evidence kinds mapped to the control, each judged by its own TTL
-    (or by the control's override, when the configuration sets one)."""
+    """The best status over the evidence kinds behind the control, each judged by its own TTL (or its explicit
+    validity), unless the configuration overrides the control's policy."""
+    kinds = tuple(sorted({ev.kind for ev in evidence}))
     best: ControlFreshness | None = None
-    for kind in kinds:
-        policy = override or policies[kind]
-        newest = newest_by_kind.get(kind)
-        if newest is None:
-            candidate = ControlFreshness(ref, Freshness.MISSING, None, None, policy.ttl, policy.at_risk, tuple(kinds))
-        else:
-            age = now - newest
-            candidate = ControlFreshness(
-                ref, classify_age(age, policy), newest, age, policy.ttl, policy.at_risk, tuple(kinds)
-            )
+    for ev in evidence:
+        candidate = _judge(ref, ev, now, override, kinds)
         if best is None or _better(candidate, best):
             best = candidate
     if best is None:

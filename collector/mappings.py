@@ -99,6 +99,8 @@ class KindMapping(_Strict):
     title: str
     freshness: FreshnessPolicy
     controls: list[ControlLink] = Field(default_factory=list)
+    declared_controls: bool = False
+    """When true, each observation names the controls it supports (attestations), validated against the catalogs."""
 
 
 class CheckMapping(_Strict):
@@ -170,10 +172,21 @@ class Mappings:
             return [ControlRef(ref.framework, target) for target in catalog.aliases[ref.control]]
         raise LookupError(f"unknown control {ref.control!r} in framework {ref.framework!r}")
 
-    def tags_for(self, kind: str, check_ids: Iterable[str]) -> list[str]:
+    def tags_for(self, kind: str, check_ids: Iterable[str], declared: Iterable[str] = ()) -> list[str]:
+        """Control tags of a record: its kind's and its checks' links, plus declared controls where allowed."""
         refs = set(self.controls_by_kind.get(kind, ()))
         for check_id in check_ids:
             refs.update(self.controls_by_check.get(check_id, ()))
+        declared = list(declared)
+        if declared:
+            mapping = self.kinds.get(kind)
+            if mapping is None or not mapping.declared_controls:
+                raise ValueError(f"evidence kind {kind!r} does not accept declared controls")
+            for text in declared:
+                try:
+                    refs.update(self.resolve(text))
+                except LookupError as exc:
+                    raise ValueError(str(exc)) from exc
         return sorted(str(r) for r in refs)
 
 

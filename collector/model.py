@@ -52,11 +52,17 @@ class Observation:
     payload: Mapping[str, Any]
     source: str = ""
     """Where it came from (a file path, an endpoint): recorded as provenance."""
+    controls: tuple[str, ...] = ()
+    """Controls a person declared this evidence supports (attestations only; the mapping must allow it)."""
+    valid_until: datetime | None = None
+    """An explicit expiry (an attestation's validity); otherwise freshness comes from the kind's TTL."""
 
     def __post_init__(self) -> None:
         if not _KIND.match(self.kind):
             raise ValueError(f"evidence kind {self.kind!r} must be dotted lower-case, like 'container.scan'")
         ensure_aware(self.observed_at, f"observed_at of {self.kind} {self.subject}")
+        if self.valid_until is not None:
+            ensure_aware(self.valid_until, f"valid_until of {self.kind} {self.subject}")
         if not isinstance(self.payload, Mapping):
             raise ValueError(f"payload of {self.kind} {self.subject} must be a JSON object")
 

@@ -70,12 +70,13 @@ def prepare_record(
         subject_type=obs.subject.type,
         subject_id=obs.subject.id,
         observed_at=obs.observed_at.astimezone(UTC),
+        valid_until=obs.valid_until.astimezone(UTC) if obs.valid_until else None,
         collected_at=collected_at,
         content_sha256=sha256_hex(payload_bytes),
         payload_json=payload_bytes.decode("utf-8"),
         source=obs.source,
         config_hash=instance.config_hash,
-        controls=mappings.tags_for(obs.kind, [r.check_id for r in results]),
+        controls=mappings.tags_for(obs.kind, [r.check_id for r in results], obs.controls),
         checks=checks,
     )
 
@@ -155,7 +156,7 @@ class Runner:
                     )
             stored = len(stored_records)
             for rec in stored_records:
-                self.state.observe(rec.kind, rec.subject_type, rec.subject_id, rec.observed_at, rec.checks)
+                self.state.observe_record(rec)
             kinds: dict[str, int] = {}
             for rec in stored_records:
                 kinds[rec.kind] = kinds.get(rec.kind, 0) + 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from collector.freshness import ControlFreshness, control_freshness
+from collector.freshness import ControlFreshness, KindEvidence, control_freshness
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
 
@@ -42,7 +42,8 @@ class ConnectorHealth:
 class Snapshot:
     """A consistent copy taken under the lock: what a scrape or a status call reads."""
 
-    newest_by_kind: dict[str, datetime]
+    newest: dict[tuple[str, str], tuple[datetime, datetime | None]]
+    """(control, kind) -> (newest observed_at, its valid_until)"""
     failing_by_check: dict[str, int]
     connectors: dict[str, ConnectorHealth]
     records_total: dict[tuple[str, str, str], int]
@@ -59,7 +60,7 @@ class State:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[SubjectKey, _Latest] = {}
-        self._newest_by_kind: dict[str, datetime] = {}
+        self._newest: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
         self._failing_by_check: Counter[str] = Counter()
         self._connectors: dict[str, ConnectorHealth] = {}
         self._records_total: Counter[tuple[str, str, str]] = Counter()
@@ -77,13 +78,31 @@ class State:
         subject_id: str,
         observed_at: datetime,
         checks: Iterable[Mapping[str, Any]],
+        controls: Iterable[str],
+        valid_until: datetime | None = None,
     ) -> None:
-        """Account for one stored record (only if it is the subject's newest)."""
+        """Account for one stored record: its controls' freshness, and its checks if it is the subject's newest."""
         failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
         with self._lock:
-            self._observe_locked((kind, subject_type, subject_id), observed_at, failing)
+            self._observe_locked((kind, subject_type, subject_id), observed_at, failing, controls, valid_until)
 
-    def _observe_locked(self, key: SubjectKey, observed_at: datetime, failing: frozenset[str]) -> None:
+    def observe_record(self, rec: Any) -> None:
+        self.observe(
+            rec.kind, rec.subject_type, rec.subject_id, rec.observed_at, rec.checks, rec.controls, rec.valid_until
+        )
+
+    def _observe_locked(
+        self,
+        key: SubjectKey,
+        observed_at: datetime,
+        failing: frozenset[str],
+        controls: Iterable[str],
+        valid_until: datetime | None,
+    ) -> None:
+        for control in controls:
+            newest = self._newest.get((control, key[0]))
+            if newest is None or observed_at >= newest[0]:
+                self._newest[(control, key[0])] = (observed_at, valid_until)
         current = self._latest.get(key)
         if current is not None and current.observed_at > observed_at:
             return
@@ -91,9 +110,6 @@ class State:
             self._failing_by_check.subtract(current.failing)
         self._failing_by_check.update(failing)
         self._latest[key] = _Latest(observed_at, failing)
-        newest = self._newest_by_kind.get(key[0])
-        if newest is None or observed_at > newest:
-            self._newest_by_kind[key[0]] = observed_at
 
     def count_records(self, connector_type: str, instance: str, kind: str, n: int) -> None:
         with self._lock:
@@ -135,11 +151,13 @@ class State:
         """Replace everything with what the database says (at start, or when it comes back)."""
         with self._lock:
             self._latest.clear()
-            self._newest_by_kind.clear()
+            self._newest.clear()
             self._failing_by_check.clear()
             for row in latest:
                 failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
-                self._observe_locked((row.kind, row.subject_type, row.subject_id), row.observed_at, failing)
+                self._observe_locked(
+                    (row.kind, row.subject_type, row.subject_id), row.observed_at, failing, row.controls, row.valid_until
+                )
             self._records_total = Counter(record_counts)
             for instance, runs in run_history.items():
                 if not runs:
@@ -168,7 +186,7 @@ class State:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(
-                newest_by_kind=dict(self._newest_by_kind),
+                newest=dict(self._newest),
                 failing_by_check={k: v for k, v in self._failing_by_check.items() if v > 0},
                 connectors=dict(self._connectors),
                 records_total=dict(self._records_total),
@@ -183,12 +201,29 @@ def evaluate_controls(
     overrides: Mapping[ControlRef, FreshnessPolicy],
     framework: str | None = None,
 ) -> list[tuple[ControlFreshness, int, list[str]]]:
-    """Per mapped control: its freshness, how many subjects fail its checks, and which checks fail."""
-    policies = {kind: km.freshness for kind, km in mappings.kinds.items()}
+    """Per control with mapped or stored evidence: its freshness, how many subjects fail its checks, and which."""
+    seen: dict[str, set[str]] = {}
+    for control, kind in snapshot.newest:
+        seen.setdefault(control, set()).add(kind)
     out = []
-    for ref in mappings.mapped_controls(framework):
-        kinds = mappings.kinds_by_control.get(ref, ())
-        fresh = control_freshness(ref, kinds, snapshot.newest_by_kind, policies, now, overrides.get(ref))
+    for ref in mappings.all_controls(framework):
+        kinds = set(mappings.kinds_by_control.get(ref, ())) | seen.get(str(ref), set())
+        if not kinds:
+            continue
+        evidence = []
+        for kind in sorted(kinds):
+            if kind not in mappings.kinds:
+                continue
+            newest = snapshot.newest.get((str(ref), kind))
+            evidence.append(
+                KindEvidence(
+                    kind,
+                    mappings.kinds[kind].freshness,
+                    newest[0] if newest else None,
+                    newest[1] if newest else None,
+                )
+            )
+        fresh = control_freshness(ref, evidence, now, overrides.get(ref))
         checks = mappings.checks_by_control.get(ref, ())
         failing = [c for c in checks if snapshot.failing_by_check.get(c, 0) > 0]
         failures = sum(snapshot.failing_by_check.get(c, 0) for c in checks)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.freshness import Freshness, classify_age, control_freshness
+from collector.freshness import Freshness, KindEvidence, classify_age, control_freshness
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
@@ -36,7 +36,7 @@ def test_evidence_within_its_ttl_is_never_stale(seconds: int) -> None:
 
 
 def test_a_control_without_evidence_is_missing_not_fresh() -> None:
-    result = control_freshness(REF, ["container.scan"], {}, {"container.scan": WEEK}, NOW)
+    result = control_freshness(REF, [KindEvidence("container.scan", WEEK)], NOW)
     assert result.status is Freshness.MISSING
     assert result.age is None
     assert result.ttl == WEEK.ttl
@@ -46,9 +46,7 @@ def test_the_freshest_kind_decides_and_reports_its_own_ttl() -> None:
     day = FreshnessPolicy(ttl=timedelta(days=1))
     result = control_freshness(
         REF,
-        ["a.kind", "b.kind"],
-        {"a.kind": NOW - timedelta(days=3), "b.kind": NOW - timedelta(days=2)},
-        {"a.kind": WEEK, "b.kind": day},
+        [KindEvidence("a.kind", WEEK, NOW - timedelta(days=3)), KindEvidence("b.kind", day, NOW - timedelta(days=2))],
         NOW,
     )
     assert result.status is Freshness.FRESH
@@ -58,8 +56,17 @@ def test_the_freshest_kind_decides_and_reports_its_own_ttl() -> None:
 
 def test_a_control_override_replaces_the_kind_policy() -> None:
     strict = FreshnessPolicy(ttl=timedelta(hours=12), at_risk=timedelta(hours=2))
-    result = control_freshness(
-        REF, ["container.scan"], {"container.scan": NOW - timedelta(days=1)}, {"container.scan": WEEK}, NOW, strict
-    )
+    result = control_freshness(REF, [KindEvidence("container.scan", WEEK, NOW - timedelta(days=1))], NOW, strict)
     assert result.status is Freshness.STALE
     assert result.ttl == timedelta(hours=12)
+
+
+def test_explicit_validity_decides_for_attested_evidence() -> None:
+    year = FreshnessPolicy(ttl=timedelta(days=365), at_risk=timedelta(days=30))
+    signed = NOW - timedelta(days=400)
+    valid = KindEvidence("attestation", year, signed, valid_until=NOW + timedelta(days=60))
+    assert control_freshness(REF, [valid], NOW).status is Freshness.FRESH
+    expiring = KindEvidence("attestation", year, signed, valid_until=NOW + timedelta(days=10))
+    assert control_freshness(REF, [expiring], NOW).status is Freshness.AT_RISK
+    expired = KindEvidence("attestation", year, NOW - timedelta(days=2), valid_until=NOW - timedelta(days=1))
+    assert control_freshness(REF, [expired], NOW).status is Freshness.STALE

@@ -10,6 +10,7 @@ from collector.metrics import EvidenceMetrics
 from collector.state import State
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SCAN_CONTROLS = load_mappings().tags_for("container.scan", ["container.no_fixable_vulns"])
 
 
 def scrape(state: State, now: datetime) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -29,7 +30,7 @@ def control(framework: str, ctl: str) -> tuple[tuple[str, str], ...]:
 
 def test_fresh_then_stale_as_time_passes() -> None:
     state = State()
-    state.observe("container.scan", "container_image", "img@sha256:1", NOW - timedelta(days=1), [])
+    state.observe("container.scan", "container_image", "img@sha256:1", NOW - timedelta(days=1), [], SCAN_CONTROLS)
     m = scrape(state, NOW)
     key = control("soc2", "CC7.1")
     assert m[("evidence_status", key)] == 0
@@ -56,15 +57,15 @@ def test_missing_evidence_is_stale_and_has_no_age() -> None:
 def test_check_failures_are_counted_per_control_apart_from_freshness() -> None:
     state = State()
     failing = [{"id": "container.no_fixable_vulns", "result": "fail", "message": "2 HIGH"}]
-    state.observe("container.scan", "container_image", "a", NOW, failing)
-    state.observe("container.scan", "container_image", "b", NOW, failing)
-    state.observe("container.scan", "container_image", "c", NOW, [])
+    state.observe("container.scan", "container_image", "a", NOW, failing, SCAN_CONTROLS)
+    state.observe("container.scan", "container_image", "b", NOW, failing, SCAN_CONTROLS)
+    state.observe("container.scan", "container_image", "c", NOW, [], SCAN_CONTROLS)
     m = scrape(state, NOW)
     assert m[("control_check_failures", control("soc2", "CC7.1"))] == 2
     assert m[("evidence_status", control("soc2", "CC7.1"))] == 0  # fresh, yet failing: two signals
     assert m[("control_check_failures", control("nist_ai_rmf", "MEASURE 2.7"))] == 0  # no check mapped there
 
-    state.observe("container.scan", "container_image", "a", NOW + timedelta(hours=1), [])
+    state.observe("container.scan", "container_image", "a", NOW + timedelta(hours=1), [], SCAN_CONTROLS)
     assert scrape(state, NOW)[("control_check_failures", control("soc2", "CC7.1"))] == 1
 
 
@@ -73,7 +74,7 @@ def test_connector_health_series_and_no_high_cardinality_labels() -> None:
     state.register_connector("scans", "container_scan")
     state.record_run("scans", "container_scan", "succeeded", NOW, 1.5, 0)
     state.record_run("scans", "container_scan", "failed", NOW + timedelta(hours=1), 0.5, 2)
-    state.observe("container.scan", "container_image", "repo@sha256:abcdef", NOW, [])
+    state.observe("container.scan", "container_image", "repo@sha256:abcdef", NOW, [], SCAN_CONTROLS)
     state.count_records("container_scan", "scans", "container.scan", 3)
     m = scrape(state, NOW)
     conn = (("connector", "container_scan"), ("instance", "scans"))

@@ -167,7 +167,7 @@ def test_state_rebuilt_from_the_database_equals_the_live_state(runner: Runner, s
     rebuilt_state = State()
     load_state(store, rebuilt_state)
     rebuilt = rebuilt_state.snapshot()
-    assert rebuilt.newest_by_kind == live.newest_by_kind
+    assert rebuilt.newest == live.newest
     assert rebuilt.failing_by_check == live.failing_by_check == {"container.no_fixable_vulns": 1}
     assert rebuilt.records_total == live.records_total
     for name in ("one", "two"):
@@ -189,5 +189,5 @@ def test_newer_evidence_wins_and_older_does_not_regress_state(runner: Runner) ->
     runner.run(scripted_instance(observed_at="2026-11-02T00:00:00Z", fail_subjects=["a"]))
     runner.run(scripted_instance(observed_at="2026-11-01T00:00:00Z"))
     snap = runner.state.snapshot()
-    assert snap.newest_by_kind["container.scan"] == datetime(2026, 11, 2, tzinfo=UTC)
+    assert snap.newest[("soc2:CC7.1", "container.scan")] == (datetime(2026, 11, 2, tzinfo=UTC), None)
     assert snap.failing_by_check == {"container.no_fixable_vulns": 1}

@@ -57,6 +57,8 @@ class SubjectLatest:
     subject_type: str
     subject_id: str
     observed_at: datetime
+    valid_until: datetime | None
+    controls: list[str]
     checks: list[dict[str, Any]]
 
 
@@ -205,6 +207,7 @@ class Store:
                 subject_type=rec.subject_type,
                 subject_id=rec.subject_id,
                 observed_at=rec.observed_at,
+                valid_until=rec.valid_until,
                 collected_at=rec.collected_at,
                 stored_at=stored_at,
                 content_sha256=rec.content_sha256,
@@ -224,6 +227,7 @@ class Store:
                     "subject_type": rec.subject_type,
                     "subject_id": rec.subject_id,
                     "observed_at": rec.observed_at,
+                    "valid_until": rec.valid_until,
                     "collected_at": rec.collected_at,
                     "stored_at": stored_at,
                     "content_sha256": rec.content_sha256,
@@ -258,6 +262,7 @@ class Store:
                     subject_type=rec.subject_type,
                     subject_id=rec.subject_id,
                     observed_at=rec.observed_at,
+                    valid_until=rec.valid_until,
                     collected_at=rec.collected_at,
                     stored_at=stored_at,
                     content_sha256=rec.content_sha256,
@@ -337,6 +342,8 @@ class Store:
             latest.c.subject_type,
             latest.c.subject_id,
             latest.c.observed_at,
+            latest.c.valid_until,
+            latest.c.controls,
             latest.c.checks,
         )
         with self.engine.connect() as conn:
@@ -348,6 +355,8 @@ class Store:
                     subject_type=r.subject_type,
                     subject_id=r.subject_id,
                     observed_at=r.observed_at,
+                    valid_until=r.valid_until,
+                    controls=json.loads(r.controls),
                     checks=json.loads(r.checks),
                 )
 
@@ -481,6 +490,7 @@ def _check_row(rec: StoredRecord, payload: str | None, prev: str, controls_json:
         subject_type=rec.subject_type,
         subject_id=rec.subject_id,
         observed_at=rec.observed_at,
+        valid_until=rec.valid_until,
         collected_at=rec.collected_at,
         stored_at=rec.stored_at,
         content_sha256=rec.content_sha256,

@@ -34,6 +34,7 @@ class PreparedRecord:
     collected_at: datetime
     content_sha256: str
     payload_json: str
+    valid_until: datetime | None
     source: str
     config_hash: str
     controls: list[str]
@@ -66,6 +67,7 @@ class StoredRecord:
     subject_type: str
     subject_id: str
     observed_at: datetime
+    valid_until: datetime | None
     collected_at: datetime
     stored_at: datetime
     content_sha256: str
@@ -91,6 +93,7 @@ class StoredRecord:
             subject_type=m["subject_type"],
             subject_id=m["subject_id"],
             observed_at=m["observed_at"],
+            valid_until=m["valid_until"],
             collected_at=m["collected_at"],
             stored_at=m["stored_at"],
             content_sha256=m["content_sha256"],
@@ -116,6 +119,7 @@ def chain_hash(
     subject_type: str,
     subject_id: str,
     observed_at: datetime,
+    valid_until: datetime | None,
     collected_at: datetime,
     stored_at: datetime,
     content_sha256: str,
@@ -138,6 +142,7 @@ def chain_hash(
                 subject_type,
                 subject_id,
                 iso(observed_at),
+                iso(valid_until) if valid_until is not None else "",
                 iso(collected_at),
                 iso(stored_at),
                 content_sha256,

@@ -94,6 +94,7 @@ evidence = Table(
     Column("subject_type", String(100), nullable=False),
     Column("subject_id", String(1000), nullable=False),
     Column("observed_at", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=True),
     Column("collected_at", UTCDateTime, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
     Column("content_sha256", String(64), ForeignKey("evidence_content.sha256"), nullable=False),

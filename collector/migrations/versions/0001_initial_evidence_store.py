@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("subject_type", sa.String(length=100), nullable=False),
         sa.Column("subject_id", sa.String(length=1000), nullable=False),
         sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("collected_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),

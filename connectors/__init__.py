@@ -1,0 +1,1 @@
+"""Connectors: one small subpackage per evidence source, each registered as an entry point."""

@@ -1,0 +1,459 @@
+"""Read Trivy, Grype and SARIF vulnerability reports into :class:`ScannedArtifact` values.
+
+One function per format; :func:`parse_report` picks the format from the document's shape.
+A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any
+
+from collector.model import Subject
+
+from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity, parse_timestamp
+
+__all__ = [
+    "ReportError",
+    "detect_format",
+    "parse_grype",
+    "parse_report",
+    "parse_sarif",
+    "parse_trivy",
+    "parse_trivy_legacy",
+]
+
+
+class ReportError(ValueError):
+    """The file is not a report this connector can read; the message says why."""
+
+
+class _Malformed(ReportError):
+    """A known format with content of the wrong shape; :func:`parse_report` names the format."""
+
+
+# ---------------------------------------------------------------------------------------------- shape helpers
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an object")
+    return value
+
+
+def _items(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an array")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """A non-blank string, else ``None`` (scanners write ``""`` for "not known")."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(item for item in value if _text(item)) if isinstance(value, list) else ()
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _digest_of(repo_digests: tuple[str, ...]) -> str | None:
+    """``repo@sha256:…`` -> ``sha256:…``"""
+    for ref in repo_digests:
+        _, at, digest = ref.rpartition("@")
+        if at and digest:
+            return digest
+    return None
+
+
+def _subject(artifact: Artifact, *, name_from_report: bool, source: str) -> Subject:
+    """Images by digest (repo digest, then manifest digest, then image ID), else by name.
+
+    When the report names nothing, the report's path stands in: two reports that both fall back
+    must not collapse into one subject just because their file names match.
+    """
+    name = artifact.name if name_from_report else source
+    if artifact.type == "container_image":
+        ref = next(iter(artifact.repo_digests), None) or artifact.digest or artifact.image_id
+        return Subject("container_image", ref or name)
+    return Subject("scan_target", name)
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+
+
+def parse_report(document: Any, source: str) -> list[ScannedArtifact]:
+    """Detect the format of a decoded JSON document and parse it; ``source`` is the report's path."""
+    label = detect_format(document)
+    try:
+        if label == "trivy-legacy":
+            return [parse_trivy_legacy(document, source)]
+        if label == "trivy":
+            return [parse_trivy(document, source)]
+        if label == "grype":
+            return [parse_grype(document, source)]
+        return parse_sarif(document, source)
+    except _Malformed as exc:
+        raise ReportError(f"malformed {label} report: {exc}") from None
+
+
+def detect_format(document: Any) -> str:
+    """``trivy``, ``trivy-legacy``, ``grype`` or ``sarif`` by the document's shape, else :class:`ReportError`."""
+    if document is None or isinstance(document, list):
+        return "trivy-legacy"
+    if not isinstance(document, dict):
+        raise ReportError(f"unknown report format: top-level JSON {_json_type(document)}")
+    if "SchemaVersion" in document:
+        return "trivy"
+    if "matches" in document:
+        return "grype"
+    if "runs" in document:
+        return "sarif"
+    raise ReportError(_unknown_format(document))
+
+
+def _unknown_format(document: dict[str, Any]) -> str:
+    if "ClusterName" in document:
+        return "unknown report format: a `trivy k8s` cluster report (ClusterName) is not supported"
+    if not document:
+        return "unknown report format: empty JSON object"
+    keys = sorted(document)
+    shown = ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
+    return f"unknown report format: top-level keys {shown}"
+
+
+# ---------------------------------------------------------------------------------------------- Trivy
+
+
+def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
+    findings = []
+    for i, result in enumerate(results):
+        vulnerabilities = _obj(result, f"{where}[{i}]").get("Vulnerabilities")
+        for j, raw in enumerate(_items(vulnerabilities, f"{where}[{i}].Vulnerabilities")):
+            vulnerability = _obj(raw, f"{where}[{i}].Vulnerabilities[{j}]")
+            vulnerability_id = _text(vulnerability.get("VulnerabilityID"))
+            if vulnerability_id is None:
+                raise _Malformed(f"{where}[{i}].Vulnerabilities[{j}] has no VulnerabilityID")
+            fixed_version = _text(vulnerability.get("FixedVersion"))
+            findings.append(
+                Finding(
+                    id=vulnerability_id,
+                    package=_text(vulnerability.get("PkgName")),
+                    installed_version=_text(vulnerability.get("InstalledVersion")),
+                    fixed_version=fixed_version,
+                    severity=normalise_severity(vulnerability.get("Severity")),
+                    fixable=fixed_version is not None,
+                )
+            )
+    return findings
+
+
+def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
+    """``trivy -f json`` since v0.20 (SchemaVersion 2): one artifact, findings summed over ``Results``."""
+    schema = document.get("SchemaVersion")
+    if schema != 2:
+        raise ReportError(f"unsupported trivy report: SchemaVersion {schema!r} (this connector reads 2)")
+    metadata = _obj(document.get("Metadata"), "Metadata")
+    repo_digests = _texts(metadata.get("RepoDigests"))
+    image_id = _text(metadata.get("ImageID"))
+    name = _text(document.get("ArtifactName"))
+    kind = _text(document.get("ArtifactType")) or ("container_image" if image_id or repo_digests else "unknown")
+    artifact = Artifact(
+        name=name or PurePath(source).name,
+        type=kind,
+        digest=_digest_of(repo_digests),
+        image_id=image_id,
+        repo_tags=_texts(metadata.get("RepoTags")),
+        repo_digests=repo_digests,
+    )
+    return ScannedArtifact(
+        format="trivy",
+        scanner_name="trivy",
+        scanner_version=_text(_obj(document.get("Trivy"), "Trivy").get("Version")),
+        subject=_subject(artifact, name_from_report=name is not None, source=source),
+        artifact=artifact,
+        scanned_at=parse_timestamp(document.get("CreatedAt")),
+        findings=_trivy_findings(_items(document.get("Results"), "Results"), "Results"),
+    )
+
+
+_OS_TARGET = re.compile(r"^(?P<name>.+?) \([^()]+\)$")
+"""Legacy Trivy names the OS-package result ``<image> (<os> <version>)``."""
+
+
+def parse_trivy_legacy(document: list[Any] | None, source: str) -> ScannedArtifact:
+    """Trivy before v0.20: a top-level array of results, or literal ``null`` for a clean scan."""
+    results = document or []
+    if not all(isinstance(r, dict) and "Target" in r for r in results):
+        raise ReportError("unknown report format: a JSON array whose items are not Trivy results (no Target)")
+    name = None
+    for result in results:
+        match = _OS_TARGET.match(_text(result.get("Target")) or "")
+        if match and result.get("Class") in (None, "os-pkgs"):
+            name = match["name"]
+            break
+    artifact = Artifact(name=name or PurePath(source).name, type="container_image" if name else "unknown")
+    return ScannedArtifact(
+        format="trivy-legacy",
+        scanner_name="trivy",
+        scanner_version=None,
+        subject=_subject(artifact, name_from_report=name is not None, source=source),
+        artifact=artifact,
+        scanned_at=None,
+        findings=_trivy_findings(results, "results"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Grype
+
+
+def _grype_artifact(source_block: dict[str, Any], source: str) -> tuple[Artifact, bool]:
+    kind = _text(source_block.get("type")) or "unknown"
+    target = source_block.get("target")
+    if isinstance(target, dict):
+        repo_digests = _texts(target.get("repoDigests"))
+        name = _text(target.get("userInput")) or _text(target.get("path"))
+        artifact = Artifact(
+            name=name or PurePath(source).name,
+            type="container_image" if kind == "image" else kind,
+            digest=_text(target.get("manifestDigest")) or _digest_of(repo_digests),
+            image_id=_text(target.get("imageID")),
+            repo_tags=_texts(target.get("tags")),
+            repo_digests=repo_digests,
+        )
+        return artifact, name is not None
+    name = _text(target) if kind != "unknown" else None
+    return Artifact(name=name or PurePath(source).name, type=kind), name is not None
+
+
+def _grype_finding(raw: Any, where: str) -> Finding:
+    match = _obj(raw, where)
+    vulnerability = _obj(match.get("vulnerability"), f"{where}.vulnerability")
+    package = _obj(match.get("artifact"), f"{where}.artifact")
+    vulnerability_id = _text(vulnerability.get("id"))
+    if vulnerability_id is None:
+        raise _Malformed(f"{where}.vulnerability has no id")
+    fix = vulnerability.get("fix")
+    if isinstance(fix, dict):
+        fixable: bool | None = fix.get("state") == "fixed"
+        fixed_version = ", ".join(_texts(fix.get("versions"))) or None
+    else:  # grype before 0.2x wrote no fix block: say unknown, not "no fix"
+        fixable, fixed_version = None, None
+    return Finding(
+        id=vulnerability_id,
+        package=_text(package.get("name")),
+        installed_version=_text(package.get("version")),
+        fixed_version=fixed_version,
+        severity=normalise_severity(vulnerability.get("severity")),
+        fixable=fixable,
+    )
+
+
+def parse_grype(document: dict[str, Any], source: str) -> ScannedArtifact:
+    """``grype -o json``: ``source.target`` is an object for images, a string for directories."""
+    artifact, name_known = _grype_artifact(_obj(document.get("source"), "source"), source)
+    descriptor = _obj(document.get("descriptor"), "descriptor")
+    matches = _items(document.get("matches"), "matches")
+    return ScannedArtifact(
+        format="grype",
+        scanner_name="grype",
+        scanner_version=_text(descriptor.get("version")),
+        subject=_subject(artifact, name_from_report=name_known, source=source),
+        artifact=artifact,
+        scanned_at=parse_timestamp(descriptor.get("timestamp")),
+        findings=[_grype_finding(m, f"matches[{i}]") for i, m in enumerate(matches)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------- SARIF
+
+_VULNERABILITY_LINE = re.compile(r"^Vulnerability (\S+)", re.MULTILINE)
+_SEVERITY_LINE = re.compile(r"^Severity:\s*(\S+)", re.MULTILINE)
+_PACKAGE_LINE = re.compile(r"^Package:\s*(.+?)\s*$", re.MULTILINE)
+_VERSION_LINE = re.compile(r"^(?:Installed )?Version:\s*(.+?)\s*$", re.MULTILINE)
+_GRYPE_PACKAGE = re.compile(r"package: (?P<package>.+?), version (?P<version>\S+) was found")
+_GRYPE_IMAGE = re.compile(r" was found in image (?P<image>\S+) at: ")
+_LEGACY_RULE_ID = re.compile(r"^\[(?P<severity>[A-Za-z]+)\]\s*(?P<id>\S+)$")
+_NOT_VULNERABILITIES = {"misconfiguration", "secret", "license"}
+"""Trivy puts misconfigurations, secrets and licenses in the same SARIF run; only vulnerabilities count."""
+
+
+def _scanner_of(driver: dict[str, Any], where: str) -> str:
+    name = _text(driver.get("name")) or ""
+    lowered = name.lower()
+    if "trivy" in lowered:
+        return "trivy"
+    if "grype" in lowered or "anchore" in lowered:
+        return "grype"
+    raise ReportError(f"unsupported SARIF: {where} is from {name or 'an unnamed tool'!r}, not Trivy or Grype")
+
+
+def _message(value: Any) -> str:
+    return _text(_obj(value, "message").get("text")) or ""
+
+
+def _score(properties: dict[str, Any]) -> float | None:
+    try:
+        return float(properties["security-severity"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _sarif_severity(result: dict[str, Any], rule: dict[str, Any], rule_help: str, message: str) -> str:
+    """Severity word first (Trivy tags, legacy ``[LOW] CVE-…`` ids, ``Severity:`` lines), then level.
+
+    ``security-severity`` alone is the CVSS score, which can disagree with the scanner's own severity
+    (grype's fixture: a "low" vulnerability with 8.2), so it only splits ``error`` into CRITICAL/HIGH.
+    """
+    properties = _obj(rule.get("properties"), "rule properties")
+    for tag in _texts(properties.get("tags")):
+        if tag in SEVERITY_RANK:
+            return tag
+    legacy = _LEGACY_RULE_ID.match(_text(result.get("ruleId")) or "")
+    if legacy:
+        return normalise_severity(legacy["severity"])
+    for text in (message, rule_help):
+        line = _SEVERITY_LINE.search(text)
+        if line:
+            return normalise_severity(line[1])
+    level = _text(result.get("level")) or _text(_obj(rule.get("defaultConfiguration"), "rule").get("level"))
+    score = _score(properties)
+    if level == "error":
+        return "CRITICAL" if score is not None and score >= 9.0 else "HIGH"
+    if level == "warning":
+        return "MEDIUM"
+    if level == "note":
+        return "LOW"
+    if score is None or score <= 0:
+        return "UNKNOWN"
+    return "CRITICAL" if score >= 9.0 else "HIGH" if score >= 7.0 else "MEDIUM" if score >= 4.0 else "LOW"
+
+
+def _sarif_package(message: str, rule_help: str) -> tuple[str | None, str | None]:
+    for text in (message, rule_help):
+        package = _PACKAGE_LINE.search(text)
+        if package:
+            version = _VERSION_LINE.search(text)
+            return package[1], version[1] if version else None
+        grype = _GRYPE_PACKAGE.search(text)
+        if grype:
+            return grype["package"], grype["version"]
+    return None, None
+
+
+def _rule_for(result: dict[str, Any], rules: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    rule_id = _text(result.get("ruleId"))
+    index = result.get("ruleIndex")
+    if isinstance(index, int) and 0 <= index < len(rules) and rules[index].get("id") == rule_id:
+        return rules[index]
+    return by_id.get(rule_id or "", {})
+
+
+def _is_vulnerability(rule: dict[str, Any]) -> bool:
+    tags = {tag.lower() for tag in _texts(_obj(rule.get("properties"), "rule properties").get("tags"))}
+    name = (_text(rule.get("name")) or "").lower()
+    return not (tags & _NOT_VULNERABILITIES or name in _NOT_VULNERABILITIES)
+
+
+def _sarif_findings(results: list[Any], rules: list[dict[str, Any]], where: str) -> list[Finding]:
+    by_id: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        by_id.setdefault(_text(rule.get("id")) or "", rule)
+    findings = []
+    for i, raw in enumerate(results):
+        result = _obj(raw, f"{where}.results[{i}]")
+        rule = _rule_for(result, rules, by_id)
+        if not _is_vulnerability(rule):
+            continue
+        message = _message(result.get("message"))
+        rule_help = _message(rule.get("help"))
+        named = _VULNERABILITY_LINE.search(message) or _VULNERABILITY_LINE.search(rule_help)
+        rule_id = _text(result.get("ruleId"))
+        legacy = _LEGACY_RULE_ID.match(rule_id or "")
+        vulnerability_id = named[1] if named else legacy["id"] if legacy else rule_id
+        if vulnerability_id is None:
+            raise _Malformed(f"{where}.results[{i}] has no ruleId")
+        package, installed_version = _sarif_package(message, rule_help)
+        findings.append(
+            Finding(
+                id=vulnerability_id,
+                package=package,
+                installed_version=installed_version,
+                fixed_version=None,
+                severity=_sarif_severity(result, rule, rule_help, message),
+                fixable=None,
+            )
+        )
+    return findings
+
+
+def _sarif_artifact(run: dict[str, Any], results: list[Any], source: str) -> tuple[Artifact, bool]:
+    """Trivy writes the image into the run's properties; grype only names it in each result's message."""
+    properties = _obj(run.get("properties"), "run properties")
+    name = _text(properties.get("imageName"))
+    image_id = _text(properties.get("imageID"))
+    repo_digests = _texts(properties.get("repoDigests"))
+    if name or image_id or repo_digests:
+        artifact = Artifact(
+            name=name or PurePath(source).name,
+            type="container_image",
+            digest=_digest_of(repo_digests),
+            image_id=image_id,
+            repo_tags=_texts(properties.get("repoTags")),
+            repo_digests=repo_digests,
+        )
+        return artifact, name is not None
+    for result in results:
+        image = _GRYPE_IMAGE.search(_message(result.get("message")) if isinstance(result, dict) else "")
+        if image:
+            return Artifact(name=image["image"], type="container_image"), True
+    return Artifact(name=PurePath(source).name, type="unknown"), False
+
+
+def _sarif_time(run: dict[str, Any], where: str) -> datetime | None:
+    """The latest end (else start) time over the run's invocations."""
+    times = []
+    for i, raw in enumerate(_items(run.get("invocations"), f"{where}.invocations")):
+        invocation = _obj(raw, f"{where}.invocations[{i}]")
+        parsed = parse_timestamp(invocation.get("endTimeUtc")) or parse_timestamp(invocation.get("startTimeUtc"))
+        if parsed is not None:
+            times.append(parsed)
+    return max(times, default=None)
+
+
+def parse_sarif(document: dict[str, Any], source: str) -> list[ScannedArtifact]:
+    """SARIF 2.1.0 from Trivy or Grype: one artifact per run. No fix state survives in SARIF."""
+    version = document.get("version")
+    if version != "2.1.0":
+        raise ReportError(f"unsupported SARIF version {version!r} (this connector reads 2.1.0)")
+    scans = []
+    for r, raw_run in enumerate(_items(document.get("runs"), "runs")):
+        where = f"runs[{r}]"
+        run = _obj(raw_run, where)
+        driver = _obj(_obj(run.get("tool"), f"{where}.tool").get("driver"), f"{where}.tool.driver")
+        rules = [_obj(rule, f"{where}.tool.driver.rules[]") for rule in _items(driver.get("rules"), "rules")]
+        results = _items(run.get("results"), f"{where}.results")
+        artifact, name_known = _sarif_artifact(run, results, source)
+        scans.append(
+            ScannedArtifact(
+                format="sarif",
+                scanner_name=_scanner_of(driver, where),
+                scanner_version=_text(driver.get("version")),
+                subject=_subject(artifact, name_from_report=name_known, source=source),
+                artifact=artifact,
+                scanned_at=_sarif_time(run, where),
+                findings=_sarif_findings(results, rules, where),
+                fix_state_known=False,
+            )
+        )
+    return scans

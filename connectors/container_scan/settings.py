@@ -1,0 +1,38 @@
+"""Settings of the ``container_scan`` connector."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from collector.connector import ConnectorSettings
+from collector.durations import Duration
+
+__all__ = ["ContainerScanSettings", "Threshold"]
+
+Threshold = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+
+
+class ContainerScanSettings(ConnectorSettings):
+    paths: list[str] = Field(min_length=1)
+    """Globs of report files; ``**`` matches any depth."""
+    max_age: Duration = timedelta(days=7)
+    """A scan older than this fails ``container.scan_recent``."""
+    fail_on_severity: Threshold = "HIGH"
+    """The lowest severity at which a fixable vulnerability fails ``container.no_fixable_vulns``."""
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    """Larger report files are skipped as a problem rather than read into memory."""
+
+    @field_validator("paths")
+    @classmethod
+    def _no_blank_globs(cls, value: list[str]) -> list[str]:
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("paths must not contain an empty glob")
+        return value
+
+    @field_validator("fail_on_severity", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
