@@ -7,7 +7,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["canonical_json", "sha256_hex", "content_sha256", "to_jsonable"]
+__all__ = ["canonical_json", "content_sha256", "sha256_hex", "to_jsonable"]
 
 
 def _default(value: object) -> object:
@@ -16,7 +16,7 @@ def _default(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, set | frozenset):
-        return sorted(value)  # type: ignore[type-var]
+        return sorted(value)
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable")
 
 

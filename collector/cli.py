@@ -22,7 +22,7 @@ from collector.logging import configure_logging
 from collector.state import State, evaluate_controls
 from collector.store import EvidenceFilter, Store, StoredRecord
 
-__all__ = ["app", "main", "status_document", "evidence_document"]
+__all__ = ["app", "evidence_document", "main", "status_document"]
 
 app = typer.Typer(
     help="Continuous-compliance evidence collector for AI/ML systems.",
@@ -120,7 +120,9 @@ def run(ctx: typer.Context) -> None:
 @app.command()
 def collect(
     ctx: typer.Context,
-    connector: Annotated[list[str] | None, typer.Option("--connector", help="Only this connector (repeatable).")] = None,
+    connector: Annotated[
+        list[str] | None, typer.Option("--connector", help="Only this connector (repeatable).")
+    ] = None,
 ) -> None:
     """Run every configured connector (or the named ones) once. Exits 1 if a run failed."""
     from collector.daemon import load_state
@@ -173,8 +175,8 @@ def status_document(loaded: LoadedConfig, state: State, now: datetime, framework
         )
     connectors = []
     names = {i.config.name: i.config.type for i in loaded.instances}
-    for name, health in sorted(snap.connectors.items()):
-        names.setdefault(name, health.connector_type)
+    for name, known in sorted(snap.connectors.items()):
+        names.setdefault(name, known.connector_type)
     for name, type_ in sorted(names.items()):
         health = snap.connectors.get(name)
         connectors.append(
@@ -257,7 +259,7 @@ def controls(
     """The catalogs, with the evidence kinds and checks mapped to each control."""
     loaded = _load(ctx)
     m = loaded.mappings
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ref in m.all_controls(framework):
         control = m.control(ref)
         rows.append(
@@ -276,7 +278,11 @@ def controls(
     table = Table("framework", "control", "title", "evidence kinds", "checks")
     for r in rows:
         table.add_row(
-            r["framework"], r["control"], r["title"], ", ".join(r["evidence_kinds"]) or "-", ", ".join(r["checks"]) or "-"
+            r["framework"],
+            r["control"],
+            r["title"],
+            ", ".join(r["evidence_kinds"]) or "-",
+            ", ".join(r["checks"]) or "-",
         )
     out.print(table)
 
@@ -339,7 +345,9 @@ def evidence(
     table = Table("kind", "subject", "observed at", "checks", "controls")
     for r in records:
         checks_text = "\n".join(f"{c['id']}: {c['result']} — {c['message']}" for c in r.checks) or "-"
-        table.add_row(r.kind, f"{r.subject_type}:{r.subject_id}", r.observed_at.isoformat(), checks_text, ", ".join(r.controls))
+        table.add_row(
+            r.kind, f"{r.subject_type}:{r.subject_id}", r.observed_at.isoformat(), checks_text, ", ".join(r.controls)
+        )
     out.print(table)
     if not records:
         err.print("no evidence matches")
@@ -354,7 +362,9 @@ def verify(ctx: typer.Context) -> None:
     if brk is None:
         out.print(f"chain intact: {checked} records verified")
         return
-    err.print(f"chain broken at record seq={brk.seq} id={brk.record_id}: {brk.reason} ({checked} records before it verified)")
+    err.print(
+        f"chain broken at record seq={brk.seq} id={brk.record_id}: {brk.reason} ({checked} records before it verified)"
+    )
     raise typer.Exit(1)
 
 

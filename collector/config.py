@@ -22,15 +22,15 @@ from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, 
 from collector.model import ControlRef
 
 __all__ = [
+    "CONFIG_ENV",
     "AppConfig",
     "ConnectorInstance",
-    "Schedule",
-    "RetryPolicy",
     "LoadedConfig",
     "ResolvedInstance",
-    "load_config",
+    "RetryPolicy",
+    "Schedule",
     "load_and_resolve",
-    "CONFIG_ENV",
+    "load_config",
 ]
 
 CONFIG_ENV = "EVIDENCE_COLLECTOR_CONFIG"
@@ -93,7 +93,7 @@ class HttpConfig(_Strict):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"{value!r} is not host:port")
         return value

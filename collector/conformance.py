@@ -21,7 +21,9 @@ from collector.model import Observation, Outcome
 __all__ = ["ConnectorConformance", "collect_all"]
 
 
-def collect_all(connector: Connector[Any], ctx: CollectContext | None = None) -> tuple[list[Observation], CollectContext]:
+def collect_all(
+    connector: Connector[Any], ctx: CollectContext | None = None
+) -> tuple[list[Observation], CollectContext]:
     ctx = ctx or CollectContext(instance="conformance", run_id="conformance-run", now=datetime.now(UTC))
     observations = list(connector.collect(ctx))
     return observations, ctx
@@ -51,7 +53,8 @@ class ConnectorConformance:
     # -- the kit ----------------------------------------------------------------------------------
     def test_declares_its_contract(self) -> None:
         cls = self.connector_cls
-        assert cls.type and cls.version, "type and version must be set"
+        assert cls.type, "type must be set"
+        assert cls.version, "version must be set"
         assert cls.kinds, "a connector declares the evidence kinds it yields"
         ids = [c.id for c in cls.checks]
         assert len(ids) == len(set(ids)), f"duplicate check ids: {ids}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -17,14 +18,14 @@ from collector.model import CheckResult, Observation, Outcome
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "ConnectorSettings",
-    "Connector",
     "Check",
     "CollectContext",
+    "Connector",
+    "ConnectorSettings",
     "Problem",
     "RunCancelled",
-    "load_connector",
     "available_connectors",
+    "load_connector",
     "secret_fields",
 ]
 
@@ -52,7 +53,7 @@ class Check(Generic[S]):
     def run(self, observation: Observation, settings: S, now: datetime) -> CheckResult:
         try:
             result = self.evaluate(observation, settings, now)
-        except Exception as exc:  # a broken check is recorded as an error result, never a pass
+        except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass
             return CheckResult(self.id, Outcome.ERROR, f"check raised {type(exc).__name__}: {exc}")
         if result.check_id != self.id:
             raise RuntimeError(f"check {self.id} returned a result labelled {result.check_id}")
@@ -108,7 +109,7 @@ class Connector(ABC, Generic[S]):
 
     type: ClassVar[str]
     version: ClassVar[str]
-    Settings: ClassVar[type[ConnectorSettings]]
+    Settings: ClassVar[builtins.type[ConnectorSettings]]
     kinds: ClassVar[frozenset[str]]
     checks: ClassVar[Sequence[Check[Any]]] = ()
 

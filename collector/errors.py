@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "HTTP_DISPOSITION",
     "CollectorError",
     "ConfigurationError",
-    "TransientError",
-    "SkippableError",
-    "MappingError",
     "Disposition",
+    "MappingError",
+    "SkippableError",
+    "TransientError",
     "classify",
-    "HTTP_DISPOSITION",
 ]
 
 

@@ -11,13 +11,13 @@ from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
 __all__ = [
+    "STATUS_CODE",
+    "ControlFreshness",
     "Freshness",
     "KindEvidence",
-    "ControlFreshness",
     "classify_age",
     "classify_expiry",
     "control_freshness",
-    "STATUS_CODE",
 ]
 
 
@@ -77,7 +77,9 @@ def classify_expiry(now: datetime, valid_until: datetime, at_risk: timedelta) ->
     return Freshness.FRESH
 
 
-def _judge(ref: ControlRef, ev: KindEvidence, now: datetime, override: FreshnessPolicy | None, kinds: tuple[str, ...]) -> ControlFreshness:
+def _judge(
+    ref: ControlRef, ev: KindEvidence, now: datetime, override: FreshnessPolicy | None, kinds: tuple[str, ...]
+) -> ControlFreshness:
     policy = override or ev.policy
     if ev.newest_observed_at is None:
         return ControlFreshness(ref, Freshness.MISSING, None, None, policy.ttl, policy.at_risk, kinds)

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "redact_secrets", "SECRET_KEY_PATTERN"]
+__all__ = ["SECRET_KEY_PATTERN", "configure_logging", "redact_secrets"]
 
 SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")

@@ -17,16 +17,16 @@ from collector.errors import MappingError
 from collector.model import ControlRef
 
 __all__ = [
-    "Control",
     "Catalog",
+    "CheckMapping",
+    "Control",
     "ControlLink",
     "FreshnessPolicy",
     "KindMapping",
-    "CheckMapping",
     "Mappings",
-    "load_mappings",
     "default_mappings_dir",
     "format_validation_error",
+    "load_mappings",
 ]
 
 
@@ -201,9 +201,7 @@ def _read_yaml(path: Path) -> Any:
         raise MappingError(f"{path}: not valid YAML: {exc}") from exc
 
 
-def _resolve_links(
-    links: list[ControlLink], catalogs: dict[str, Catalog], where: str
-) -> tuple[ControlRef, ...]:
+def _resolve_links(links: list[ControlLink], catalogs: dict[str, Catalog], where: str) -> tuple[ControlRef, ...]:
     out: list[ControlRef] = []
     for i, link in enumerate(links):
         ref = link.ref

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -35,74 +36,110 @@ class EvidenceMetrics(Collector):
         self.version = version
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families()
-
-    def _families(self) -> list[Metric]:
-        return [
-            GaugeMetricFamily("evidence_age_seconds", "Age of the newest evidence mapped to the control.", labels=_CONTROL),
-            GaugeMetricFamily("evidence_ttl_seconds", "How long the control's evidence stays fresh.", labels=_CONTROL),
-            GaugeMetricFamily(
-                "evidence_stale", "1 when the control's evidence is stale or missing, else 0.", labels=_CONTROL
-            ),
-            GaugeMetricFamily(
-                "evidence_status", "Freshness: 0 fresh, 1 at_risk, 2 stale, 3 missing.", labels=_CONTROL
-            ),
-            GaugeMetricFamily(
-                "control_check_failures",
-                "Subjects whose latest evidence fails a check mapped to the control.",
-                labels=_CONTROL,
-            ),
-            GaugeMetricFamily(
-                "connector_last_success_timestamp_seconds",
-                "When the connector instance last finished a run that stored evidence.",
-                labels=_CONNECTOR,
-            ),
-            CounterMetricFamily(
-                "connector_runs", "Collection runs by outcome.", labels=[*_CONNECTOR, "outcome"]
-            ),
-            GaugeMetricFamily(
-                "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
-            ),
-            GaugeMetricFamily(
-                "connector_consecutive_failures", "Failed runs since the last successful one.", labels=_CONNECTOR
-            ),
-            CounterMetricFamily(
-                "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR
-            ),
-            CounterMetricFamily(
-                "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
-            ),
-            GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database."),
-            GaugeMetricFamily("evidence_collector_build_info", "Version of the collector.", labels=["version"]),
-        ]
+        yield from _Families().all()
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         snap = self.state.snapshot()
-        (age, ttl, stale, status, failures, last_success, runs, duration, consecutive, problems, records, ready, info) = (
-            self._families()
-        )
+        f = _Families()
         for fresh, n_failures, _failing in evaluate_controls(snap, self.mappings, now, self.overrides):
             labels = [fresh.ref.framework, fresh.ref.control]
             if fresh.age is not None:
-                age.add_metric(labels, max(fresh.age.total_seconds(), 0.0))
-            ttl.add_metric(labels, fresh.ttl.total_seconds())
-            stale.add_metric(labels, 1.0 if fresh.status in (Freshness.STALE, Freshness.MISSING) else 0.0)
-            status.add_metric(labels, float(STATUS_CODE[fresh.status]))
-            failures.add_metric(labels, float(n_failures))
+                f.age.add_metric(labels, max(fresh.age.total_seconds(), 0.0))
+            f.ttl.add_metric(labels, fresh.ttl.total_seconds())
+            f.stale.add_metric(labels, 1.0 if fresh.status in (Freshness.STALE, Freshness.MISSING) else 0.0)
+            f.status.add_metric(labels, float(STATUS_CODE[fresh.status]))
+            f.failures.add_metric(labels, float(n_failures))
         for health in sorted(snap.connectors.values(), key=lambda h: h.instance):
             labels = [health.connector_type, health.instance]
             if health.last_success is not None:
-                last_success.add_metric(labels, health.last_success.timestamp())
+                f.last_success.add_metric(labels, health.last_success.timestamp())
             for outcome in ("succeeded", "partial", "failed", "interrupted"):
-                runs.add_metric([*labels, outcome], float(health.runs.get(outcome, 0)))
+                f.runs.add_metric([*labels, outcome], float(health.runs.get(outcome, 0)))
             if health.last_duration_seconds is not None:
-                duration.add_metric(labels, health.last_duration_seconds)
-            consecutive.add_metric(labels, float(health.consecutive_failures))
-            problems.add_metric(labels, float(health.problems_total))
+                f.duration.add_metric(labels, health.last_duration_seconds)
+            f.consecutive.add_metric(labels, float(health.consecutive_failures))
+            f.problems.add_metric(labels, float(health.problems_total))
         for (connector_type, instance, kind), n in sorted(snap.records_total.items()):
-            records.add_metric([connector_type, instance, kind], float(n))
-        ready.add_metric([], 1.0 if snap.ready else 0.0)
-        info.add_metric([self.version], 1.0)
-        yield from (age, ttl, stale, status, failures, last_success, runs, duration, consecutive, problems, records)
-        yield from (ready, info)
+            f.records.add_metric([connector_type, instance, kind], float(n))
+        f.ready.add_metric([], 1.0 if snap.ready else 0.0)
+        f.info.add_metric([self.version], 1.0)
+        yield from f.all()
+
+
+@dataclass
+class _Families:
+    """Every family this collector exposes; built fresh for each scrape."""
+
+    age: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_age_seconds", "Age of the newest evidence mapped to the control.", labels=_CONTROL
+        )
+    )
+    ttl: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_ttl_seconds", "How long the control's evidence stays fresh.", labels=_CONTROL
+        )
+    )
+    stale: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_stale", "1 when the control's evidence is stale or missing, else 0.", labels=_CONTROL
+        )
+    )
+    status: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_status", "Freshness: 0 fresh, 1 at_risk, 2 stale, 3 missing.", labels=_CONTROL
+        )
+    )
+    failures: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "control_check_failures",
+            "Subjects whose latest evidence fails a check mapped to the control.",
+            labels=_CONTROL,
+        )
+    )
+    last_success: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "connector_last_success_timestamp_seconds",
+            "When the connector instance last finished a run that stored evidence.",
+            labels=_CONNECTOR,
+        )
+    )
+    runs: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "connector_runs", "Collection runs by outcome.", labels=[*_CONNECTOR, "outcome"]
+        )
+    )
+    duration: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
+        )
+    )
+    consecutive: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "connector_consecutive_failures", "Failed runs since the last successful one.", labels=_CONNECTOR
+        )
+    )
+    problems: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR
+        )
+    )
+    records: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
+        )
+    )
+    ready: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_collector_ready", "1 when state is loaded from the database."
+        )
+    )
+    info: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "evidence_collector_build_info", "Version of the collector.", labels=["version"]
+        )
+    )
+
+    def all(self) -> list[Metric]:
+        return [getattr(self, f.name) for f in fields(self)]

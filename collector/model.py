@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
-    "Subject",
-    "Observation",
-    "Outcome",
     "CheckResult",
     "ControlRef",
+    "Observation",
+    "Outcome",
+    "Subject",
     "ensure_aware",
 ]
 
@@ -68,7 +68,7 @@ class Observation:
 
 
 class Outcome(enum.StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     NOT_APPLICABLE = "not_applicable"
     ERROR = "error"

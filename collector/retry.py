@@ -10,7 +10,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from collector.errors import Disposition, classify
 
-__all__ = ["retrying", "call_with_retry"]
+__all__ = ["call_with_retry", "retrying"]
 
 T = TypeVar("T")
 

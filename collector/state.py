@@ -156,7 +156,11 @@ class State:
             for row in latest:
                 failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
                 self._observe_locked(
-                    (row.kind, row.subject_type, row.subject_id), row.observed_at, failing, row.controls, row.valid_until
+                    (row.kind, row.subject_type, row.subject_id),
+                    row.observed_at,
+                    failing,
+                    row.controls,
+                    row.valid_until,
                 )
             self._records_total = Counter(record_counts)
             for instance, runs in run_history.items():

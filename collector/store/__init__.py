@@ -29,14 +29,14 @@ from collector.store.records import (
 from collector.store.schema import chain_head, collection_runs, cursors, evidence, evidence_content
 
 __all__ = [
-    "Store",
+    "ChainBreak",
+    "EvidenceFilter",
     "PreparedRecord",
     "RunRecord",
-    "StoredRecord",
-    "ChainBreak",
-    "SubjectLatest",
     "RunSummary",
-    "EvidenceFilter",
+    "Store",
+    "StoredRecord",
+    "SubjectLatest",
 ]
 
 _BATCH = 2000
@@ -470,11 +470,15 @@ class Store:
             conn.execute(text(sql), params)
 
 
-def _check_row(rec: StoredRecord, payload: str | None, prev: str, controls_json: str, checks_json: str) -> ChainBreak | None:
+def _check_row(
+    rec: StoredRecord, payload: str | None, prev: str, controls_json: str, checks_json: str
+) -> ChainBreak | None:
     from collector.canonical import sha256_hex
 
     if rec.prev_hash != prev:
-        return ChainBreak(rec.seq, rec.id, "previous-hash link does not match the row before it (row inserted or removed)")
+        return ChainBreak(
+            rec.seq, rec.id, "previous-hash link does not match the row before it (row inserted or removed)"
+        )
     if payload is None:
         return ChainBreak(rec.seq, rec.id, "content blob is missing")
     if sha256_hex(payload.encode("utf-8")) != rec.content_sha256:

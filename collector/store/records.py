@@ -9,7 +9,7 @@ from typing import Any
 
 from collector.canonical import canonical_json, sha256_hex
 
-__all__ = ["PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "GENESIS_HASH", "iso"]
+__all__ = ["GENESIS_HASH", "PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "iso"]
 
 GENESIS_HASH = "0" * 64
 

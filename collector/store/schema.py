@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-__all__ = ["metadata", "evidence", "evidence_content", "collection_runs", "cursors", "chain_head", "UTCDateTime"]
+__all__ = ["UTCDateTime", "chain_head", "collection_runs", "cursors", "evidence", "evidence_content", "metadata"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
