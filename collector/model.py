@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def ensure_aware(value: datetime, what: str) -> datetime:
@@ -37,6 +38,8 @@ class Subject:
     def __post_init__(self) -> None:
         if not self.type or not self.id:
             raise ValueError(f"subject needs a type and an id, got {self.type!r}/{self.id!r}")
+        if _CONTROL_CHARS.search(self.type) or _CONTROL_CHARS.search(self.id):
+            raise ValueError(f"subject {self.type!r}/{self.id!r} contains control characters")
 
     def __str__(self) -> str:
         return f"{self.type}:{self.id}"
@@ -61,6 +64,8 @@ class Observation:
         if not _KIND.match(self.kind):
             raise ValueError(f"evidence kind {self.kind!r} must be dotted lower-case, like 'container.scan'")
         ensure_aware(self.observed_at, f"observed_at of {self.kind} {self.subject}")
+        if _CONTROL_CHARS.search(self.source):
+            raise ValueError(f"source {self.source!r} of {self.kind} {self.subject} contains control characters")
         if self.valid_until is not None:
             ensure_aware(self.valid_until, f"valid_until of {self.kind} {self.subject}")
         if not isinstance(self.payload, Mapping):

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -39,7 +40,48 @@ __all__ = [
     "SubjectLatest",
 ]
 
-_BATCH = 2000
+_BATCH = 5000
+_EVIDENCE_COLUMNS = (
+    "id",
+    "run_id",
+    "connector_type",
+    "instance",
+    "connector_version",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "observed_at",
+    "valid_until",
+    "collected_at",
+    "stored_at",
+    "content_sha256",
+    "source",
+    "config_hash",
+    "controls",
+    "checks",
+    "prev_hash",
+    "chain_hash",
+)
+
+
+@lru_cache(maxsize=256)
+def _sqlite_datetime(value: datetime) -> str:
+    """The text form SQLAlchemy's SQLite DATETIME reads back (naive UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _cached_json(cache: dict[tuple[str, ...], str], value: list[str]) -> str:
+    """A run repeats the same few control lists: encode each distinct one once."""
+    key = tuple(value)
+    text = cache.get(key)
+    if text is None:
+        text = json.dumps(value)
+        cache[key] = text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +218,6 @@ class Store:
                 self._save_cursor(conn, run.instance, cursor, run.id, stored_at)
         return out
 
-    def _content_insert(self) -> Any:
-        if self.dialect == "postgresql":
-            return postgresql.insert(evidence_content).on_conflict_do_nothing(index_elements=["sha256"])
-        if self.dialect == "sqlite":
-            return sqlite.insert(evidence_content).on_conflict_do_nothing(index_elements=["sha256"])
-        raise RuntimeError(f"unsupported database dialect {self.dialect}")
-
     def _append(self, conn: Connection, records: Sequence[PreparedRecord], stored_at: datetime) -> list[StoredRecord]:
         head_query = select(chain_head.c.seq, chain_head.c.chain_hash).where(chain_head.c.id == 1)
         if self.dialect == "postgresql":
@@ -190,12 +225,15 @@ class Store:
         head = conn.execute(head_query).one()
         prev = head.chain_hash
         contents: dict[str, str] = {}
-        rows: list[dict[str, Any]] = []
-        out: list[StoredRecord] = []
+        rows: list[tuple[Any, ...]] = []
+        links: list[tuple[str, str]] = []
+        bind = _sqlite_datetime if self.dialect == "sqlite" else _as_utc
+        json_cache: dict[tuple[str, ...], str] = {}
+        stored_bound = bind(stored_at)
         for rec in records:
             contents.setdefault(rec.content_sha256, rec.payload_json)
-            controls_json = json.dumps(rec.controls)
-            checks_json = json.dumps(rec.checks, sort_keys=True)
+            controls_json = _cached_json(json_cache, rec.controls)
+            checks_json = rec.checks_json
             link = chain_hash(
                 prev,
                 id=rec.id,
@@ -217,64 +255,84 @@ class Store:
                 checks_json=checks_json,
             )
             rows.append(
-                {
-                    "id": rec.id,
-                    "run_id": rec.run_id,
-                    "connector_type": rec.connector_type,
-                    "instance": rec.instance,
-                    "connector_version": rec.connector_version,
-                    "kind": rec.kind,
-                    "subject_type": rec.subject_type,
-                    "subject_id": rec.subject_id,
-                    "observed_at": rec.observed_at,
-                    "valid_until": rec.valid_until,
-                    "collected_at": rec.collected_at,
-                    "stored_at": stored_at,
-                    "content_sha256": rec.content_sha256,
-                    "source": rec.source,
-                    "config_hash": rec.config_hash,
-                    "controls": controls_json,
-                    "checks": checks_json,
-                    "prev_hash": prev,
-                    "chain_hash": link,
-                }
+                (
+                    rec.id,
+                    rec.run_id,
+                    rec.connector_type,
+                    rec.instance,
+                    rec.connector_version,
+                    rec.kind,
+                    rec.subject_type,
+                    rec.subject_id,
+                    bind(rec.observed_at),
+                    None if rec.valid_until is None else bind(rec.valid_until),
+                    bind(rec.collected_at),
+                    stored_bound,
+                    rec.content_sha256,
+                    rec.source,
+                    rec.config_hash,
+                    controls_json,
+                    checks_json,
+                    prev,
+                    link,
+                )
             )
+            links.append((prev, link))
             prev = link
-        content_rows = [{"sha256": k, "payload": v, "size_bytes": len(v.encode())} for k, v in contents.items()]
-        insert_content = self._content_insert()
-        for i in range(0, len(content_rows), _BATCH):
-            conn.execute(insert_content, content_rows[i : i + _BATCH])
-        for i in range(0, len(rows), _BATCH):
-            conn.execute(evidence.insert(), rows[i : i + _BATCH])
+        self._insert_contents(conn, contents)
+        self._insert_evidence(conn, rows)
         last_seq = conn.execute(select(func.max(evidence.c.seq))).scalar_one()
         conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=last_seq, chain_hash=prev))
         first_seq = last_seq - len(rows) + 1
-        for offset, (row, rec) in enumerate(zip(rows, records, strict=True)):
-            out.append(
-                StoredRecord(
-                    seq=first_seq + offset,
-                    id=rec.id,
-                    run_id=rec.run_id,
-                    connector_type=rec.connector_type,
-                    instance=rec.instance,
-                    connector_version=rec.connector_version,
-                    kind=rec.kind,
-                    subject_type=rec.subject_type,
-                    subject_id=rec.subject_id,
-                    observed_at=rec.observed_at,
-                    valid_until=rec.valid_until,
-                    collected_at=rec.collected_at,
-                    stored_at=stored_at,
-                    content_sha256=rec.content_sha256,
-                    source=rec.source,
-                    config_hash=rec.config_hash,
-                    controls=rec.controls,
-                    checks=rec.checks,
-                    prev_hash=row["prev_hash"],
-                    chain_hash=row["chain_hash"],
-                )
+        return [
+            StoredRecord(
+                seq=first_seq + offset,
+                id=rec.id,
+                run_id=rec.run_id,
+                connector_type=rec.connector_type,
+                instance=rec.instance,
+                connector_version=rec.connector_version,
+                kind=rec.kind,
+                subject_type=rec.subject_type,
+                subject_id=rec.subject_id,
+                observed_at=rec.observed_at,
+                valid_until=rec.valid_until,
+                collected_at=rec.collected_at,
+                stored_at=stored_at,
+                content_sha256=rec.content_sha256,
+                source=rec.source,
+                config_hash=rec.config_hash,
+                controls=rec.controls,
+                checks=rec.checks,
+                prev_hash=link_prev,
+                chain_hash=link,
             )
-        return out
+            for offset, (rec, (link_prev, link)) in enumerate(zip(records, links, strict=True))
+        ]
+
+    def _insert_evidence(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """The hot path: COPY on PostgreSQL, the driver's executemany on SQLite, inside the run's transaction."""
+        columns = ", ".join(_EVIDENCE_COLUMNS)
+        if self.dialect == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(f"COPY evidence ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        sql = f"INSERT INTO evidence ({columns}) VALUES ({', '.join(['?'] * len(_EVIDENCE_COLUMNS))})"
+        for i in range(0, len(rows), _BATCH):
+            conn.exec_driver_sql(sql, rows[i : i + _BATCH])
+
+    def _insert_contents(self, conn: Connection, contents: dict[str, str]) -> None:
+        """Content-addressed blobs: each distinct payload stored once, whatever is already there."""
+        marker = "?" if self.dialect == "sqlite" else "%s"
+        sql = (
+            f"INSERT INTO evidence_content (sha256, payload, size_bytes) VALUES ({marker}, {marker}, {marker}) "
+            "ON CONFLICT (sha256) DO NOTHING"
+        )
+        items = [(k, v, len(v.encode())) for k, v in contents.items()]
+        for i in range(0, len(items), _BATCH):
+            conn.exec_driver_sql(sql, items[i : i + _BATCH])
 
     def _save_cursor(self, conn: Connection, instance: str, value: Any, run_id: str, now: datetime) -> None:
         payload = json.dumps(value, sort_keys=True)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.canonical import canonical_json, sha256_hex
+from collector.canonical import sha256_hex
 
-__all__ = ["GENESIS_HASH", "PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "iso"]
+__all__ = ["FIELD_SEPARATOR", "GENESIS_HASH", "PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "iso"]
 
 GENESIS_HASH = "0" * 64
+FIELD_SEPARATOR = "\x1f"
 
 
+@lru_cache(maxsize=256)
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -39,6 +42,11 @@ class PreparedRecord:
     config_hash: str
     controls: list[str]
     checks: list[dict[str, Any]]
+    checks_json: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.checks_json:
+            self.checks_json = json.dumps(self.checks, sort_keys=True) if self.checks else "[]"
 
 
 @dataclass(slots=True)
@@ -128,10 +136,12 @@ def chain_hash(
     controls_json: str,
     checks_json: str,
 ) -> str:
-    """SHA-256 over the previous link and every stored field of the row, as a canonical JSON array."""
+    """SHA-256 over the previous link and every stored field of the row, joined by U+001F (UNIT SEPARATOR).
+
+    No field can contain U+001F: identifiers are validated at the observation, JSON fields escape it."""
     return sha256_hex(
-        canonical_json(
-            [
+        FIELD_SEPARATOR.join(
+            (
                 prev_hash,
                 id,
                 run_id,
@@ -150,6 +160,6 @@ def chain_hash(
                 config_hash,
                 controls_json,
                 checks_json,
-            ]
-        )
+            )
+        ).encode("utf-8")
     )

@@ -20,7 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UTCDateTime", "chain_head", "collection_runs", "cursors", "evidence", "evidence_content", "metadata"]
+__all__ = [
+    "UTCDateTime",
+    "chain_head",
+    "collection_runs",
+    "cursors",
+    "evidence",
+    "evidence_content",
+    "metadata",
+    "run_leases",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -125,3 +134,16 @@ chain_head = Table(
     Column("seq", BigInt, nullable=False),
     Column("chain_hash", String(64), nullable=False),
 )
+
+run_leases = Table(
+    "run_leases",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("run_id", String(36), nullable=False),
+    Column("slot", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+"""The latest claimed run of each job when several replicas share PostgreSQL (state: running | done)."""

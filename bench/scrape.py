@@ -1,0 +1,108 @@
+"""/metrics scrape time with 500 controls, at 1k and at 1M stored records, in the same run.
+
+The scrape reads only in-memory state (never the database), so its cost should not grow with stored evidence.
+Also prints the one-off state rebuild at start for each size. Usage: python bench/scrape.py [--big N]"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.seed import seed_records
+from collector.daemon import load_state
+from collector.http import HealthServer, build_app
+from collector.mappings import default_mappings_dir, load_mappings
+from collector.metrics import EvidenceMetrics
+from collector.state import State
+from collector.store import Store
+from prometheus_client import CollectorRegistry
+
+CONTROLS = 500
+KINDS = 50
+
+
+def bench_mappings(root: Path) -> Path:
+    """The shipped catalogs plus a 500-control framework mapped from 50 evidence kinds."""
+    (root / "catalogs").mkdir(parents=True)
+    (root / "evidence").mkdir()
+    for f in (default_mappings_dir() / "catalogs").glob("*.yaml"):
+        (root / "catalogs" / f.name).write_text(f.read_text())
+    controls = [{"id": f"B.{i}", "title": f"bench control {i}", "group": f"B{i // 50}"} for i in range(CONTROLS)]
+    (root / "catalogs" / "bench.yaml").write_text(
+        yaml.safe_dump({"framework": "bench", "name": "bench", "version": "1", "controls": controls})
+    )
+    kinds = [
+        {
+            "kind": f"bench.kind_{k}",
+            "title": f"kind {k}",
+            "freshness": {"ttl": "7d", "at_risk": "1d"},
+            "controls": [
+                {"control": f"bench:B.{c}", "relationship": "supports", "rationale": "synthetic benchmark link"}
+                for c in range(k * (CONTROLS // KINDS), (k + 1) * (CONTROLS // KINDS))
+            ],
+        }
+        for k in range(KINDS)
+    ]
+    (root / "evidence" / "bench.yaml").write_text(yaml.safe_dump({"kinds": kinds}))
+    return root
+
+
+def measure(records: int, mappings_dir: Path, tmp: Path, scrapes: int) -> tuple[float, float, int]:
+    store = Store(f"sqlite:///{tmp}/scrape-{records}.db")
+    store.upgrade()
+    per_kind = records // KINDS
+    for k in range(KINDS):
+        controls = [f"bench:B.{c}" for c in range(k * (CONTROLS // KINDS), (k + 1) * (CONTROLS // KINDS))]
+        seed_records(store, per_kind, subjects=max(per_kind // 10, 1), kind=f"bench.kind_{k}", controls=controls)
+    mappings = load_mappings(mappings_dir)
+    state = State()
+    t0 = time.perf_counter()
+    load_state(store, state)
+    rebuild = time.perf_counter() - t0
+    registry = CollectorRegistry()
+    registry.register(EvidenceMetrics(state, mappings))
+    server = HealthServer("127.0.0.1", 0, build_app(registry, lambda: (True, "ok")))
+    server.start()
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    try:
+        body = urllib.request.urlopen(url).read()  # warm-up
+        timings = []
+        for _ in range(scrapes):
+            t0 = time.perf_counter()
+            urllib.request.urlopen(url).read()
+            timings.append(time.perf_counter() - t0)
+    finally:
+        server.stop()
+        store.dispose()
+    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+    return statistics.median(timings), rebuild, series
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--scrapes", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        mappings_dir = bench_mappings(tmp / "mappings")
+        small = measure(args.small, mappings_dir, tmp, args.scrapes)
+        big = measure(args.big, mappings_dir, tmp, args.scrapes)
+    print(f"/metrics scrape with {CONTROLS} bench controls (+ shipped catalogs), median of {args.scrapes} scrapes")
+    for n, (median, rebuild, series) in ((args.small, small), (args.big, big)):
+        print(f"  {n:>9,} records: scrape {median * 1000:7.2f} ms   {series} series   state rebuild {rebuild:6.2f} s")
+    print(f"  ratio {args.big:,} / {args.small:,} records = {big[0] / small[0]:.2f}  (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
