@@ -74,10 +74,11 @@ def _root(
     ctx.obj = _Options(config)
 
 
-def _load(ctx: typer.Context) -> LoadedConfig:
+def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
+    """The configuration named after the command, else before it, else by EVIDENCE_COLLECTOR_CONFIG."""
     opts: _Options = ctx.obj
     try:
-        loaded = load_and_resolve(opts.config)
+        loaded = load_and_resolve(config or opts.config)
     except ConfigurationError as exc:
         err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False, markup=True)
         raise typer.Exit(2) from exc
@@ -109,17 +110,18 @@ def _emit_json(document: Any) -> None:
 
 
 @app.command()
-def run(ctx: typer.Context) -> None:
+def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Run the daemon: scheduled collection, /metrics, /healthz, /readyz. Stops cleanly on SIGTERM."""
     from collector.daemon import Daemon
 
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     Daemon(loaded).run_forever()
 
 
 @app.command()
 def collect(
     ctx: typer.Context,
+    config: ConfigOption = None,
     connector: Annotated[
         list[str] | None, typer.Option("--connector", help="Only this connector (repeatable).")
     ] = None,
@@ -128,7 +130,7 @@ def collect(
     from collector.daemon import load_state
     from collector.runner import Runner
 
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     instances = [loaded.instance(n) for n in connector] if connector else loaded.instances
     if not instances:
         err.print("no connectors configured")
@@ -159,7 +161,8 @@ def collect(
 def status_document(loaded: LoadedConfig, state: State, now: datetime, framework: str | None) -> dict[str, Any]:
     snap = state.snapshot()
     controls = []
-    for fresh, _failures, failing in evaluate_controls(snap, loaded.mappings, now, loaded.overrides, framework):
+    rows = evaluate_controls(snap, loaded.mappings, now, loaded.overrides, framework, loaded.active_kinds)
+    for fresh, _failures, failing in rows:
         control = loaded.mappings.control(fresh.ref)
         controls.append(
             {
@@ -211,13 +214,14 @@ def _age(seconds: float | None) -> str:
 @app.command()
 def status(
     ctx: typer.Context,
+    config: ConfigOption = None,
     framework: Annotated[str | None, typer.Option(help="soc2, iso27001, nist_ai_rmf or iso42001.")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Per control: freshness, age, TTL, evidence kinds, failing checks; per connector: health."""
     from collector.daemon import load_state
 
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     if framework and framework not in loaded.mappings.catalogs:
         err.print(f"unknown framework {framework!r} (known: {', '.join(loaded.mappings.frameworks())})")
         raise typer.Exit(2)
@@ -253,11 +257,12 @@ def status(
 @app.command()
 def controls(
     ctx: typer.Context,
+    config: ConfigOption = None,
     framework: Annotated[str | None, typer.Option(help="Only this framework.")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The catalogs, with the evidence kinds and checks mapped to each control."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     m = loaded.mappings
     rows: list[dict[str, Any]] = []
     for ref in m.all_controls(framework):
@@ -314,6 +319,7 @@ def evidence_document(records: list[StoredRecord]) -> dict[str, Any]:
 @app.command()
 def evidence(
     ctx: typer.Context,
+    config: ConfigOption = None,
     kind: Annotated[str | None, typer.Option(help="Evidence kind, e.g. container.scan.")] = None,
     subject: Annotated[str | None, typer.Option(help="Subject id, or type:id.")] = None,
     control: Annotated[str | None, typer.Option(help="Control, framework:id (2013 ISO ids accepted).")] = None,
@@ -322,7 +328,7 @@ def evidence(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The latest record per subject, with its check results and control tags."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     controls_wanted: list[str | None] = [None]
     if control:
         try:
@@ -354,9 +360,9 @@ def evidence(
 
 
 @app.command()
-def verify(ctx: typer.Context) -> None:
+def verify(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Walk the evidence hash chain and name the first broken row. Exits 1 on a break."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     store = _open_store(loaded, migrate=False)
     checked, brk = store.verify()
     if brk is None:
@@ -369,17 +375,17 @@ def verify(ctx: typer.Context) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context) -> None:
+def db_upgrade(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Apply database migrations (Alembic) up to the newest revision."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     store = _open_store(loaded, migrate=True)
     out.print(f"database at revision {store.current_revision()} ({_safe_url(store.url)})")
 
 
 @config_app.command("check")
-def config_check(ctx: typer.Context) -> None:
+def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Validate the configuration, the mappings and every connector's settings; print every problem."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     out.print(
         f"configuration ok: {len(loaded.instances)} connectors, "
         f"{sum(len(c.controls) for c in loaded.mappings.catalogs.values())} controls in "
@@ -389,6 +395,8 @@ def config_check(ctx: typer.Context) -> None:
 
 # -- feature commands: each feature module defines its commands on `app`; one import line each --
 # (keep this block just above main())
+import collector.commands_coverage  # noqa: E402
+import collector.export.cli  # noqa: E402,F401
 
 
 def main() -> None:

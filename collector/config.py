@@ -172,6 +172,11 @@ class LoadedConfig:
     instances: list[ResolvedInstance]
     overrides: dict[ControlRef, FreshnessPolicy]
 
+    @property
+    def active_kinds(self) -> frozenset[str]:
+        """Evidence kinds the configured connectors produce."""
+        return frozenset(kind for inst in self.instances for kind in inst.connector_cls.kinds)
+
     def instance(self, name: str) -> ResolvedInstance:
         for inst in self.instances:
             if inst.config.name == name:

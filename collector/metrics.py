@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.coverage import CoverageBasis, CoverageState, compute_coverage
 from collector.freshness import STATUS_CODE, Freshness
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
@@ -28,12 +29,17 @@ class EvidenceMetrics(Collector):
         overrides: Mapping[ControlRef, FreshnessPolicy] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         version: str = "0",
+        coverage: CoverageBasis | None = None,
+        active_kinds: Set[str] | None = None,
     ) -> None:
         self.state = state
         self.mappings = mappings
         self.overrides = dict(overrides or {})
         self.clock = clock
         self.version = version
+        self.active_kinds = active_kinds
+        self.coverage = coverage
+        """The configured connectors and attestation templates; without it ``control_coverage`` is not exported."""
 
     def describe(self) -> Iterator[Metric]:
         yield from _Families().all()
@@ -42,7 +48,9 @@ class EvidenceMetrics(Collector):
         now = self.clock()
         snap = self.state.snapshot()
         f = _Families()
-        for fresh, n_failures, _failing in evaluate_controls(snap, self.mappings, now, self.overrides):
+        for fresh, n_failures, _failing in evaluate_controls(
+            snap, self.mappings, now, self.overrides, active_kinds=self.active_kinds
+        ):
             labels = [fresh.ref.framework, fresh.ref.control]
             if fresh.age is not None:
                 f.age.add_metric(labels, max(fresh.age.total_seconds(), 0.0))
@@ -64,6 +72,10 @@ class EvidenceMetrics(Collector):
             f.records.add_metric([connector_type, instance, kind], float(n))
         f.ready.add_metric([], 1.0 if snap.ready else 0.0)
         f.info.add_metric([self.version], 1.0)
+        if self.coverage is not None:
+            for totals in compute_coverage(self.mappings, self.coverage, snap.newest, now).frameworks:
+                for state in CoverageState:
+                    f.coverage.add_metric([totals.framework, state.value], float(totals.counts.get(state, 0)))
         yield from f.all()
 
 
@@ -138,6 +150,13 @@ class _Families:
     info: GaugeMetricFamily = field(
         default_factory=lambda: GaugeMetricFamily(
             "evidence_collector_build_info", "Version of the collector.", labels=["version"]
+        )
+    )
+    coverage: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "control_coverage",
+            "Controls per coverage state: automated, attested (unexpired), attestable (by a template), uncovered.",
+            labels=["framework", "state"],
         )
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -204,14 +204,21 @@ def evaluate_controls(
     now: datetime,
     overrides: Mapping[ControlRef, FreshnessPolicy],
     framework: str | None = None,
+    active_kinds: Set[str] | None = None,
 ) -> list[tuple[ControlFreshness, int, list[str]]]:
-    """Per control with mapped or stored evidence: its freshness, how many subjects fail its checks, and which."""
+    """Per control with mapped or stored evidence: its freshness, how many subjects fail its checks, and which.
+
+    With ``active_kinds`` (the kinds the configured connectors produce), controls only reachable through other
+    connectors' evidence are left out, so an unconfigured source does not show as missing evidence."""
     seen: dict[str, set[str]] = {}
     for control, kind in snapshot.newest:
         seen.setdefault(control, set()).add(kind)
     out = []
     for ref in mappings.all_controls(framework):
-        kinds = set(mappings.kinds_by_control.get(ref, ())) | seen.get(str(ref), set())
+        mapped = set(mappings.kinds_by_control.get(ref, ()))
+        if active_kinds is not None:
+            mapped &= active_kinds
+        kinds = mapped | seen.get(str(ref), set())
         if not kinds:
             continue
         evidence = []
