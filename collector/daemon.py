@@ -12,33 +12,48 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.registry import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from collector import __version__
 from collector.config import LoadedConfig, ResolvedInstance
+from collector.coordination import coordination_for
 from collector.http import HealthServer, build_app
 from collector.metrics import EvidenceMetrics
 from collector.runner import Runner
 from collector.state import State
-from collector.store import Store
+from collector.store import RunRecord, Store
 
-__all__ = ["Daemon", "load_state", "trigger_for"]
+__all__ = ["Daemon", "load_state", "state_refresh_seconds", "trigger_for"]
 
 log = structlog.get_logger("collector.daemon")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_state(store: Store, state: State) -> None:
     state.rebuild(store.latest_per_subject(), store.record_counts(), store.run_history(), store.run_status_counts())
 
 
-def trigger_for(instance: ResolvedInstance) -> Any:
+def trigger_for(instance: ResolvedInstance, aligned: bool = False) -> Any:
+    """``aligned``: interval fires on multiples of the interval since the epoch, the same on every replica."""
     schedule = instance.config.schedule
     jitter = int(schedule.jitter.total_seconds()) or None
     if schedule.cron is not None:
         return CronTrigger(**_cron_fields(schedule.cron), timezone=UTC, jitter=jitter)
     assert schedule.interval is not None
-    return IntervalTrigger(seconds=schedule.interval.total_seconds(), timezone=UTC, jitter=jitter)
+    start_date = _EPOCH if aligned else None
+    return IntervalTrigger(
+        seconds=schedule.interval.total_seconds(), start_date=start_date, timezone=UTC, jitter=jitter
+    )
+
+
+def state_refresh_seconds(loaded: LoadedConfig) -> float:
+    """How often a replica reloads state others wrote: the shortest interval, between 5 s and 60 s."""
+    intervals = [i.config.schedule.interval.total_seconds() for i in loaded.instances if i.config.schedule.interval]
+    return min(max(min(intervals, default=60.0), 5.0), 60.0)
 
 
 def _cron_fields(expr: str) -> dict[str, str]:
@@ -55,6 +70,7 @@ class Daemon:
             self.state.register_connector(inst.config.name, inst.config.type)
         self.shutdown = threading.Event()
         self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown)
+        self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(EvidenceMetrics(self.state, loaded.mappings, loaded.overrides, version=__version__))
         workers = max(2, min(16, len(loaded.instances)))
@@ -79,7 +95,7 @@ class Daemon:
     def prepare_database(self) -> bool:
         """Migrate and rebuild the in-memory state; on failure the daemon stays up and tries again."""
         try:
-            self.store.upgrade()
+            self.coordination.upgrade_schema()
             load_state(self.store, self.state)
         except Exception as exc:  # database down: /readyz says so, a job retries
             log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
@@ -87,6 +103,19 @@ class Daemon:
         self._db_ready.set()
         log.info("database_ready", revision=self.store.current_revision(), url=self.store.url)
         return True
+
+    def _count_interrupted(self, run: RunRecord) -> None:
+        duration = (run.finished_at - run.started_at).total_seconds()
+        self.state.record_run(run.instance, run.connector_type, run.status, run.finished_at, duration, 0)
+
+    def _refresh_state(self) -> None:
+        """Several replicas: runs stored by the others show in this replica's metrics too."""
+        if not self._db_ready.is_set():
+            return
+        try:
+            load_state(self.store, self.state)
+        except SQLAlchemyError as exc:  # the database is down: /readyz says so, the next refresh retries
+            log.warning("state_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _recover_database(self) -> None:
         if self.prepare_database():
@@ -103,17 +132,27 @@ class Daemon:
                 self._recover_database, IntervalTrigger(seconds=15), id="database-recovery", replace_existing=True
             )
         now = datetime.now(UTC)
+        shared = self.coordination.shared
         for inst in self.loaded.instances:
             schedule = inst.config.schedule
+            first_run = now + timedelta(seconds=1) if schedule.interval is not None else None
             self.scheduler.add_job(
-                self.runner.run,
-                trigger_for(inst),
+                self.coordination.run,
+                trigger_for(inst, aligned=shared),
                 args=[inst],
                 id=f"collect:{inst.config.name}",
                 name=inst.config.name,
                 replace_existing=True,
                 misfire_grace_time=int(schedule.misfire_grace.total_seconds()) or None,
-                next_run_time=now + timedelta(seconds=1) if schedule.interval is not None else None,
+                **({} if shared or first_run is None else {"next_run_time": first_run}),
+            )
+            if shared and first_run is not None:
+                self.scheduler.add_job(
+                    self.coordination.run, DateTrigger(first_run), args=[inst], id=f"catch-up:{inst.config.name}"
+                )
+        if shared:
+            self.scheduler.add_job(
+                self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"
             )
         self.scheduler.start()
         log.info("scheduler_started", jobs=[j.id for j in self.scheduler.get_jobs()])
@@ -134,6 +173,7 @@ class Daemon:
             log.warning("shutdown_grace_exceeded")
         if self.http is not None:
             self.http.stop()
+        self.coordination.dispose()
         self.store.dispose()
         log.info("shutdown_finished")
 

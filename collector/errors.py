@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AWS_ERROR_DISPOSITION",
     "HTTP_DISPOSITION",
     "CollectorError",
     "ConfigurationError",
@@ -65,6 +66,43 @@ HTTP_DISPOSITION: dict[int, Disposition] = {
     504: Disposition.TRANSIENT,
 }
 
+AWS_ERROR_DISPOSITION: dict[str, Disposition] = {
+    "Throttling": Disposition.TRANSIENT,
+    "ThrottlingException": Disposition.TRANSIENT,
+    "TooManyRequestsException": Disposition.TRANSIENT,
+    "RequestLimitExceeded": Disposition.TRANSIENT,
+    "LimitExceeded": Disposition.TRANSIENT,
+    "ServiceUnavailable": Disposition.TRANSIENT,
+    "InternalFailure": Disposition.TRANSIENT,
+    "ServiceFailure": Disposition.TRANSIENT,
+    "ReportInProgress": Disposition.TRANSIENT,
+    "ExpiredToken": Disposition.TRANSIENT,
+    "ExpiredTokenException": Disposition.TRANSIENT,
+    "AccessDenied": Disposition.CONFIGURATION,
+    "AccessDeniedException": Disposition.CONFIGURATION,
+    "UnauthorizedOperation": Disposition.CONFIGURATION,
+    "InvalidClientTokenId": Disposition.CONFIGURATION,
+    "SignatureDoesNotMatch": Disposition.CONFIGURATION,
+}
+"""botocore ``ClientError`` codes; other codes fall back to the response's HTTP status."""
+
+
+def _aws_disposition(exc: BaseException) -> Disposition | None:
+    """botocore errors by code (client errors) or by class (credentials, region, connection)."""
+    from botocore import exceptions as aws
+
+    if isinstance(exc, aws.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in AWS_ERROR_DISPOSITION:
+            return AWS_ERROR_DISPOSITION[code]
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return HTTP_DISPOSITION.get(status, Disposition.FATAL) if isinstance(status, int) else Disposition.FATAL
+    if isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError | aws.NoRegionError):
+        return Disposition.CONFIGURATION
+    if isinstance(exc, aws.ConnectionError | aws.HTTPClientError):
+        return Disposition.TRANSIENT
+    return None
+
 
 def classify(exc: BaseException) -> Disposition:
     """The one table that decides retry / skip / stop for an exception."""
@@ -76,6 +114,9 @@ def classify(exc: BaseException) -> Disposition:
         return Disposition.SKIPPABLE
     if isinstance(exc, TimeoutError | ConnectionError):
         return Disposition.TRANSIENT
+    aws = _aws_disposition(exc)
+    if aws is not None:
+        return aws
     status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
     if isinstance(status, int):
         return HTTP_DISPOSITION.get(status, Disposition.FATAL)

@@ -96,9 +96,9 @@ class Runner:
         self.clock = clock
         self.shutdown = shutdown or threading.Event()
 
-    def run(self, instance: ResolvedInstance) -> RunOutcome:
+    def run(self, instance: ResolvedInstance, run_id: str | None = None) -> RunOutcome:
         name = instance.config.name
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(connector=instance.config.type, instance=name, run_id=run_id)
         log = structlog.get_logger("collector.run")
         started = self.clock()

@@ -1,0 +1,208 @@
+"""The reads an export makes, over the store's tables. Point in time is by ``stored_at``; big reads stream.
+
+Scope is a list of control-tag prefixes (``soc2:`` for a framework, ``soc2:CC7.1"`` for one control) matched
+with LIKE against the JSON ``controls`` column: a cheap superset that callers narrow exactly in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, String, func, or_, select, type_coerce
+
+from collector.store.schema import evidence, evidence_content
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "ChainAnchor",
+    "chain_anchor",
+    "count_records",
+    "first_stored_at",
+    "iso_utc",
+    "iter_arrivals",
+    "iter_latest_per_subject",
+    "iter_newest_per_kind",
+    "iter_records_stored_between",
+    "scope_prefixes",
+    "to_utc",
+]
+
+PAGE_ROWS = 5000
+
+_TIMES = ("observed_at", "valid_until", "collected_at", "stored_at")
+_PLAIN = (
+    "seq",
+    "id",
+    "run_id",
+    "connector_type",
+    "instance",
+    "connector_version",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "content_sha256",
+    "source",
+    "config_hash",
+    "controls",
+    "checks",
+    "prev_hash",
+    "chain_hash",
+)
+RECORD_COLUMNS: tuple[str, ...] = (*_PLAIN, *_TIMES)
+"""Column order of record rows; times come back raw (a string on SQLite) for speed: use :func:`iso_utc`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAnchor:
+    seq: int
+    chain_hash: str
+
+
+def to_utc(value: str | datetime) -> datetime:
+    """A stored time as an aware UTC datetime, whether the driver gave a string (SQLite) or a datetime."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def iso_utc(value: str | datetime | None) -> str | None:
+    """The same text :func:`collector.store.records.iso` gives, without the type decorator's per-row cost."""
+    return None if value is None else to_utc(value).isoformat()
+
+
+def scope_prefixes(framework: str, controls: Sequence[str]) -> list[str]:
+    return [f'{c}"' for c in controls] if controls else [f"{framework}:"]
+
+
+def _in_scope(prefixes: Sequence[str]) -> ColumnElement[bool]:
+    return or_(*[evidence.c.controls.like(f'%"{prefix}%') for prefix in prefixes])
+
+
+def _record_columns(with_payload: bool) -> list[Any]:
+    cols: list[Any] = [evidence.c[name] for name in _PLAIN]
+    cols += [type_coerce(evidence.c[name], String).label(name) for name in _TIMES]
+    if with_payload:
+        cols.append(evidence_content.c.payload)
+    return cols
+
+
+def first_stored_at(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(evidence.c.stored_at))).scalar()
+    return None if value is None else to_utc(value)
+
+
+def count_records(conn: Connection, prefixes: Sequence[str], after: datetime | None, until: datetime) -> int:
+    query = select(func.count()).select_from(evidence).where(_in_scope(prefixes), evidence.c.stored_at <= until)
+    if after is not None:
+        query = query.where(evidence.c.stored_at > after)
+    return int(conn.execute(query).scalar_one())
+
+
+def chain_anchor(conn: Connection, until: datetime) -> ChainAnchor | None:
+    """The last link of the whole chain stored at or before ``until``: compare it with the live store later."""
+    last = select(func.max(evidence.c.seq)).where(evidence.c.stored_at <= until).scalar_subquery()
+    row = conn.execute(select(evidence.c.seq, evidence.c.chain_hash).where(evidence.c.seq == last)).first()
+    return None if row is None else ChainAnchor(int(row.seq), str(row.chain_hash))
+
+
+def iter_records_stored_between(
+    conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime, page_rows: int = PAGE_ROWS
+) -> Iterator[Any]:
+    """Records in scope with ``after < stored_at <= until``, with payload, by seq (keyset paging)."""
+    last_seq = 0
+    while True:
+        query = (
+            select(*_record_columns(True))
+            .join(evidence_content, evidence_content.c.sha256 == evidence.c.content_sha256, isouter=True)
+            .where(
+                evidence.c.seq > last_seq,
+                evidence.c.stored_at > after,
+                evidence.c.stored_at <= until,
+                _in_scope(prefixes),
+            )
+            .order_by(evidence.c.seq)
+            .limit(page_rows)
+        )
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        yield from rows
+        last_seq = rows[-1].seq
+
+
+def _stream(conn: Connection, query: Select[Any]) -> Iterator[Any]:
+    result = conn.execution_options(stream_results=True, yield_per=PAGE_ROWS).execute(query)
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def iter_latest_per_subject(
+    conn: Connection, prefixes: Sequence[str], as_of: datetime, *, with_payload: bool
+) -> Iterator[Any]:
+    """Per (kind, subject), the newest record by observed_at among those stored by ``as_of``, in seq order."""
+    ranked = (
+        select(
+            evidence.c.seq,
+            func.row_number()
+            .over(
+                partition_by=(evidence.c.kind, evidence.c.subject_type, evidence.c.subject_id),
+                order_by=(evidence.c.observed_at.desc(), evidence.c.seq.desc()),
+            )
+            .label("rank"),
+        )
+        .where(evidence.c.stored_at <= as_of)
+        .subquery()
+    )
+    query = (
+        select(*_record_columns(with_payload))
+        .join(ranked, ranked.c.seq == evidence.c.seq)
+        .where(ranked.c.rank == 1, _in_scope(prefixes))
+        .order_by(evidence.c.seq)
+    )
+    if with_payload:
+        query = query.join(evidence_content, evidence_content.c.sha256 == evidence.c.content_sha256, isouter=True)
+    return _stream(conn, query)
+
+
+def iter_newest_per_kind(conn: Connection, prefixes: Sequence[str], as_of: datetime) -> Iterator[Any]:
+    """Per (kind, control tags), the newest record by observed_at stored by ``as_of``: the state at a time."""
+    ranked = (
+        select(
+            evidence.c.seq,
+            evidence.c.stored_at,
+            evidence.c.kind,
+            evidence.c.controls,
+            evidence.c.observed_at,
+            evidence.c.valid_until,
+            func.row_number()
+            .over(
+                partition_by=(evidence.c.kind, evidence.c.controls),
+                order_by=(evidence.c.observed_at.desc(), evidence.c.stored_at.desc(), evidence.c.seq.desc()),
+            )
+            .label("rank"),
+        )
+        .where(evidence.c.stored_at <= as_of, _in_scope(prefixes))
+        .subquery()
+    )
+    query = select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.stored_at, ranked.c.seq)
+    return _stream(conn, query)
+
+
+def iter_arrivals(conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime) -> Iterator[Any]:
+    """What coverage needs of each record stored in ``(after, until]``, in stored_at order."""
+    query = (
+        select(
+            evidence.c.stored_at,
+            evidence.c.kind,
+            evidence.c.controls,
+            evidence.c.observed_at,
+            evidence.c.valid_until,
+        )
+        .where(evidence.c.stored_at > after, evidence.c.stored_at <= until, _in_scope(prefixes))
+        .order_by(evidence.c.stored_at, evidence.c.seq)
+    )
+    return _stream(conn, query)

@@ -1,0 +1,135 @@
+"""index.html: a self-contained report for auditors (inline CSS and SVG, no scripts, nothing fetched)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from html import escape
+
+from collector.export.matrix import ControlSummary, Window
+from collector.freshness import Freshness
+
+__all__ = ["index_html"]
+
+_TIMELINE_WIDTH = 320
+_STATUS_COLOUR = {
+    Freshness.FRESH: "#1a7f37",
+    Freshness.AT_RISK: "#b7791f",
+    Freshness.STALE: "#c62828",
+    Freshness.MISSING: "#6e1b1b",
+}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1f2328;
+background:#f6f8fa}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 8px}
+.meta{color:#57606a;font-size:13px;margin-bottom:16px}
+.cards{display:flex;gap:12px;flex-wrap:wrap}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:120px}
+.card b{display:block;font-size:22px}
+table{border-collapse:collapse;background:#fff;border:1px solid #d0d7de;width:100%;font-size:13px}
+th,td{padding:6px 8px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}
+th{background:#eaeef2}
+.status{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
+.ok{color:#1a7f37}.bad{color:#c62828}
+.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
+footer{margin-top:24px;color:#57606a;font-size:12px}
+"""
+
+
+def _iso(value: datetime | None) -> str:
+    return "-" if value is None else value.isoformat()
+
+
+def _timeline(summary: ControlSummary, window: Window) -> str:
+    period = window.period
+    if period is None:
+        return ""
+    total = period.seconds
+    parts = [
+        f'<svg width="{_TIMELINE_WIDTH}" height="14" role="img" aria-label="coverage of {escape(str(summary.ref))}">',
+        f'<rect x="0" y="0" width="{_TIMELINE_WIDTH}" height="14" fill="#2da44e"/>',
+    ]
+    for gap in summary.coverage.gaps:
+        x = (gap.start - period.start).total_seconds() / total * _TIMELINE_WIDTH
+        width = max(gap.seconds / total * _TIMELINE_WIDTH, 1.0)
+        colour = "#6e1b1b" if gap.reason == "missing" else "#cf222e"
+        title = f"{gap.reason}: {_iso(gap.start)} to {_iso(gap.end)}"
+        parts.append(f'<rect x="{x:.2f}" y="0" width="{width:.2f}" height="14" fill="{colour}">')
+        parts.append(f"<title>{escape(title)}</title></rect>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _row(summary: ControlSummary, window: Window) -> str:
+    status = summary.status
+    share = summary.coverage.covered_share
+    link = (
+        f'<a href="{escape(summary.records_file)}">{summary.records} records</a>'
+        if summary.records_file
+        else f"{summary.records} records"
+    )
+    verdict = '<span class="ok">satisfied</span>' if summary.satisfied else '<span class="bad">not satisfied</span>'
+    cells = [
+        f"<td>{escape(summary.ref.control)}</td>",
+        f"<td>{escape(summary.title)}</td>",
+        f'<td><span class="status" style="background:{_STATUS_COLOUR[status]}">{escape(status.value)}</span></td>',
+        f"<td>{verdict}</td>",
+        f"<td>{escape(_iso(summary.newest_observed_at))}</td>",
+        f"<td>{escape(', '.join(summary.evidence_kinds)) or '-'}</td>",
+        f"<td>{escape(summary.outcomes_text()) or '-'}</td>",
+        f"<td>{link}</td>",
+    ]
+    if window.period is not None:
+        cells.append(f"<td>{'-' if share is None else f'{share:.1%}'} · {len(summary.coverage.gaps)} gaps</td>")
+        cells.append(f"<td>{_timeline(summary, window)}</td>")
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _cards(summaries: list[ControlSummary]) -> str:
+    statuses = Counter(s.status for s in summaries)
+    satisfied = sum(1 for s in summaries if s.satisfied)
+    cards = [("controls", len(summaries)), ("satisfied", satisfied), ("records", sum(s.records for s in summaries))]
+    cards += [(status.value.replace("_", " "), statuses.get(status, 0)) for status in Freshness]
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card"><b>{n}</b>{escape(label)}</div>' for label, n in cards)
+        + "</div>"
+    )
+
+
+def index_html(framework_name: str, window: Window, summaries: list[ControlSummary], generator: str) -> bytes:
+    headers = ["control", "title", "status at as-of", "result", "newest observation", "evidence kinds"]
+    headers += ["check outcomes", "evidence"]
+    legend = ""
+    if window.period is not None:
+        headers += ["coverage", "freshness timeline"]
+        legend = (
+            '<p class="legend">Timeline across the period:<span style="background:#2da44e"></span>fresh'
+            '<span style="background:#cf222e"></span>stale<span style="background:#6e1b1b"></span>missing</p>'
+        )
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    rows = "\n".join(_row(s, window) for s in summaries)
+    html = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Evidence report: {escape(framework_name)}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>Evidence report: {escape(framework_name)}</h1>
+<div class="meta">Window: {escape(window.describe())} ·
+evidence as stored at or before {escape(_iso(window.as_of))}</div>
+<h2>Summary</h2>
+{_cards(summaries)}
+<h2>Controls</h2>
+{legend}
+<table><thead><tr>{head}</tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<footer>Generated by {escape(generator)}. Every file of this bundle is listed with its SHA-256 in manifest.json,
+which is signed (Ed25519) in the file <code>signature</code>; check with <code>evidence-collector verify-bundle</code>.
+</footer>
+</body></html>
+"""
+    return html.encode("utf-8")

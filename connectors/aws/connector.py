@@ -1,0 +1,247 @@
+"""The ``aws`` connector: per account, IAM evidence (global) and ECR image scans (per region)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+from collector.connector import CollectContext, Connector
+from collector.errors import ConfigurationError, SkippableError
+from collector.model import Observation, Subject
+from connectors.container_scan.checks import KIND as CONTAINER_SCAN_KIND
+from connectors.container_scan.scan import to_payload
+
+from . import ecr as ecr_reads
+from .checks import CHECKS
+from .iam import (
+    AUTHORIZATION_DETAILS_KIND,
+    CREDENTIAL_REPORT_KIND,
+    PASSWORD_POLICY_KIND,
+    CredentialReportError,
+    fetch_authorization_details,
+    fetch_credential_report,
+    fetch_password_policy,
+    parse_credential_report,
+)
+from .settings import AccountTarget, AwsSettings
+from .shapes import error_code, error_message, is_access_denied, permission_for
+
+__all__ = ["AwsConnector"]
+
+_SESSION_NAME = "evidence-collector"
+_GLOBAL_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class _Account:
+    id: str
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Temporary credentials from AssumeRole; empty means the session's own."""
+
+
+class _Clients:
+    """Every client comes from one boto3 session, so event hooks registered on it see every call."""
+
+    def __init__(self, session: boto3.Session, settings: AwsSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.config = Config(
+            retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+            user_agent_extra="evidence-collector",
+        )
+
+    def regions(self) -> list[str]:
+        if self.settings.regions:
+            return list(self.settings.regions)
+        if self.session.region_name:
+            return [self.session.region_name]
+        raise ConfigurationError("no AWS region: set `regions` in the aws settings or AWS_REGION in the environment")
+
+    def _home_region(self) -> str:
+        configured = self.settings.regions[0] if self.settings.regions else None
+        return configured or self.session.region_name or _GLOBAL_REGION
+
+    def client(self, service: str, account: _Account | None, region: str | None = None) -> Any:
+        return self.session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region or self._home_region(),
+            endpoint_url=self.settings.endpoint_url,
+            config=self.config,
+            **(account.credentials if account else {}),
+        )
+
+
+def _no_credentials(exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"no usable AWS credentials ({type(exc).__name__}: {exc}); boto3's default chain looks at the environment, "
+        "the shared config/profile, and web identity (IRSA)"
+    )
+
+
+class AwsConnector(Connector[AwsSettings]):
+    """IAM credential report, authorization details and password policy; ECR scan findings."""
+
+    type = "aws"
+    version = "0.1.0"
+    Settings = AwsSettings
+    kinds = frozenset({CREDENTIAL_REPORT_KIND, AUTHORIZATION_DETAILS_KIND, PASSWORD_POLICY_KIND, CONTAINER_SCAN_KIND})
+    checks = CHECKS
+
+    def __init__(self, settings: AwsSettings, session: boto3.Session | None = None) -> None:
+        super().__init__(settings)
+        self._session = session
+
+    def collect(self, ctx: CollectContext) -> Iterator[Observation]:
+        clients = _Clients(self._session or boto3.Session(), self.settings)
+        regions = clients.regions() if self.settings.ecr.enabled else []
+        for account in self._accounts(clients, ctx):
+            ctx.raise_if_cancelled()
+            yield from self._iam(clients, account, ctx)
+            for region in regions:
+                yield from self._ecr(clients, account, region, ctx)
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    def _accounts(self, clients: _Clients, ctx: CollectContext) -> Iterator[_Account]:
+        if not self.settings.accounts:
+            try:
+                identity = clients.client("sts", None).get_caller_identity()
+            except (NoCredentialsError, NoRegionError) as exc:
+                raise _no_credentials(exc) from exc
+            yield _Account(str(identity["Account"]))
+            return
+        for target in self.settings.accounts:
+            account = self._assume(clients, target, ctx)
+            if account is not None:
+                yield account
+
+    def _assume(self, clients: _Clients, target: AccountTarget, ctx: CollectContext) -> _Account | None:
+        extra = {"ExternalId": target.external_id} if target.external_id else {}
+        try:
+            response = clients.client("sts", None).assume_role(
+                RoleArn=target.role_arn, RoleSessionName=_SESSION_NAME, **extra
+            )
+        except NoCredentialsError as exc:
+            raise _no_credentials(exc) from exc
+        except ClientError as exc:
+            reason = f"sts:AssumeRole on {target.role_arn} failed ({error_code(exc)}): {error_message(exc)}"
+            ctx.problem(f"aws://{target.id}", reason + "; this account is skipped")
+            return None
+        credentials = response["Credentials"]
+        return _Account(
+            target.id,
+            {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            },
+        )
+
+    # -- IAM --------------------------------------------------------------------------------------
+
+    def _iam(self, clients: _Clients, account: _Account, ctx: CollectContext) -> Iterator[Observation]:
+        iam = clients.client("iam", account)
+        subject = Subject("aws_account", account.id)
+        yield self._part(ctx, subject, CREDENTIAL_REPORT_KIND, lambda: self._credential_report(iam, account, ctx))
+        yield self._part(
+            ctx,
+            subject,
+            AUTHORIZATION_DETAILS_KIND,
+            lambda: ({"account_id": account.id, **fetch_authorization_details(iam)}, ctx.now),
+        )
+        yield self._part(
+            ctx,
+            subject,
+            PASSWORD_POLICY_KIND,
+            lambda: ({"account_id": account.id, **fetch_password_policy(iam)}, ctx.now),
+        )
+
+    def _credential_report(self, iam: Any, account: _Account, ctx: CollectContext) -> tuple[dict[str, Any], datetime]:
+        def wait(seconds: float) -> None:
+            ctx.cancel_event.wait(seconds)
+            ctx.raise_if_cancelled()
+
+        settings = self.settings
+        content, generated_at = fetch_credential_report(
+            iam, settings.credential_report_poll, settings.credential_report_timeout, wait
+        )
+        source = f"aws://{account.id}/iam/credential-report"
+        try:
+            principals, problems = parse_credential_report(content)
+        except CredentialReportError as exc:
+            raise SkippableError(source, str(exc)) from None
+        for problem in problems:
+            ctx.problem(source, problem)
+        payload = {"account_id": account.id, "generated_at": generated_at.isoformat(), "principals": principals}
+        return payload, generated_at
+
+    def _part(
+        self,
+        ctx: CollectContext,
+        subject: Subject,
+        kind: str,
+        read: Callable[[], tuple[dict[str, Any], datetime]],
+    ) -> Observation:
+        """One piece of evidence; a denied call or unreadable data yields it marked ``error`` instead."""
+        source = f"aws://{subject.id}/{kind}"
+        try:
+            payload, observed_at = read()
+        except ClientError as exc:
+            if not is_access_denied(exc):
+                raise
+            error = {
+                "code": error_code(exc),
+                "permission": permission_for("iam", exc),
+                "message": error_message(exc),
+            }
+        except SkippableError as exc:
+            error = {"code": "Unreadable", "permission": "", "message": exc.reason}
+        else:
+            return Observation(kind=kind, subject=subject, observed_at=observed_at, payload=payload, source=source)
+        ctx.problem(source, f"{error['permission'] or kind}: {error['code']}: {error['message']}")
+        return Observation(
+            kind=kind,
+            subject=subject,
+            observed_at=ctx.now,
+            payload={"account_id": subject.id, "error": error},
+            source=source,
+        )
+
+    # -- ECR --------------------------------------------------------------------------------------
+
+    def _ecr(self, clients: _Clients, account: _Account, region: str, ctx: CollectContext) -> Iterator[Observation]:
+        ecr = clients.client("ecr", account, region)
+        where = f"aws://{account.id}/{region}/ecr"
+        try:
+            for repository in ecr_reads.repositories(ecr):
+                for image in ecr_reads.selected_images(ecr, repository, self.settings.ecr, ctx.now):
+                    ctx.raise_if_cancelled()
+                    observation = self._image_scan(ecr, image, ctx)
+                    if observation is not None:
+                        yield observation
+        except ClientError as exc:
+            if not is_access_denied(exc):
+                raise
+            permission = permission_for("ecr", exc)
+            ctx.problem(where, f"{permission} denied ({error_code(exc)}): no more image scans from {region}")
+
+    def _image_scan(self, ecr: Any, image: ecr_reads.EcrImage, ctx: CollectContext) -> Observation | None:
+        try:
+            scan = ecr_reads.to_scanned_artifact(image, ecr_reads.image_scan(ecr, image))
+        except SkippableError as exc:
+            ctx.problem(exc.source, exc.reason)
+            return None
+        assert scan.scanned_at is not None
+        return Observation(
+            kind=CONTAINER_SCAN_KIND,
+            subject=scan.subject,
+            observed_at=scan.scanned_at,
+            payload=to_payload(scan, observed_at_source="report"),
+            source=f"ecr://{image.registry_id}/{image.repository_name}@{image.digest}",
+        )

@@ -1,0 +1,117 @@
+"""Settings of the ``aws`` connector."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from collector.connector import ConnectorSettings
+from collector.durations import Duration
+from connectors.container_scan.settings import Threshold
+
+__all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "PasswordPolicyRequirements"]
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+class AccountTarget(ConnectorSettings):
+    """An account reached with ``sts:AssumeRole``."""
+
+    id: str
+    role_arn: str
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    """Not a secret (AWS says so); it guards against the confused-deputy problem."""
+
+    @field_validator("id")
+    @classmethod
+    def _twelve_digits(cls, value: str) -> str:
+        if not _ACCOUNT_ID.match(value):
+            raise ValueError(f"account id {value!r} must be 12 digits (quote it in YAML to keep leading zeros)")
+        return value
+
+    @model_validator(mode="after")
+    def _role_in_account(self) -> AccountTarget:
+        match = _ROLE_ARN.match(self.role_arn)
+        if match is None:
+            raise ValueError(f"role_arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        if match["account"] != self.id:
+            raise ValueError(f"role_arn {self.role_arn} is in account {match['account']}, not {self.id}")
+        return self
+
+
+class EcrSettings(ConnectorSettings):
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+    """Image tags (globs, e.g. ``prod-*``) that select an image whatever its age."""
+    pushed_within: Duration | None = timedelta(days=30)
+    """Images pushed this recently are selected; ``null`` with no ``tags`` selects every image."""
+    max_age: Duration = timedelta(days=7)
+    """A scan older than this fails ``container.scan_recent`` (as in the container_scan connector)."""
+    fail_on_severity: Threshold = "HIGH"
+    """The lowest severity at which a fixable finding fails ``container.no_fixable_vulns``."""
+
+    @field_validator("fail_on_severity", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class PasswordPolicyRequirements(ConnectorSettings):
+    """What ``aws.iam.password_policy`` demands of the account password policy."""
+
+    min_length: int = Field(default=14, ge=6, le=128)
+    reuse_prevention: int = Field(default=24, ge=0, le=24)
+    require_symbols: bool = False
+    require_numbers: bool = False
+    require_uppercase: bool = False
+    require_lowercase: bool = False
+    max_age: Duration | None = None
+    """When set, passwords must expire at least this often."""
+
+
+class AwsSettings(ConnectorSettings):
+    regions: list[str] = Field(default_factory=list)
+    """Regions for regional services (ECR); empty means the session's region."""
+    accounts: list[AccountTarget] = Field(default_factory=list)
+    """Accounts reached by AssumeRole; empty means the current credentials' account only."""
+    max_key_age: Duration = timedelta(days=90)
+    max_unused: Duration = timedelta(days=45)
+    admin_allowlist: list[str] = Field(default_factory=list)
+    """Principal ARNs (globs allowed) that may hold a policy allowing ``*`` on ``*``."""
+    password_policy: PasswordPolicyRequirements = PasswordPolicyRequirements()
+    ecr: EcrSettings = EcrSettings()
+    retry_mode: Literal["adaptive", "standard"] = "adaptive"
+    max_attempts: int = Field(default=10, ge=1, le=20)
+    """botocore's attempts per call (first try included) before the core's own backoff takes over."""
+    endpoint_url: str | None = None
+    """For tests against moto; otherwise leave unset (boto3 honours ``AWS_ENDPOINT_URL`` itself)."""
+    credential_report_poll: Duration = timedelta(seconds=2)
+    credential_report_timeout: Duration = timedelta(minutes=2)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: list[str]) -> list[str]:
+        bad = [region for region in value if not _REGION.match(region)]
+        if bad:
+            raise ValueError(f"not region names: {bad} (like eu-west-1)")
+        return list(dict.fromkeys(value))
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_once(cls, value: list[AccountTarget]) -> list[AccountTarget]:
+        ids = [account.id for account in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"accounts listed more than once: {twice}")
+        return value
+
+    @model_validator(mode="after")
+    def _poll_within_timeout(self) -> AwsSettings:
+        if self.credential_report_poll > self.credential_report_timeout:
+            raise ValueError("credential_report_poll must not be longer than credential_report_timeout")
+        return self

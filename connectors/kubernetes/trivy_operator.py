@@ -1,0 +1,196 @@
+"""Trivy Operator ``VulnerabilityReport`` objects as ``container.scan`` evidence, one per image digest.
+
+The payload is built by ``connectors.container_scan.scan.to_payload`` (the same shape and severity words as
+file reports), counted from the listed vulnerabilities; the report's own ``summary`` is kept beside it because
+the two can disagree. Reports are per workload container and their names change with every rollout, so
+reports of the same image are grouped by the image's identity (digest, else tag) into one observation: the
+latest report's time and scanner, the findings of all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.model import Subject
+from connectors.container_scan.scan import (
+    SEVERITIES,
+    Artifact,
+    Finding,
+    ScannedArtifact,
+    deduplicate,
+    normalise_severity,
+    parse_timestamp,
+    to_payload,
+)
+
+__all__ = ["ImageScan", "VulnerabilityReport", "image_scans", "read_report"]
+
+FORMAT = "trivy-operator"
+_DOCKER_HUB = ("index.docker.io", "docker.io", "registry-1.docker.io")
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_SUMMARY_KEYS = {
+    "CRITICAL": "criticalCount",
+    "HIGH": "highCount",
+    "MEDIUM": "mediumCount",
+    "LOW": "lowCount",
+    "UNKNOWN": "unknownCount",
+}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class VulnerabilityReport:
+    """One report as read: the scan in the shared shape, the workload container it was made for, its summary."""
+
+    scan: ScannedArtifact
+    workload: dict[str, Any]
+    summary_counts: dict[str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageScan:
+    """One image's evidence: the payload, the scan time (``None`` if no report said) and where it came from."""
+
+    subject: Subject
+    scanned_at: datetime | None
+    payload: dict[str, Any]
+    source: str
+
+
+def _repository(report: Mapping[str, Any]) -> str:
+    """``ghcr.io/org/model-server``; Docker Hub images as Docker prints them (``nginx``, ``bitnami/redis``)."""
+    server = _text(_obj(report.get("registry")).get("server"))
+    repository = _text(_obj(report.get("artifact")).get("repository")) or "unknown"
+    if server is None or server in _DOCKER_HUB:
+        return repository.removeprefix("library/")
+    return f"{server}/{repository}"
+
+
+def _findings(vulnerabilities: Any, where: str) -> list[Finding]:
+    if vulnerabilities is None:
+        return []
+    if not isinstance(vulnerabilities, list):
+        raise ValueError(f"{where}: report.vulnerabilities is not an array")
+    findings = []
+    for i, raw in enumerate(vulnerabilities):
+        item = _obj(raw)
+        vulnerability_id = _text(item.get("vulnerabilityID"))
+        if vulnerability_id is None:
+            raise ValueError(f"{where}: report.vulnerabilities[{i}] has no vulnerabilityID")
+        fixed = _text(item.get("fixedVersion"))
+        findings.append(
+            Finding(
+                id=vulnerability_id,
+                package=_text(item.get("resource")),
+                installed_version=_text(item.get("installedVersion")),
+                fixed_version=fixed,
+                severity=normalise_severity(item.get("severity")),
+                fixable=fixed is not None,
+            )
+        )
+    return findings
+
+
+def _summary(report: Mapping[str, Any]) -> dict[str, int | None]:
+    summary = _obj(report.get("summary"))
+    counts: dict[str, int | None] = {}
+    for severity in SEVERITIES:
+        value = summary.get(_SUMMARY_KEYS[severity])
+        counts[severity] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return counts
+
+
+def read_report(obj: Mapping[str, Any], where: str) -> VulnerabilityReport:
+    """One VulnerabilityReport object; ``ValueError`` names what is wrong with it."""
+    metadata = _obj(obj.get("metadata"))
+    report = _obj(obj.get("report"))
+    if not report:
+        raise ValueError(f"{where}: no report section")
+    artifact = _obj(report.get("artifact"))
+    repository = _repository(report)
+    digest = _text(artifact.get("digest"))
+    tag = _text(artifact.get("tag"))
+    scanner = _obj(report.get("scanner"))
+    labels = _obj(metadata.get("labels"))
+    subject_id = f"{repository}@{digest}" if digest else f"{repository}:{tag or 'latest'}"
+    scan = ScannedArtifact(
+        format=FORMAT,
+        scanner_name=(_text(scanner.get("name")) or "trivy").lower(),
+        scanner_version=_text(scanner.get("version")),
+        subject=Subject("container_image", subject_id),
+        artifact=Artifact(
+            name=f"{repository}:{tag}" if tag else subject_id,
+            type="container_image",
+            digest=digest,
+            repo_tags=(f"{repository}:{tag}",) if tag else (),
+            repo_digests=(f"{repository}@{digest}",) if digest else (),
+        ),
+        scanned_at=parse_timestamp(report.get("updateTimestamp")) or parse_timestamp(metadata.get("creationTimestamp")),
+        findings=_findings(report.get("vulnerabilities"), where),
+        fix_state_known=True,
+    )
+    workload = {
+        "report": f"{metadata.get('namespace')}/{metadata.get('name')}",
+        "namespace": labels.get("trivy-operator.resource.namespace") or metadata.get("namespace"),
+        "kind": labels.get("trivy-operator.resource.kind"),
+        "name": labels.get("trivy-operator.resource.name"),
+        "container": labels.get("trivy-operator.container.name"),
+    }
+    return VulnerabilityReport(scan, workload, _summary(report))
+
+
+def _report_entry(report: VulnerabilityReport) -> dict[str, Any]:
+    """One report as listed in the payload: its workload container, its own summary and what it lists."""
+    listed = dict.fromkeys(SEVERITIES, 0)
+    for finding in deduplicate(report.scan.findings):
+        listed[finding.severity] += 1
+    summary = report.summary_counts
+    return {
+        **report.workload,
+        "updated_at": report.scan.scanned_at.isoformat() if report.scan.scanned_at else None,
+        "summary_counts": summary,
+        "listed_counts": listed,
+        "summary_matches_listed": all(summary[s] in (None, listed[s]) for s in SEVERITIES),
+    }
+
+
+def _payload(merged: VulnerabilityReport, reports: list[VulnerabilityReport]) -> dict[str, Any]:
+    """``container_scan``'s payload, counted from the listed vulnerabilities, plus each report's own summary."""
+    payload = to_payload(merged.scan, observed_at_source="report" if merged.scan.scanned_at else "collected")
+    entries = sorted((_report_entry(r) for r in reports), key=lambda e: str(e["report"]))
+    payload["trivy_operator"] = {
+        "keyed_by": "digest" if merged.scan.artifact.digest else "tag",
+        "summary_matches_listed": all(e["summary_matches_listed"] for e in entries),
+        "reports": entries,
+    }
+    return payload
+
+
+def _merged(reports: list[VulnerabilityReport]) -> VulnerabilityReport:
+    """The latest report, carrying the findings of every report of the image (deduplicated by ``to_payload``)."""
+    latest = max(reports, key=lambda r: (r.scan.scanned_at or _NEVER, str(r.workload["report"])))
+    findings = [finding for report in reports for finding in report.scan.findings]
+    return replace(latest, scan=replace(latest.scan, findings=findings))
+
+
+def image_scans(reports: Iterable[VulnerabilityReport]) -> list[ImageScan]:
+    """One scan per image: the latest report's metadata and time, the findings of all reports of that image."""
+    by_image: dict[str, list[VulnerabilityReport]] = {}
+    for report in reports:
+        by_image.setdefault(report.scan.subject.id, []).append(report)
+    scans = []
+    for group in (by_image[key] for key in sorted(by_image)):
+        merged = _merged(group)
+        source = f"vulnerabilityreports/{merged.workload['report']}"
+        scans.append(ImageScan(merged.scan.subject, merged.scan.scanned_at, _payload(merged, group), source))
+    return scans

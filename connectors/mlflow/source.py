@@ -1,0 +1,225 @@
+"""The MLflow client as this connector uses it: credentials and retries set for the client, errors translated
+into the collector's dispositions, every listing paged to the end."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
+
+from collector.errors import (
+    HTTP_DISPOSITION,
+    ConfigurationError,
+    Disposition,
+    SkippableError,
+    TransientError,
+)
+from collector.paging import collect_pages
+
+from .facts import (
+    LoggedModelFacts,
+    RegisteredModelFacts,
+    RunFacts,
+    logged_model_from_entity,
+    registered_model_from_entity,
+    run_from_entity,
+)
+from .settings import MlflowSettings
+
+__all__ = ["MlflowSource", "client_environment", "translate"]
+
+T = TypeVar("T")
+
+RUNS_PAGE_SIZE = 1000
+REGISTERED_MODELS_PAGE_SIZE = 1000
+MODEL_VERSIONS_PAGE_SIZE = 10000
+LOGGED_MODELS_PAGE_SIZE = 100
+_BACKOFF_FACTOR = "1"
+
+_ENVIRONMENT_LOCK = threading.Lock()
+"""The MLflow client reads credentials and retry settings from the process environment on every request,
+so two collections with different settings must not overlap."""
+
+
+@contextmanager
+def client_environment(settings: MlflowSettings) -> Iterator[None]:
+    """Set the MLflow client's environment for one collection and put the previous values back after."""
+    values = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.http_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": _BACKOFF_FACTOR,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(settings.request_timeout.total_seconds()))),
+    }
+    if settings.token is not None:
+        values["MLFLOW_TRACKING_TOKEN"] = settings.token.get_secret_value()
+    if settings.username is not None:
+        values["MLFLOW_TRACKING_USERNAME"] = settings.username
+    if settings.password is not None:
+        values["MLFLOW_TRACKING_PASSWORD"] = settings.password.get_secret_value()
+    with _ENVIRONMENT_LOCK:
+        previous = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _unreachable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, requests.ConnectionError | requests.Timeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def translate(exc: MlflowException, uri: str, what: str) -> Exception:
+    """The collector error an MLflow client error stands for, by the one HTTP disposition table."""
+    if _unreachable(exc):
+        return TransientError(f"MLflow server {uri} unreachable while {what}: {exc.message}")
+    status = _http_status(exc)
+    reason = f"MLflow server {uri} answered HTTP {status} while {what}: {exc.message}"
+    if status in (401, 403):
+        return ConfigurationError(f"{reason} (check token or username/password and the account's permissions)")
+    disposition = HTTP_DISPOSITION.get(status, Disposition.FATAL)
+    if disposition is Disposition.TRANSIENT:
+        return TransientError(reason)
+    if disposition is Disposition.CONFIGURATION:
+        return ConfigurationError(reason)
+    if disposition is Disposition.SKIPPABLE:
+        return SkippableError(uri, reason)
+    return exc
+
+
+class MlflowSource:
+    """One tracking server and its model registry."""
+
+    def __init__(self, settings: MlflowSettings) -> None:
+        self.uri = settings.tracking_uri
+        self.settings = settings
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            translated = translate(exc, self.uri, what)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def _pages(self, what: str, fetch: Callable[[str | None], Any]) -> list[Any]:
+        def page(token: str | None) -> tuple[Sequence[Any], str | None]:
+            paged = self.call(what, fetch, token)
+            return list(paged), paged.token
+
+        return collect_pages(page, f"{what} from {self.uri}")
+
+    # ------------------------------------------------------------------------------------- tracking
+
+    def experiment_ids(self) -> list[str]:
+        """The experiments to collect: the named ones (each must exist), else all active ones; tag-filtered."""
+        settings = self.settings
+        if settings.experiments:
+            found = []
+            for name in settings.experiments:
+                experiment = self.call(f"looking up experiment {name!r}", self.client.get_experiment_by_name, name)
+                if experiment is None:
+                    raise ConfigurationError(f"experiment {name!r} does not exist on MLflow server {self.uri}")
+                found.append(experiment)
+        else:
+            found = self._pages(
+                "listing experiments",
+                lambda token: self.client.search_experiments(ViewType.ACTIVE_ONLY, max_results=1000, page_token=token),
+            )
+        wanted = settings.experiment_tags.items()
+        return sorted(
+            (e.experiment_id for e in found if all(e.tags.get(k) == v for k, v in wanted)), key=_numeric_first
+        )
+
+    def runs(self, experiment_ids: list[str], filter_string: str) -> list[RunFacts]:
+        if not experiment_ids:
+            return []
+
+        def fetch(token: str | None) -> Any:
+            return self.client.search_runs(
+                experiment_ids,
+                filter_string=filter_string,
+                run_view_type=ViewType.ALL,
+                max_results=RUNS_PAGE_SIZE,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+
+        return [run_from_entity(run) for run in self._pages(f"searching runs where {filter_string}", fetch)]
+
+    def run(self, run_id: str) -> RunFacts | None:
+        """The run, or ``None`` when the server no longer has it (purged)."""
+        try:
+            return run_from_entity(self.client.get_run(run_id))
+        except MlflowException as exc:
+            if _http_status(exc) == 404:
+                return None
+            raise self._translated(exc, f"reading run {run_id}") from exc
+
+    def artifact_paths(self, run_id: str, directories: Sequence[str]) -> list[str]:
+        """Every artifact path directly under each directory of the run (``""`` is the root)."""
+        paths: list[str] = []
+        for directory in directories:
+            listing = self.call(
+                f"listing artifacts of run {run_id}", self.client.list_artifacts, run_id, directory or None
+            )
+            paths.extend(info.path for info in listing)
+        return paths
+
+    def _translated(self, exc: MlflowException, what: str) -> Exception:
+        translated = translate(exc, self.uri, what)
+        return exc if translated is exc else translated
+
+    # ------------------------------------------------------------------------------------- registry
+
+    def registered_models(self) -> list[RegisteredModelFacts]:
+        models = self._pages(
+            "listing registered models",
+            lambda token: self.client.search_registered_models(
+                max_results=REGISTERED_MODELS_PAGE_SIZE, page_token=token
+            ),
+        )
+        return [registered_model_from_entity(model) for model in models]
+
+    def model_versions(self) -> list[Any]:
+        return self._pages(
+            "listing model versions",
+            lambda token: self.client.search_model_versions(max_results=MODEL_VERSIONS_PAGE_SIZE, page_token=token),
+        )
+
+    def logged_models(self, experiment_ids: list[str]) -> list[LoggedModelFacts]:
+        if not experiment_ids:
+            return []
+        models = self._pages(
+            "listing logged models",
+            lambda token: self.client.search_logged_models(
+                experiment_ids, max_results=LOGGED_MODELS_PAGE_SIZE, page_token=token
+            ),
+        )
+        return [logged_model_from_entity(model) for model in models]
+
+
+def _http_status(exc: MlflowException) -> int:
+    status: int = exc.get_http_status_code()  # type: ignore[no-untyped-call]
+    return status
+
+
+def _numeric_first(experiment_id: str) -> tuple[int, str]:
+    return (int(experiment_id), "") if experiment_id.isdigit() else (1 << 62, experiment_id)
