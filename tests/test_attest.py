@@ -197,7 +197,10 @@ def test_attest_command_stores_and_prints_the_record(db_url: str, tmp_path: Path
     ("args", "message"),
     [
         (["--control", "soc2:CC1.1", "--file", "nowhere.pdf", "--valid-for", "1d"], "--file: "),
-        (["--control", "soc2:CC0.9", "--url", "https://x.example/doc", "--valid-for", "1d"], "--control: unknown control"),
+        (
+            ["--control", "soc2:CC0.9", "--url", "https://x.example/doc", "--valid-for", "1d"],
+            "--control: unknown control",
+        ),
         (["--control", "soc2:CC1.1", "--url", "https://x.example/doc", "--valid-until", "2020-01-01"], "in the past"),
         (["--control", "soc2:CC1.1", "--url", "https://x.example/doc", "--valid-for", "1 year"], "--valid-for:"),
         (["--control", "soc2:CC1.1", "--url", "ftp://x.example/doc", "--valid-for", "1d"], "--url:"),

@@ -196,7 +196,9 @@ def test_sidecars_under_an_s3_prefix(moto_url: str, monkeypatch: pytest.MonkeyPa
     s3.put_object(Bucket="grc-docs", Key="attested/vendor-review.pdf.attestation.yaml", Body=GOOD.encode())
     s3.put_object(Bucket="grc-docs", Key="attested/bad.pdf.attestation.yaml", Body=(GOOD + "extra: 1\n").encode())
     s3.put_object(Bucket="grc-docs", Key="elsewhere/x.pdf.attestation.yaml", Body=GOOD.encode())
-    (obs,), (problem,) = collect(s3_bucket="grc-docs", s3_prefix="attested/", s3_endpoint_url=moto_url, s3_region="us-east-1")
+    (obs,), (problem,) = collect(
+        s3_bucket="grc-docs", s3_prefix="attested/", s3_endpoint_url=moto_url, s3_region="us-east-1"
+    )
     assert obs.subject.id == "attested/vendor-review.pdf"
     assert obs.source == "s3://grc-docs/attested/vendor-review.pdf"
     assert obs.payload["document"] == {

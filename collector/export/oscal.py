@@ -17,7 +17,7 @@ from collector.freshness import Freshness
 
 __all__ = ["OSCAL_VERSION", "PROPERTY_NS", "assessment_results", "oscal_control_id"]
 
-OSCAL_VERSION = "1.1.2"
+OSCAL_VERSION = "1.2.1"
 PROPERTY_NS = "https://evidence-collector.dev/ns/oscal"
 _NAMESPACE = uuid.UUID("6f0c2f4e-2d55-5b8e-9a57-1c0d8f2e7a10")
 _NOT_TOKEN = re.compile(r"[^A-Za-z0-9_.\-]+")

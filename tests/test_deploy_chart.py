@@ -1,0 +1,229 @@
+"""The Helm chart: renders, lints, validates against the Kubernetes schemas, refuses what cannot work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+from collector.config import load_and_resolve  # noqa: E402
+from connectors.kubernetes.rbac import REQUIRED_RBAC_RULES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "deploy" / "helm" / "evidence-collector"
+RULES = ROOT / "deploy" / "prometheus" / "evidence-collector-rules.yaml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "evidence-collector.json"
+KUBE_VERSION = "1.32.0"
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+EVERYTHING: dict[str, Any] = {
+    "replicaCount": 3,
+    "image": {"digest": "sha256:" + "a" * 64},
+    "database": {"type": "postgresql", "postgresql": {"existingSecret": "evidence-db", "urlKey": "url"}},
+    "config": {
+        "logLevel": "debug",
+        "freshnessOverrides": {"soc2:CC7.1": {"ttl": "12h", "at_risk": "2h"}},
+        "connectors": [
+            {
+                "name": "scans",
+                "type": "container_scan",
+                "schedule": {"interval": "30m"},
+                "settings": {"paths": ["/var/lib/evidence/reports/*.json"]},
+            }
+        ],
+    },
+    "secretEnv": [{"name": "MLFLOW_TOKEN", "secretName": "mlflow", "key": "token"}],
+    "extraEnv": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+    "signingKey": {"existingSecret": "export-signing", "key": "signing-key.pem"},
+    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"}},
+    "imagePullSecrets": [{"name": "registry"}],
+    "networkPolicy": {
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}],
+    },
+    "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "grafanaDashboard": {"enabled": True},
+    "podAnnotations": {"example.com/team": "compliance"},
+}
+
+
+@pytest.fixture(scope="module")
+def chart() -> Any:
+    return helm.Chart.load(CHART)
+
+
+def render(chart: Any, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    out = chart.render(values or {}, name="ec", namespace="compliance", is_install=True)
+    docs: list[dict[str, Any]] = []
+    for text in out.values():
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind}s rendered"
+    return found[0]
+
+
+def assert_valid(docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+
+
+def test_default_values_render_valid_manifests(chart: Any) -> None:
+    docs = render(chart)
+    assert sorted(d["kind"] for d in docs) == sorted(
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
+    assert_valid(docs)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "one SQLite writer at a time"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == one(docs, "PersistentVolumeClaim")["metadata"]["name"]
+
+
+def test_every_optional_part_renders_valid_manifests(chart: Any) -> None:
+    docs = render(chart, EVERYTHING)
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
+    assert "PersistentVolumeClaim" not in kinds
+    assert sum(1 for d in docs if d["kind"] == "ConfigMap") == 2
+    assert_valid(docs)
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
+    dashboard = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["evidence-collector.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_the_pod_is_locked_down_and_probed(chart: Any) -> None:
+    pod = one(render(chart, EVERYTHING), "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/var/lib/evidence", "/tmp"}
+    assert container["image"].endswith("@sha256:" + "a" * 64)
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
+
+
+def test_credentials_come_from_secrets(chart: Any) -> None:
+    docs = render(chart, EVERYTHING)
+    env = {e["name"]: e for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EVIDENCE_COLLECTOR_DATABASE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "evidence-db", "key": "url"}
+    assert env["MLFLOW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow", "key": "token"}
+    assert env["EVIDENCE_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
+    account = one(docs, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"}
+    assert "Secret" not in {d["kind"] for d in docs}, "the chart references Secrets, it never writes them"
+
+
+def test_sqlite_with_more_than_one_replica_is_refused(chart: Any) -> None:
+    with pytest.raises(helm.HelmRenderError, match="replicaCount > 1 needs database.type=postgresql"):
+        render(chart, {"replicaCount": 2})
+
+
+def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
+    with pytest.raises(helm.HelmRenderError, match="database.postgresql.existingSecret"):
+        render(chart, {"database": {"type": "postgresql"}})
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"replicaCount": "three"}, "/replicaCount"),
+        ({"serviceMonitor": {"enabld": True}}, "enabld"),
+        ({"database": {"type": "mysql"}}, "/database/type"),
+        ({"prometheusRule": {"staleFor": "a while"}}, "/prometheusRule/staleFor"),
+        ({"config": {"connectors": [{"name": "Bad Name", "type": "aws"}]}}, "/config/connectors/0/name"),
+    ],
+)
+def test_bad_values_fail_the_schema_naming_the_key(chart: Any, values: dict[str, Any], named: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as info:
+        chart.render(values, name="ec", namespace="compliance")
+    assert named in str(info.value)
+
+
+def test_the_chart_lints_clean(tmp_path: Path) -> None:
+    for values in ({}, EVERYTHING):
+        report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert problems == [], problems
+        assert report["errors"] == []
+
+
+def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(chart: Any) -> None:
+    role = one(render(chart), "ClusterRole")
+
+    def normal(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+    assert normal(role["rules"]) == normal(REQUIRED_RBAC_RULES)
+    binding = one(render(chart), "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ec-evidence-collector", "namespace": "compliance"}]
+    assert "ClusterRole" not in {d["kind"] for d in render(chart, {"rbac": {"create": False}})}
+
+
+def test_the_rendered_config_is_one_the_collector_accepts(chart: Any, tmp_path: Path) -> None:
+    config_map = next(d for d in render(chart, EVERYTHING) if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    loaded = load_and_resolve(path)
+    assert [i.config.name for i in loaded.instances] == ["scans"]
+    assert loaded.app.http.listen == "0.0.0.0:9464"
+    assert loaded.app.log.format == "json"
+    assert [str(ref) for ref in loaded.overrides] == ["soc2:CC7.1"]
+
+
+def test_the_prometheus_rule_is_the_tested_rule_file(chart: Any, tmp_path: Path) -> None:
+    rendered = one(render(chart, {"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    assert rendered["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    tuned = one(render(chart, {"prometheusRule": {"enabled": True, "staleFor": "2h"}}), "PrometheusRule")
+    stale = next(r for r in tuned["spec"]["groups"][0]["rules"] if r["alert"] == "EvidenceStale")
+    assert stale["for"] == "2h"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    out = tmp_path / "rules.yaml"
+    out.write_text(yaml.safe_dump({"groups": tuned["spec"]["groups"]}))
+    check = subprocess.run([promtool, "check", "rules", str(out)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_chart_dashboard_is_the_published_dashboard() -> None:
+    assert (CHART / "files" / "evidence-collector-dashboard.json").read_bytes() == DASHBOARD.read_bytes()
