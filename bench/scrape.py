@@ -17,6 +17,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from prometheus_client import CollectorRegistry
+
 from bench.seed import seed_records
 from collector.daemon import load_state
 from collector.http import HealthServer, build_app
@@ -24,7 +26,6 @@ from collector.mappings import default_mappings_dir, load_mappings
 from collector.metrics import EvidenceMetrics
 from collector.state import State
 from collector.store import Store
-from prometheus_client import CollectorRegistry
 
 CONTROLS = 500
 KINDS = 50

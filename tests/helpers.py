@@ -53,7 +53,10 @@ class ScriptedConnector(Connector[ScriptedSettings]):
             ScriptedConnector.release.wait(self.settings.hang_seconds)
             ctx.raise_if_cancelled()
         for subject in self.settings.subjects:
-            payload: dict[str, Any] = {"subject": subject, "critical": 1 if subject in self.settings.fail_subjects else 0}
+            payload: dict[str, Any] = {
+                "subject": subject,
+                "critical": 1 if subject in self.settings.fail_subjects else 0,
+            }
             if subject == self.settings.bad_payload_subject:
                 payload = {"value": float("nan")}
             yield Observation(
@@ -75,4 +78,6 @@ def scripted_instance(name: str = "scripted", timeout: float = 30, **settings: A
         retry=RetryPolicy(attempts=3, initial=timedelta(milliseconds=10), max=timedelta(milliseconds=20)),
     )
     parsed = ScriptedSettings.model_validate(settings)
-    return ResolvedInstance(cfg, ScriptedConnector, parsed, content_sha256({"t": "scripted", **parsed.model_dump(mode="json")}))
+    return ResolvedInstance(
+        cfg, ScriptedConnector, parsed, content_sha256({"t": "scripted", **parsed.model_dump(mode="json")})
+    )

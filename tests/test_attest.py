@@ -150,7 +150,7 @@ def test_bad_input_is_a_clear_error_and_nothing_is_stored(
 
 @pytest.mark.parametrize("duration", ["1year", "forever", "-5d", "d"])
 def test_an_unparseable_duration_is_rejected_before_anything_else(duration: str) -> None:
-    with pytest.raises(ValueError, match="not a duration|negative"):
+    with pytest.raises(ValueError, match=r"not a duration|negative"):
         fields(controls=["soc2:CC1.1"], valid_for=duration)
 
 

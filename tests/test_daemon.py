@@ -76,9 +76,7 @@ connectors:
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [
-        (s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name
-    ]
+    return [(s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name]
 
 
 def test_daemon_collects_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -67,9 +67,11 @@ def test_unchanged_content_is_a_new_observation_of_the_same_blob(runner: Runner,
 
 def test_verify_names_the_row_whose_payload_was_altered(runner: Runner, store: Store) -> None:
     runner.run(scripted_instance(subjects=["a", "b", "c"]))
-    [target] = [r for r in store.latest_records(_filter(subject="b"))]
+    [target] = list(store.latest_records(_filter(subject="b")))
     store.execute_sql(
-        "update evidence_content set payload = :p where sha256 = :h", p='{"critical":0,"subject":"z"}', h=target.content_sha256
+        "update evidence_content set payload = :p where sha256 = :h",
+        p='{"critical":0,"subject":"z"}',
+        h=target.content_sha256,
     )
     checked, brk = store.verify()
     assert brk is not None
