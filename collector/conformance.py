@@ -31,11 +31,13 @@ def collect_all(
 
 class ConnectorConformance:
     """Set ``connector_cls``; implement ``settings(tmp_path)``; optionally ``invalid_settings`` and
-    ``secret_values`` (field name -> a value that must never be printed)."""
+    ``secret_values`` (dotted field path, e.g. ``prometheus.password`` -> a value that must never be printed)."""
 
     connector_cls: ClassVar[type[Connector[Any]]]
     invalid_settings: ClassVar[list[dict[str, Any]]] = []
     secret_values: ClassVar[dict[str, str]] = {}
+    secret_companions: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Other settings a secret needs to validate (e.g. a username beside a password), by dotted path."""
     expect_observations: ClassVar[bool] = True
 
     def settings(self, tmp_path: Path) -> dict[str, Any]:
@@ -89,13 +91,15 @@ class ConnectorConformance:
         )
         if not self.secret_values:
             return
-        raw = {**self.settings(tmp_path), **self.secret_values}
-        settings = self.connector_cls.Settings.model_validate(raw)
-        shown = [repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())]
-        for name, value in self.secret_values.items():
-            assert isinstance(getattr(settings, name), SecretStr)
-            for text in shown:
-                assert value not in text, f"secret {name} leaks in {text[:80]}..."
+        for path, value in self.secret_values.items():  # one at a time: secrets may exclude each other
+            raw = self.settings(tmp_path)
+            _set_path(raw, path.split("."), value)
+            for other, other_value in self.secret_companions.get(path, {}).items():
+                _set_path(raw, other.split("."), other_value)
+            settings = self.connector_cls.Settings.model_validate(raw)
+            assert isinstance(_get_path(settings, path.split(".")), SecretStr), f"{path} is not a SecretStr"
+            for text in (repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())):
+                assert value not in text, f"secret {path} leaks in {text[:80]}..."
 
     def test_observations_are_valid(self, tmp_path: Path) -> None:
         connector = self._connector(tmp_path)
@@ -127,3 +131,15 @@ class ConnectorConformance:
 
         first = fingerprint()
         assert first == fingerprint(), "a second run over unchanged sources yielded different evidence"
+
+
+def _set_path(raw: dict[str, Any], path: list[str], value: str) -> None:
+    for part in path[:-1]:
+        raw = raw.setdefault(part, {})
+    raw[path[-1]] = value
+
+
+def _get_path(model: Any, path: list[str]) -> Any:
+    for part in path:
+        model = getattr(model, part)
+    return model

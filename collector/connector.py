@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -125,8 +125,19 @@ class Connector(ABC, Generic[S]):
         """Yield observations; call ``ctx.problem`` for a bad input and keep going."""
 
 
-def secret_fields(model: type[BaseModel]) -> list[str]:
-    return [name for name, info in model.model_fields.items() if info.annotation in (SecretStr, SecretStr | None)]
+def secret_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of every ``SecretStr`` field, nested settings models included."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        candidates = get_args(annotation) or (annotation,)
+        if SecretStr in candidates:
+            out.append(prefix + name)
+            continue
+        for candidate in candidates:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                out.extend(secret_fields(candidate, f"{prefix}{name}."))
+    return out
 
 
 @cache

@@ -1,7 +1,8 @@
 """Control coverage: which controls are evidenced automatically, by attestation, could be attested, or not at all.
 
-Pure: given the mappings, what the configured connectors produce, the attestation templates, the newest attested
-evidence per control and ``now``, it computes one report (per control, per framework, per group, against goals)."""
+:func:`compute_coverage` is pure: given the mappings, what the configured connectors produce, the attestation
+templates, the newest attested evidence per control and ``now``, it computes one report (per control, per framework,
+per group, against the goals). :func:`basis_for_config` gathers its inputs from a loaded configuration."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ class Daemon:
             return False, "database not initialised yet"
         try:
             self.store.ping()
-        except Exception as exc:  # reported on /readyz, nothing else to do
+        except Exception as exc:  # noqa: BLE001 - reported on /readyz, nothing else to do
             return False, f"database unreachable: {type(exc).__name__}"
         return True, f"ready: {len(self.loaded.mappings.catalogs)} catalogs, {len(self.loaded.instances)} connectors"
 
@@ -97,7 +97,7 @@ class Daemon:
         try:
             self.coordination.upgrade_schema()
             load_state(self.store, self.state)
-        except Exception as exc:  # database down: /readyz says so, a job retries
+        except Exception as exc:  # noqa: BLE001 - database down: /readyz says so, a job retries
             log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
             return False
         self._db_ready.set()

@@ -23,7 +23,7 @@ from collector.retry import retrying
 from collector.state import State
 from collector.store import PreparedRecord, RunRecord, Store
 
-__all__ = ["Runner", "RunTimedOut", "prepare_record", "RunOutcome"]
+__all__ = ["RunOutcome", "RunTimedOut", "Runner", "prepare_record"]
 
 
 class RunTimedOut(Exception):
@@ -125,7 +125,7 @@ class Runner:
             status, error = ("interrupted" if self.shutdown.is_set() else "failed"), str(exc)
         except RunTimedOut as exc:
             status, error = "failed", str(exc)
-        except Exception as exc:  # recorded in the run row, the log and metrics
+        except Exception as exc:  # noqa: BLE001 - recorded in the run row, the log and metrics
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             if classify(exc) is Disposition.CONFIGURATION:
                 error = f"configuration error: {exc}"
@@ -162,7 +162,7 @@ class Runner:
                 kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
             for kind, n in kinds.items():
                 self.state.count_records(instance.config.type, name, kind, n)
-        except Exception as exc:  # the database is down: the run counts as failed, nothing half-written
+        except Exception as exc:  # noqa: BLE001 - the database is down: the run counts as failed, nothing half-written
             run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
             run.observations = 0
         duration = time.monotonic() - t0
@@ -201,7 +201,7 @@ class Runner:
                         ctx.problem(getattr(obs, "source", "") or instance.config.name, str(exc))
                     ctx.raise_if_cancelled()
                 box["records"] = out
-            except BaseException as exc:  # handed to the waiting thread, which decides
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which decides
                 box["error"] = exc
 
         worker = threading.Thread(target=work, name=f"collect-{instance.config.name}", daemon=True)

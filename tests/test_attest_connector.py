@@ -87,6 +87,7 @@ BAD_SIDECARS = [
     pytest.param("title: [unclosed\n", ":2: not valid YAML", id="bad-yaml"),
     pytest.param("- just a list\n", ":1: a sidecar must be a mapping", id="not-a-mapping"),
     pytest.param(GOOD + "template: no-such-template\n", ":6: template: unknown attestation template", id="template"),
+    pytest.param(GOOD.replace("observed_at: 2026-06-01\n", ""), ":1: observed_at: required", id="undated"),
 ]
 
 

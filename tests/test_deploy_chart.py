@@ -105,7 +105,9 @@ def test_default_values_render_valid_manifests(chart: Any) -> None:
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "one SQLite writer at a time"
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == one(docs, "PersistentVolumeClaim")["metadata"]["name"]
+    assert (
+        volumes["data"]["persistentVolumeClaim"]["claimName"] == one(docs, "PersistentVolumeClaim")["metadata"]["name"]
+    )
 
 
 def test_every_optional_part_renders_valid_manifests(chart: Any) -> None:
@@ -149,17 +151,19 @@ def test_credentials_come_from_secrets(chart: Any) -> None:
     assert env["MLFLOW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow", "key": "token"}
     assert env["EVIDENCE_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
     account = one(docs, "ServiceAccount")
-    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"}
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"
+    }
     assert "Secret" not in {d["kind"] for d in docs}, "the chart references Secrets, it never writes them"
 
 
 def test_sqlite_with_more_than_one_replica_is_refused(chart: Any) -> None:
-    with pytest.raises(helm.HelmRenderError, match="replicaCount > 1 needs database.type=postgresql"):
+    with pytest.raises(helm.HelmRenderError, match=r"replicaCount > 1 needs database\.type=postgresql"):
         render(chart, {"replicaCount": 2})
 
 
 def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
-    with pytest.raises(helm.HelmRenderError, match="database.postgresql.existingSecret"):
+    with pytest.raises(helm.HelmRenderError, match=r"database\.postgresql\.existingSecret"):
         render(chart, {"database": {"type": "postgresql"}})
 
 
@@ -191,11 +195,15 @@ def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(char
     role = one(render(chart), "ClusterRole")
 
     def normal(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-        return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+        return {
+            (g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+        }
 
     assert normal(role["rules"]) == normal(REQUIRED_RBAC_RULES)
     binding = one(render(chart), "ClusterRoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ec-evidence-collector", "namespace": "compliance"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "ec-evidence-collector", "namespace": "compliance"}
+    ]
     assert "ClusterRole" not in {d["kind"] for d in render(chart, {"rbac": {"create": False}})}
 
 

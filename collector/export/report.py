@@ -11,7 +11,7 @@ from collector.freshness import Freshness
 
 __all__ = ["index_html"]
 
-_TIMELINE_WIDTH = 320
+_TIMELINE_WIDTH = 240
 _STATUS_COLOUR = {
     Freshness.FRESH: "#1a7f37",
     Freshness.AT_RISK: "#b7791f",
@@ -81,7 +81,8 @@ def _row(summary: ControlSummary, window: Window) -> str:
         f"<td>{link}</td>",
     ]
     if window.period is not None:
-        cells.append(f"<td>{'-' if share is None else f'{share:.1%}'} · {len(summary.coverage.gaps)} gaps</td>")
+        gaps = len(summary.coverage.gaps)
+        cells.append(f"<td>{'-' if share is None else f'{share:.1%}'} · {gaps} gap{'' if gaps == 1 else 's'}</td>")
         cells.append(f"<td>{_timeline(summary, window)}</td>")
     return "<tr>" + "".join(cells) + "</tr>"
 

@@ -61,6 +61,9 @@ def _observation(
     except ValueError as exc:
         ctx.problem(sidecar.label, str(exc))
         return None
+    if fields.observed_at is None:  # a default of "now" would keep an undated sidecar fresh forever
+        ctx.problem(sidecar.label, f"{sidecar.label}:1: observed_at: required in a sidecar (when was it approved?)")
+        return None
     if sidecar.document is None and fields.url is None:
         ctx.problem(sidecar.label, f"{sidecar.label}:1: no document {sidecar.document_label} beside it, and no url")
         return None

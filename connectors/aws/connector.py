@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.loaders import Loader, create_loader
+from botocore.session import Session, get_session
 
 from collector.connector import CollectContext, Connector
 from collector.errors import ConfigurationError, SkippableError
@@ -45,10 +47,23 @@ class _Account:
     """Temporary credentials from AssumeRole; empty means the session's own."""
 
 
-class _Clients:
-    """Every client comes from one boto3 session, so event hooks registered on it see every call."""
+@cache
+def _shared_loader() -> Loader:
+    """Service models and endpoint rules, parsed once per process rather than once per run."""
+    return create_loader()
 
-    def __init__(self, session: boto3.Session, settings: AwsSettings) -> None:
+
+def _default_session() -> Session:
+    """A fresh botocore session (the default credential chain, read anew each run) over the shared loader."""
+    session = get_session()
+    session.register_component("data_loader", _shared_loader())
+    return session
+
+
+class _Clients:
+    """Every client comes from one botocore session, so event hooks registered on it see every call."""
+
+    def __init__(self, session: Session, settings: AwsSettings) -> None:
         self.session = session
         self.settings = settings
         self.config = Config(
@@ -56,19 +71,24 @@ class _Clients:
             user_agent_extra="evidence-collector",
         )
 
+    def _session_region(self) -> str | None:
+        region = self.session.get_config_variable("region")
+        return str(region) if region else None
+
     def regions(self) -> list[str]:
         if self.settings.regions:
             return list(self.settings.regions)
-        if self.session.region_name:
-            return [self.session.region_name]
+        region = self._session_region()
+        if region:
+            return [region]
         raise ConfigurationError("no AWS region: set `regions` in the aws settings or AWS_REGION in the environment")
 
     def _home_region(self) -> str:
         configured = self.settings.regions[0] if self.settings.regions else None
-        return configured or self.session.region_name or _GLOBAL_REGION
+        return configured or self._session_region() or _GLOBAL_REGION
 
     def client(self, service: str, account: _Account | None, region: str | None = None) -> Any:
-        return self.session.client(
+        return self.session.create_client(
             service,  # type: ignore[call-overload]
             region_name=region or self._home_region(),
             endpoint_url=self.settings.endpoint_url,
@@ -93,12 +113,12 @@ class AwsConnector(Connector[AwsSettings]):
     kinds = frozenset({CREDENTIAL_REPORT_KIND, AUTHORIZATION_DETAILS_KIND, PASSWORD_POLICY_KIND, CONTAINER_SCAN_KIND})
     checks = CHECKS
 
-    def __init__(self, settings: AwsSettings, session: boto3.Session | None = None) -> None:
+    def __init__(self, settings: AwsSettings, session: Session | None = None) -> None:
         super().__init__(settings)
         self._session = session
 
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
-        clients = _Clients(self._session or boto3.Session(), self.settings)
+        clients = _Clients(self._session or _default_session(), self.settings)
         regions = clients.regions() if self.settings.ecr.enabled else []
         for account in self._accounts(clients, ctx):
             ctx.raise_if_cancelled()

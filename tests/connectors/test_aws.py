@@ -546,3 +546,15 @@ class TestAwsConformance(ConnectorConformance):
     def context(self) -> CollectContext:
         # IAM state has no source timestamp: observed_at is the run's `now`, held fixed so re-runs compare
         return CollectContext(instance="conformance", run_id="conformance-run", now=self.now)
+
+
+def test_ecr_without_any_region_is_a_configuration_error(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.errors import ConfigurationError
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with pytest.raises(ConfigurationError, match="no AWS region"):
+        collect(moto)
+    found, ctx = collect(moto, ecr={"enabled": False})  # IAM is global: it needs none
+    assert ctx.problems == []
+    assert set(found) == {"aws.iam.credential_report", "aws.iam.authorization_details", "aws.iam.password_policy"}

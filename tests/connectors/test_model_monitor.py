@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -160,6 +160,11 @@ def judge(observation: Observation) -> tuple[Outcome, str]:
 
 class TestModelMonitorConformance(ConnectorConformance):
     connector_cls = ModelMonitorConnector
+    secret_values: ClassVar[dict[str, str]] = {
+        "prometheus.password": "pr0m-pa55word",
+        "prometheus.bearer_token": "pr0m-bearer-t0ken",
+    }
+    secret_companions: ClassVar[dict[str, dict[str, Any]]] = {"prometheus.password": {"prometheus.username": "u"}}
     invalid_settings = [
         {},
         {"monitors": [{"name": "m", "query": "up", "bound": {"min": 1}}]},

@@ -1,0 +1,221 @@
+"""Export throughput and peak memory: 10k vs 1M records, next to a bare sqlite3 + zipfile dump of the same rows.
+
+    python bench/export.py                  # 10k and 1M records
+    python bench/export.py --sizes 10000 100000
+
+Each store is a SQLite file seeded directly (executemany, valid chain hashes); each export runs in its own
+subprocess so its peak RSS (ru_maxrss) is its own. Targets: >= 50k records/s; peak RSS at 1M <= 1.5x at 10k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from collector.canonical import canonical_json, sha256_hex  # noqa: E402
+from collector.store import Store  # noqa: E402
+from collector.store.records import GENESIS_HASH, chain_hash  # noqa: E402
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SUBJECTS = 1000
+CONTROLS_JSON = json.dumps(["iso27001:A.8.8", "nist_ai_rmf:MEASURE 2.7", "soc2:CC7.1"])
+BATCH = 20_000
+
+
+def _sqlite_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def seed(path: Path, records: int) -> tuple[datetime, datetime]:
+    """``records`` container scans of SUBJECTS images, one run per round, stored a minute apart."""
+    Store(f"sqlite:///{path}").upgrade()
+    conn = sqlite3.connect(path)
+    run_id = str(uuid.uuid4())
+    conn.execute(
+        "insert into collection_runs values (?,?,?,?,?,?,?,?,?,?,?)",
+        (run_id, "container_scan", "bench", _sqlite_time(T0), _sqlite_time(T0), "succeeded", records, 0, "[]", None, ""),
+    )
+    prev = GENESIS_HASH
+    rows: list[tuple[object, ...]] = []
+    contents: list[tuple[str, str, int]] = []
+    stored_at = T0
+    for seq in range(1, records + 1):
+        subject = f"registry.example/app-{seq % SUBJECTS:04d}"
+        if seq % SUBJECTS == 1:
+            stored_at = T0 + timedelta(minutes=seq // SUBJECTS)
+        observed_at = stored_at - timedelta(seconds=30)
+        payload = canonical_json({"image": subject, "scan": seq, "critical": seq % 7 == 0, "high": seq % 13})
+        content = sha256_hex(payload)
+        result = "fail" if seq % 7 == 0 else "pass"
+        checks_json = json.dumps(
+            [{"id": "container.no_fixable_vulns", "message": "scripted", "result": result}], sort_keys=True
+        )
+        record_id = str(uuid.UUID(int=seq))
+        link = chain_hash(
+            prev,
+            id=record_id,
+            run_id=run_id,
+            connector_type="container_scan",
+            instance="bench",
+            connector_version="1.0",
+            kind="container.scan",
+            subject_type="container_image",
+            subject_id=subject,
+            observed_at=observed_at,
+            valid_until=None,
+            collected_at=stored_at,
+            stored_at=stored_at,
+            content_sha256=content,
+            source="bench://scan",
+            config_hash="c" * 64,
+            controls_json=CONTROLS_JSON,
+            checks_json=checks_json,
+        )
+        contents.append((content, payload.decode(), len(payload)))
+        t_obs, t_stored = _sqlite_time(observed_at), _sqlite_time(stored_at)
+        rows.append(
+            (seq, record_id, run_id, "container_scan", "bench", "1.0", "container.scan", "container_image", subject,
+             t_obs, None, t_stored, t_stored, content, "bench://scan", "c" * 64, CONTROLS_JSON, checks_json, prev, link)
+        )  # fmt: skip
+        prev = link
+        if len(rows) >= BATCH:
+            _flush(conn, rows, contents)
+    _flush(conn, rows, contents)
+    conn.execute("update chain_head set seq = ?, chain_hash = ? where id = 1", (records, prev))
+    conn.commit()
+    conn.close()
+    return T0 - timedelta(hours=1), stored_at + timedelta(hours=1)
+
+
+def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]], contents: list[tuple[str, str, int]]) -> None:
+    conn.executemany("insert or ignore into evidence_content values (?,?,?)", contents)
+    conn.executemany(f"insert into evidence values ({','.join('?' * 20)})", rows)
+    rows.clear()
+    contents.clear()
+
+
+# -- what runs in the measured subprocesses ----------------------------------------------------------------
+
+
+def run_export(db: Path, out: Path, start: str, end: str) -> dict[str, float]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from collector.export import build_request, export_bundle
+    from collector.mappings import load_mappings
+
+    store = Store(f"sqlite:///{db}")
+    request = build_request(
+        load_mappings(), {}, "bench", "bench", framework="soc2",
+        period=(datetime.fromisoformat(start), datetime.fromisoformat(end)),
+    )  # fmt: skip
+    began = time.perf_counter()
+    result = export_bundle(store, request, out, Ed25519PrivateKey.generate())
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "records": result.manifest["counts"]["records"]}
+
+
+def run_raw(db: Path, out: Path, start: str, end: str) -> dict[str, float]:
+    """The floor: sqlite3 rows joined with their payloads, one JSON line each, deflated into a zip."""
+    began = time.perf_counter()
+    conn = sqlite3.connect(db)
+    cursor = conn.execute(
+        "select e.*, c.payload from evidence e join evidence_content c on c.sha256 = e.content_sha256 "
+        "where e.stored_at > ? and e.stored_at <= ? order by e.seq",
+        (_sqlite_time(datetime.fromisoformat(start)), _sqlite_time(datetime.fromisoformat(end))),
+    )
+    names = [d[0] for d in cursor.description]
+    count = 0
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("evidence.jsonl", "w") as fh:
+        while batch := cursor.fetchmany(5000):
+            fh.write("".join(json.dumps(dict(zip(names, row, strict=True))) + "\n" for row in batch).encode())
+            count += len(batch)
+    return {"seconds": time.perf_counter() - began, "records": count}
+
+
+def run_verify(bundle: Path) -> dict[str, float]:
+    from collector.export import verify_bundle
+
+    began = time.perf_counter()
+    report = verify_bundle(bundle)
+    return {"seconds": time.perf_counter() - began, "records": report.records}
+
+
+def _child(argv: list[str]) -> None:
+    mode, *args = argv
+    if mode == "export":
+        figures = run_export(Path(args[0]), Path(args[1]), args[2], args[3])
+    elif mode == "raw":
+        figures = run_raw(Path(args[0]), Path(args[1]), args[2], args[3])
+    else:
+        figures = run_verify(Path(args[0]))
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def measure(*args: str) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--child", nargs=argparse.REMAINDER)
+    options = parser.parse_args()
+    if options.child:
+        _child(options.child)
+        return
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
+        for size in options.sizes:
+            db = Path(tmp) / f"store-{size}.db"
+            began = time.perf_counter()
+            start, end = seed(db, size)
+            print(f"seeded {size:,} records in {time.perf_counter() - began:.1f}s ({db.stat().st_size / 1e6:.0f} MB)")
+            window = (start.isoformat(), end.isoformat())
+            bundle = Path(tmp) / f"bundle-{size}.zip"
+            exported = measure("export", str(db), str(bundle), *window)
+            raw = measure("raw", str(db), str(Path(tmp) / f"raw-{size}.zip"), *window)
+            verified = measure("verify", str(bundle))
+            results[size] = (exported, raw, verified, bundle.stat().st_size)
+            db.unlink()
+    print()
+    print("| records | export s | export records/s | peak RSS MB | raw sqlite3+zip s | export/raw time | "
+          "verify-bundle records/s | verify RSS MB | bundle MB |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, (exported, raw, verified, bundle_bytes) in results.items():
+        print(
+            f"| {size:,} | {exported['seconds']:.2f} | {exported['records'] / exported['seconds']:,.0f} | "
+            f"{exported['peak_rss_mb']:.0f} | {raw['seconds']:.2f} | {exported['seconds'] / raw['seconds']:.2f}x | "
+            f"{verified['records'] / verified['seconds']:,.0f} | {verified['peak_rss_mb']:.0f} | "
+            f"{bundle_bytes / 1e6:.1f} |"
+        )
+    sizes = sorted(results)
+    if len(sizes) >= 2:
+        small, big = results[sizes[0]][0], results[sizes[-1]][0]
+        print(
+            f"\npeak RSS {sizes[-1]:,} / {sizes[0]:,}: {big['peak_rss_mb'] / small['peak_rss_mb']:.2f}x (target <= 1.5x); "
+            f"throughput at {sizes[-1]:,}: {big['records'] / big['seconds']:,.0f} records/s (target >= 50,000)"
+        )
+
+
+if __name__ == "__main__":
+    main()
