@@ -7,6 +7,7 @@ password policy) and prints the medians and their ratio. Run: ``python bench/aws
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,13 +33,13 @@ USERS = 1000
 ROLES = 1000
 ROUNDS = 7
 REGION = "us-east-1"
+SAGEMAKER = {"Service": "sagemaker.amazonaws.com"}
 TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": SAGEMAKER, "Action": "sts:AssumeRole"}]}
 )
-READ = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+READ = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+)
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -86,10 +87,8 @@ def bare(url: str) -> int:
         time.sleep(0.05)
     report = iam.get_credential_report()["Content"]
     pages = list(iam.get_paginator("get_account_authorization_details").paginate())
-    try:
+    with contextlib.suppress(ClientError):
         iam.get_account_password_policy()
-    except ClientError:
-        pass
     return len(report) + len(pages)
 
 
@@ -112,7 +111,7 @@ def timed(fn: Callable[[], int]) -> float:
 
 
 def main() -> None:
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION})
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
     process, url = start_moto()
     try:
         t0 = time.perf_counter()

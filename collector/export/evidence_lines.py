@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import lru_cache
+from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from collector.canonical import canonical_json, sha256_hex
@@ -20,40 +22,35 @@ __all__ = ["control_file_name", "record_line", "record_problem"]
 _FILE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
+@lru_cache(maxsize=1024)
 def control_file_name(framework: str, control: str) -> str:
     safe = "".join(ch if ch in _FILE_SAFE else "_" for ch in control)
     return f"evidence/{framework}/{safe}.jsonl"
 
 
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
 def record_line(row: Any) -> str:
-    """The bundle line of a row from :mod:`collector.export.queries` (with payload)."""
-    m = row._mapping
-    head = json.dumps(
-        {
-            "seq": m["seq"],
-            "id": m["id"],
-            "run_id": m["run_id"],
-            "connector_type": m["connector_type"],
-            "instance": m["instance"],
-            "connector_version": m["connector_version"],
-            "kind": m["kind"],
-            "subject_type": m["subject_type"],
-            "subject_id": m["subject_id"],
-            "observed_at": iso_utc(m["observed_at"]),
-            "valid_until": iso_utc(m["valid_until"]),
-            "collected_at": iso_utc(m["collected_at"]),
-            "stored_at": iso_utc(m["stored_at"]),
-            "source": m["source"],
-            "config_hash": m["config_hash"],
-            "content_sha256": m["content_sha256"],
-            "prev_hash": m["prev_hash"],
-            "chain_hash": m["chain_hash"],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """The bundle line of a row from :mod:`collector.export.queries` (columns in ``RECORD_COLUMNS`` order, then
+    the payload). Built by hand rather than through ``json.dumps``: this runs once per exported record."""
+    (
+        seq, record_id, run_id, connector_type, instance, connector_version, kind, subject_type, subject_id,
+        content_sha256, source, config_hash, controls, checks, prev_hash, chain, observed_at, valid_until,
+        collected_at, stored_at, payload,
+    ) = row  # fmt: skip
+    return (
+        f'{{"seq":{int(seq)},"id":{_quote(record_id)},"run_id":{_quote(run_id)},'
+        f'"connector_type":{_quote(connector_type)},"instance":{_quote(instance)},'
+        f'"connector_version":{_quote(connector_version)},"kind":{_quote(kind)},'
+        f'"subject_type":{_quote(subject_type)},"subject_id":{_quote(subject_id)},'
+        f'"observed_at":{_text(iso_utc(observed_at))},"valid_until":{_text(iso_utc(valid_until))},'
+        f'"collected_at":{_text(iso_utc(collected_at))},"stored_at":{_text(iso_utc(stored_at))},'
+        f'"source":{_quote(source)},"config_hash":{_quote(config_hash)},"content_sha256":{_quote(content_sha256)},'
+        f'"prev_hash":{_quote(prev_hash)},"chain_hash":{_quote(chain)},'
+        f'"controls":{controls},"checks":{checks},"payload":{"null" if payload is None else payload}}}\n'
     )
-    payload = m["payload"] if m["payload"] is not None else "null"
-    return f'{head[:-1]},"controls":{m["controls"]},"checks":{m["checks"]},"payload":{payload}}}\n'
 
 
 def _time(value: Any) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, String, func, or_, select, type_coerce
@@ -52,7 +53,8 @@ _PLAIN = (
     "chain_hash",
 )
 RECORD_COLUMNS: tuple[str, ...] = (*_PLAIN, *_TIMES)
-"""Column order of record rows; times come back raw (a string on SQLite) for speed: use :func:`iso_utc`."""
+"""Column order of record rows (then ``payload``, when asked for); times come back raw (a string on SQLite)
+for speed: use :func:`iso_utc`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +63,23 @@ class ChainAnchor:
     chain_hash: str
 
 
+@lru_cache(maxsize=1 << 16)
 def to_utc(value: str | datetime) -> datetime:
-    """A stored time as an aware UTC datetime, whether the driver gave a string (SQLite) or a datetime."""
+    """A stored time as an aware UTC datetime, whether the driver gave a string (SQLite) or a datetime.
+
+    Cached: the records of one run share their stored and collected times."""
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def iso_utc(value: str | datetime | None) -> str | None:
     """The same text :func:`collector.store.records.iso` gives, without the type decorator's per-row cost."""
-    return None if value is None else to_utc(value).isoformat()
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) == 26 and value[10] == " " and value[19] == ".":
+        fraction = value[20:]
+        return f"{value[:10]}T{value[11:19]}{'' if fraction == '000000' else '.' + fraction}+00:00"
+    return to_utc(value).isoformat()
 
 
 def scope_prefixes(framework: str, controls: Sequence[str]) -> list[str]:
@@ -80,9 +90,13 @@ def _in_scope(prefixes: Sequence[str]) -> ColumnElement[bool]:
     return or_(*[evidence.c.controls.like(f'%"{prefix}%') for prefix in prefixes])
 
 
+def _raw_times(*names: str) -> list[Any]:
+    return [type_coerce(evidence.c[name], String).label(name) for name in names]
+
+
 def _record_columns(with_payload: bool) -> list[Any]:
     cols: list[Any] = [evidence.c[name] for name in _PLAIN]
-    cols += [type_coerce(evidence.c[name], String).label(name) for name in _TIMES]
+    cols += _raw_times(*_TIMES)
     if with_payload:
         cols.append(evidence_content.c.payload)
     return cols
@@ -173,11 +187,9 @@ def iter_newest_per_kind(conn: Connection, prefixes: Sequence[str], as_of: datet
     ranked = (
         select(
             evidence.c.seq,
-            evidence.c.stored_at,
+            *_raw_times("stored_at", "observed_at", "valid_until"),
             evidence.c.kind,
             evidence.c.controls,
-            evidence.c.observed_at,
-            evidence.c.valid_until,
             func.row_number()
             .over(
                 partition_by=(evidence.c.kind, evidence.c.controls),
@@ -188,20 +200,18 @@ def iter_newest_per_kind(conn: Connection, prefixes: Sequence[str], as_of: datet
         .where(evidence.c.stored_at <= as_of, _in_scope(prefixes))
         .subquery()
     )
-    query = select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.stored_at, ranked.c.seq)
+    query = (
+        select(ranked.c.stored_at, ranked.c.observed_at, ranked.c.valid_until, ranked.c.kind, ranked.c.controls)
+        .where(ranked.c.rank == 1)
+        .order_by(ranked.c.stored_at, ranked.c.seq)
+    )
     return _stream(conn, query)
 
 
 def iter_arrivals(conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime) -> Iterator[Any]:
     """What coverage needs of each record stored in ``(after, until]``, in stored_at order."""
     query = (
-        select(
-            evidence.c.stored_at,
-            evidence.c.kind,
-            evidence.c.controls,
-            evidence.c.observed_at,
-            evidence.c.valid_until,
-        )
+        select(*_raw_times("stored_at", "observed_at", "valid_until"), evidence.c.kind, evidence.c.controls)
         .where(evidence.c.stored_at > after, evidence.c.stored_at <= until, _in_scope(prefixes))
         .order_by(evidence.c.stored_at, evidence.c.seq)
     )

@@ -43,7 +43,7 @@ _GLOBAL_REGION = "us-east-1"
 @dataclass(frozen=True)
 class _Account:
     id: str
-    credentials: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
     """Temporary credentials from AssumeRole; empty means the session's own."""
 
 
@@ -88,12 +88,15 @@ class _Clients:
         return configured or self._session_region() or _GLOBAL_REGION
 
     def client(self, service: str, account: _Account | None, region: str | None = None) -> Any:
+        credentials = account.credentials if account else {}
         return self.session.create_client(
-            service,  # type: ignore[call-overload]
+            service,
             region_name=region or self._home_region(),
             endpoint_url=self.settings.endpoint_url,
             config=self.config,
-            **(account.credentials if account else {}),
+            aws_access_key_id=credentials.get("aws_access_key_id"),
+            aws_secret_access_key=credentials.get("aws_secret_access_key"),
+            aws_session_token=credentials.get("aws_session_token"),
         )
 
 
@@ -129,24 +132,23 @@ class AwsConnector(Connector[AwsSettings]):
     # -- accounts ---------------------------------------------------------------------------------
 
     def _accounts(self, clients: _Clients, ctx: CollectContext) -> Iterator[_Account]:
+        sts = clients.client("sts", None)
         if not self.settings.accounts:
             try:
-                identity = clients.client("sts", None).get_caller_identity()
+                identity = sts.get_caller_identity()
             except (NoCredentialsError, NoRegionError) as exc:
                 raise _no_credentials(exc) from exc
             yield _Account(str(identity["Account"]))
             return
         for target in self.settings.accounts:
-            account = self._assume(clients, target, ctx)
+            account = self._assume(sts, target, ctx)
             if account is not None:
                 yield account
 
-    def _assume(self, clients: _Clients, target: AccountTarget, ctx: CollectContext) -> _Account | None:
+    def _assume(self, sts: Any, target: AccountTarget, ctx: CollectContext) -> _Account | None:
         extra = {"ExternalId": target.external_id} if target.external_id else {}
         try:
-            response = clients.client("sts", None).assume_role(
-                RoleArn=target.role_arn, RoleSessionName=_SESSION_NAME, **extra
-            )
+            response = sts.assume_role(RoleArn=target.role_arn, RoleSessionName=_SESSION_NAME, **extra)
         except NoCredentialsError as exc:
             raise _no_credentials(exc) from exc
         except ClientError as exc:

@@ -75,10 +75,10 @@ def client_environment(settings: MlflowSettings) -> Iterator[None]:
                     os.environ[name] = value
 
 
-def _unreachable(exc: BaseException) -> bool:
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, requests.ConnectionError | requests.Timeout):
+        if isinstance(seen, kinds):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -86,8 +86,10 @@ def _unreachable(exc: BaseException) -> bool:
 
 def translate(exc: MlflowException, uri: str, what: str) -> Exception:
     """The collector error an MLflow client error stands for, by the one HTTP disposition table."""
-    if _unreachable(exc):
+    if _caused_by(exc, (requests.ConnectionError, requests.Timeout)):
         return TransientError(f"MLflow server {uri} unreachable while {what}: {exc.message}")
+    if _caused_by(exc, (requests.exceptions.RetryError,)):
+        return TransientError(f"MLflow server {uri} kept failing while {what}: {exc.message}")
     status = _http_status(exc)
     reason = f"MLflow server {uri} answered HTTP {status} while {what}: {exc.message}"
     if status in (401, 403):

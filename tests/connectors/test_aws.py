@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from botocore.session import Session, get_session
 
 from collector.conformance import ConnectorConformance
 from collector.connector import CollectContext, load_connector
@@ -212,7 +213,7 @@ def seed_ecr(moto: Moto, shared_fixtures: Path) -> dict[str, str]:
 
 
 def collect(
-    moto: Moto, session: boto3.Session | None = None, now: datetime | None = None, **given: Any
+    moto: Moto, session: Session | None = None, now: datetime | None = None, **given: Any
 ) -> tuple[dict[str, list[Observation]], CollectContext]:
     settings = AwsSettings.model_validate({"endpoint_url": moto.url, "credential_report_poll": "0.05s", **given})
     connector = AwsConnector(settings, session=session)
@@ -369,8 +370,8 @@ def test_every_call_is_granted_by_the_shipped_policy_and_every_grant_is_used(mot
     def record(model: Any, **_: Any) -> None:
         called.add(f"{model.service_model.signing_name}:{model.name}")
 
-    session = boto3.Session()
-    session.events.register("before-call", record)
+    session = get_session()
+    session.register("before-call", record)
     collect(
         moto,
         session=session,

@@ -333,14 +333,15 @@ def test_group_with_administrator_access_fails_and_names_its_members(
 
 
 class StubbedSession:
-    """Stands in for a boto3 session: hands out the stubbed client of each service."""
-
-    region_name = "us-east-1"
+    """Stands in for a botocore session: hands out the stubbed client of each service."""
 
     def __init__(self, clients: dict[str, Any]) -> None:
         self.clients = clients
 
-    def client(self, service: str, **_: Any) -> Any:
+    def get_config_variable(self, name: str) -> str | None:
+        return "us-east-1" if name == "region" else None
+
+    def create_client(self, service: str, **_: Any) -> Any:
         return self.clients[service]
 
 
