@@ -15,6 +15,7 @@ import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -327,30 +328,39 @@ def _check_window(conn: Connection, window: Window) -> None:
         )
 
 
-def _collect(
-    conn: Connection, request: ExportRequest, spools: _Spools, progress: Progress
-) -> tuple[_Collected, dict[str, CoverageSweep]]:
-    window, mappings, prefixes = request.window, request.mappings, request.prefixes
-    tags = _Tags({str(ref): ref for ref in request.controls})
+def _spool_evidence(
+    conn: Connection, request: ExportRequest, tags: _Tags, spools: _Spools, progress: Progress
+) -> _Collected:
+    """The records of the bundle, spooled per control (as of: the latest per subject, with check outcomes)."""
+    window, prefixes = request.window, request.prefixes
     collected = _Collected()
-    sweeps = _sweeps(request)
     if window.period is None:
         progress.start(None)
         latest = queries.iter_latest_per_subject(conn, prefixes, window.as_of, with_payload=True)
-        _spool_records(_tally_outcomes(latest, tags, mappings, collected), tags, spools, collected, progress)
-        _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, window.as_of), mappings, tags)
-        return collected, sweeps
+        _spool_records(_tally_outcomes(latest, tags, request.mappings, collected), tags, spools, collected, progress)
+        return collected
     start, end = window.period.start, window.period.end
     progress.start(queries.count_records(conn, prefixes, start, end))
     state_at_start = queries.iter_latest_per_subject(conn, prefixes, start, with_payload=True)
     _spool_records(state_at_start, tags, spools, collected, progress)
     _spool_records(queries.iter_records_stored_between(conn, prefixes, start, end), tags, spools, collected, progress)
+    return collected
+
+
+def _assess(conn: Connection, request: ExportRequest, tags: _Tags, collected: _Collected) -> dict[str, CoverageSweep]:
+    """Coverage per control over the window and, for a period, check outcomes of the latest record at its end."""
+    window, mappings, prefixes = request.window, request.mappings, request.prefixes
+    sweeps = _sweeps(request)
+    if window.period is None:
+        _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, window.as_of), mappings, tags)
+        return sweeps
+    start, end = window.period.start, window.period.end
     latest_at_end = queries.iter_latest_per_subject(conn, prefixes, end, with_payload=False)
     for _ in _tally_outcomes(latest_at_end, tags, mappings, collected):
         pass
     _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, start), mappings, tags)
     _feed(sweeps, queries.iter_arrivals(conn, prefixes, start, end), mappings, tags)
-    return collected, sweeps
+    return sweeps
 
 
 def _summaries(
@@ -428,37 +438,58 @@ def _manifest(
     }
 
 
-def _write_zip(
-    path: Path,
-    request: ExportRequest,
-    spools: _Spools,
-    collected: _Collected,
-    summaries: list[ControlSummary],
-    anchor: queries.ChainAnchor | None,
-    key: Ed25519PrivateKey,
-    clock: Callable[[], datetime],
-) -> dict[str, Any]:
+def _add_reports(bundle: _BundleZip, request: ExportRequest, summaries: list[ControlSummary]) -> None:
     catalog = request.mappings.catalogs[request.framework]
-    bundle = _BundleZip(path)
+    window, version = request.window, request.generator_version
+    bundle.add("controls.csv", [controls_csv(summaries)])
+    bundle.add("coverage.json", [coverage_json(window, summaries)])
+    bundle.add(
+        "assessment-results.json", [assessment_results(catalog.framework, catalog.name, window, summaries, version)]
+    )
+    bundle.add("index.html", [index_html(catalog.name, window, summaries, f"evidence-collector {version}")])
+
+
+def _add_evidence(bundle: _BundleZip, spools: _Spools) -> None:
+    for name, spool in spools.contents():
+        bundle.add(name, _chunks(spool), spool.stat().st_size)
+
+
+def _sign(bundle: _BundleZip, manifest: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    bundle.add(MANIFEST, [manifest_bytes], listed=False)
+    bundle.add(SIGNATURE, [key.sign(manifest_bytes)], listed=False)
+
+
+def _write(
+    partial: Path, spool_dir: Path, store: Store, request: ExportRequest, key: Ed25519PrivateKey, progress: Progress,
+    clock: Callable[[], datetime],
+) -> tuple[dict[str, Any], list[ControlSummary]]:  # fmt: skip
+    tags = _Tags({str(ref): ref for ref in request.controls})
+    spools = _Spools(spool_dir)
+    bundle = _BundleZip(partial)
     try:
-        for name, spool in spools.contents():
-            bundle.add(name, _chunks(spool), spool.stat().st_size)
-        window = request.window
-        generator = f"evidence-collector {request.generator_version}"
-        bundle.add("controls.csv", [controls_csv(summaries)])
-        bundle.add("coverage.json", [coverage_json(window, summaries)])
-        bundle.add(
-            "assessment-results.json",
-            [assessment_results(request.framework, catalog.name, window, summaries, request.generator_version)],
-        )
-        bundle.add("index.html", [index_html(catalog.name, window, summaries, generator)])
+        with store.engine.connect() as conn:
+            _check_window(conn, request.window)
+            try:
+                collected = _spool_evidence(conn, request, tags, spools, progress)
+            finally:
+                spools.close()
+            if collected.records == 0:
+                raise ExportError(
+                    f"no evidence for {request.describe_scope()} stored {request.window.describe()}: nothing to export"
+                )
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-zip") as pool:
+                zipping = pool.submit(_add_evidence, bundle, spools)  # compression overlaps the coverage queries
+                sweeps = _assess(conn, request, tags, collected)
+                zipping.result()
+            anchor = queries.chain_anchor(conn, request.window.as_of)
+        summaries = _summaries(request, collected, sweeps)
+        _add_reports(bundle, request, summaries)
         manifest = _manifest(request, collected, summaries, bundle.files, anchor, key, clock())
-        manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        bundle.add(MANIFEST, [manifest_bytes], listed=False)
-        bundle.add(SIGNATURE, [key.sign(manifest_bytes)], listed=False)
+        _sign(bundle, manifest, key)
     finally:
         bundle.close()
-    return manifest
+    return manifest, summaries
 
 
 def export_bundle(
@@ -471,24 +502,10 @@ def export_bundle(
 ) -> ExportResult:
     """Write the bundle to ``out``; on any error nothing is left at ``out`` or beside it."""
     _check_destination(out)
-    progress = progress or _Quiet()
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent or None) as tmp:
-            spools = _Spools(Path(tmp))
-            try:
-                with store.engine.connect() as conn:
-                    _check_window(conn, request.window)
-                    collected, sweeps = _collect(conn, request, spools, progress)
-                    anchor = queries.chain_anchor(conn, request.window.as_of)
-            finally:
-                spools.close()
-            if collected.records == 0:
-                raise ExportError(
-                    f"no evidence for {request.describe_scope()} stored {request.window.describe()}: nothing to export"
-                )
-            summaries = _summaries(request, collected, sweeps)
-            manifest = _write_zip(partial, request, spools, collected, summaries, anchor, key, clock)
+        with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+            manifest, summaries = _write(partial, Path(tmp), store, request, key, progress or _Quiet(), clock)
         os.replace(partial, out)
     except OSError as exc:
         partial.unlink(missing_ok=True)

@@ -72,6 +72,7 @@ def to_utc(value: str | datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+@lru_cache(maxsize=1 << 16)
 def iso_utc(value: str | datetime | None) -> str | None:
     """The same text :func:`collector.store.records.iso` gives, without the type decorator's per-row cost."""
     if value is None:
