@@ -34,7 +34,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_state(store: Store, state: State) -> None:
-    state.rebuild(store.latest_per_subject(), store.record_counts(), store.run_history(), store.run_status_counts())
+    state.rebuild(
+        store.latest_per_subject(),
+        store.record_counts(),
+        store.run_history(),
+        store.run_status_counts(),
+        store.problem_totals(),
+    )
 
 
 def trigger_for(instance: ResolvedInstance, aligned: bool = False) -> Any:
@@ -72,7 +78,11 @@ class Daemon:
         self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown)
         self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(EvidenceMetrics(self.state, loaded.mappings, loaded.overrides, version=__version__))
+        self.registry.register(
+            EvidenceMetrics(
+                self.state, loaded.mappings, loaded.overrides, version=__version__, active_kinds=loaded.active_kinds
+            )
+        )
         workers = max(2, min(16, len(loaded.instances)))
         self.scheduler = BackgroundScheduler(
             timezone=UTC,

@@ -147,6 +147,7 @@ class State:
         record_counts: Mapping[tuple[str, str, str], int],
         run_history: Mapping[str, list[Any]],
         run_counts: Mapping[tuple[str, str, str], int],
+        problem_totals: Mapping[str, int] | None = None,
     ) -> None:
         """Replace everything with what the database says (at start, or when it comes back)."""
         with self._lock:
@@ -182,7 +183,9 @@ class State:
                     last_status=newest.status,
                     consecutive_failures=failures,
                     last_duration_seconds=newest.duration_seconds,
+                    last_problems=newest.problems,
                     runs=counts,
+                    problems_total=(problem_totals or {}).get(instance, 0),
                 )
             self.loaded = True
 

@@ -163,7 +163,9 @@ def test_the_cursor_is_saved_with_the_run(runner: Runner, store: Store) -> None:
 def test_state_rebuilt_from_the_database_equals_the_live_state(runner: Runner, store: Store) -> None:
     from collector.daemon import load_state
 
-    runner.run(scripted_instance(name="one", fail_subjects=["b"]))
+    runner.run(
+        scripted_instance(name="one", fail_subjects=["b"], subjects=["a", "b", "bad"], bad_payload_subject="bad")
+    )
     runner.run(scripted_instance(name="two", subjects=["c"], transient_failures=5))
     live = runner.state.snapshot()
     rebuilt_state = State()
@@ -176,6 +178,7 @@ def test_state_rebuilt_from_the_database_equals_the_live_state(runner: Runner, s
         a, b = live.connectors[name], rebuilt.connectors[name]
         assert (a.last_status, a.consecutive_failures) == (b.last_status, b.consecutive_failures)
         assert a.last_success == b.last_success
+        assert a.problems_total == b.problems_total
 
 
 def test_a_database_that_is_down_fails_the_run_and_loses_nothing(tmp_path) -> None:

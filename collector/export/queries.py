@@ -125,8 +125,13 @@ def chain_anchor(conn: Connection, until: datetime) -> ChainAnchor | None:
 def iter_records_stored_between(
     conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime, page_rows: int = PAGE_ROWS
 ) -> Iterator[Any]:
-    """Records in scope with ``after < stored_at <= until``, with payload, by seq (keyset paging)."""
-    last_seq = 0
+    """Records in scope with ``after < stored_at <= until``, with payload, by seq (keyset paging on seq)."""
+    first = conn.execute(
+        select(func.min(evidence.c.seq)).where(evidence.c.stored_at > after, evidence.c.stored_at <= until)
+    ).scalar()
+    if first is None:
+        return
+    last_seq = int(first) - 1
     while True:
         query = (
             select(*_record_columns(True))

@@ -111,6 +111,7 @@ class RunSummary:
     status: str
     finished_at: datetime
     duration_seconds: float
+    problems: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,9 +446,18 @@ class Store:
                         status=r.status,
                         finished_at=r.finished_at,
                         duration_seconds=(r.finished_at - r.started_at).total_seconds(),
+                        problems=r.problems,
                     )
                 )
         return out
+
+    def problem_totals(self) -> dict[str, int]:
+        """Inputs skipped as bad, summed over every stored run, per instance."""
+        query = select(collection_runs.c.instance, func.sum(collection_runs.c.problems)).group_by(
+            collection_runs.c.instance
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: int(r[1] or 0) for r in conn.execute(query)}
 
     def run_status_counts(self) -> dict[tuple[str, str, str], int]:
         query = select(
