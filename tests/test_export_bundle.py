@@ -353,3 +353,26 @@ def test_signing_keys_missing_unreadable_or_not_ed25519_are_refused(tmp_path: Pa
         .decode()
     )
     assert isinstance(load_signing_key(None, {SIGNING_KEY_ENV: ed_pem}), Ed25519PrivateKey)
+
+
+def test_openssh_and_password_protected_keys_load(tmp_path: Path) -> None:
+    from collector.export import load_signing_key
+    from collector.export.signing import SIGNING_KEY_PASSWORD_ENV
+
+    key = Ed25519PrivateKey.generate()
+    openssh = tmp_path / "id_ed25519"
+    openssh.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    )
+    assert load_signing_key(openssh, {}).public_key() == key.public_key()
+    locked = tmp_path / "locked.pem"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    assert load_signing_key(locked, {SIGNING_KEY_PASSWORD_ENV: "s3cret"}).public_key() == key.public_key()
+    with pytest.raises(ExportError, match="not a usable PEM private key"):
+        load_signing_key(locked, {SIGNING_KEY_PASSWORD_ENV: "wrong"})

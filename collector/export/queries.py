@@ -63,7 +63,7 @@ class ChainAnchor:
     chain_hash: str
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def to_utc(value: str | datetime) -> datetime:
     """A stored time as an aware UTC datetime, whether the driver gave a string (SQLite) or a datetime.
 
@@ -72,7 +72,7 @@ def to_utc(value: str | datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def iso_utc(value: str | datetime | None) -> str | None:
     """The same text :func:`collector.store.records.iso` gives, without the type decorator's per-row cost."""
     if value is None:

@@ -47,8 +47,12 @@ def load_signing_key(path: Path | None, environ: Mapping[str, str] | None = None
             "(create one with `openssl genpkey -algorithm ed25519 -out signing-key.pem`)"
         )
     password = env.get(SIGNING_KEY_PASSWORD_ENV)
+    secret = password.encode() if password else None
     try:
-        key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
+        if b"OPENSSH PRIVATE KEY" in pem:
+            key: object = serialization.load_ssh_private_key(pem, password=secret)
+        else:
+            key = serialization.load_pem_private_key(pem, password=secret)
     except (ValueError, TypeError) as exc:
         raise ExportError(f"{where}: not a usable PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):

@@ -69,6 +69,13 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
     raise RuntimeError(f"mlflow server at {url} not healthy after {timeout_seconds}s:\n{log.read_text()[-3000:]}")
 
 
+def _server_command(root: Path, port: int) -> list[str]:
+    store = f"sqlite:///{root / 'db.sqlite'}"
+    options = {"--backend-store-uri": store, "--default-artifact-root": str(root / "artifacts")}
+    options |= {"--host": "127.0.0.1", "--port": str(port), "--workers": "1"}
+    return [str(MLFLOW), "server", *(part for pair in options.items() for part in pair)]
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not MLFLOW.exists():
@@ -79,12 +86,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = root / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(MLFLOW), "server",
-                "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
-                "--default-artifact-root", str(root / "artifacts"),
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            ],  # fmt: skip
+            _server_command(root, port),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -415,7 +417,8 @@ def test_cursor_brings_only_runs_new_or_finished_since(mlflow_server: str) -> No
     first = seed.run("first", started=start)
     running = client.create_run(seed.experiment_id, start_time=_millis(start + timedelta(seconds=10)))
     observations, ctx = collect(mlflow_server, experiments=["cursor-experiment"])
-    assert sorted(o.payload["run_name"] for o in observations if o.kind == RUN_KIND) == ["first", running.info.run_name]
+    names = {o.payload["run_name"] for o in observations if o.kind == RUN_KIND}
+    assert names == {"first", running.info.run_name}
     cursor = ctx.new_cursor
     assert cursor == {"runs_touched_since_ms": first.info.end_time}
 
@@ -522,7 +525,7 @@ def test_server_errors_are_transient(canned: tuple[str, type[_Canned]]) -> None:
     url, handler = canned
     handler.status = 503
     handler.body = b"<html>upstream unavailable</html>"
-    with pytest.raises(TransientError, match="kept failing while listing experiments: .*503"):
+    with pytest.raises(TransientError, match=r"kept failing while listing experiments: .*503"):
         collect(url, http_retries=0)
 
 
