@@ -164,7 +164,8 @@ def main() -> None:
     bare, collected = statistics.median(bare_times), statistics.median(connector_times)
     print(f"bare search_runs paging : {runs} runs, median {bare:.3f}s  (all: {_list(bare_times)})")
     print(
-        f"connector collection    : {observations} observations, median {collected:.3f}s  (all: {_list(connector_times)})"
+        f"connector collection    : {observations} observations, median {collected:.3f}s"
+        f"  (all: {_list(connector_times)})"
     )
     print(f"ratio connector / bare  : {collected / bare:.2f}x  (target <= 1.30x)")
 

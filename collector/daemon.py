@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from collector import __version__
 from collector.config import LoadedConfig, ResolvedInstance
 from collector.coordination import coordination_for
+from collector.coverage import basis_for_config
 from collector.http import HealthServer, build_app
 from collector.metrics import EvidenceMetrics
 from collector.runner import Runner
@@ -80,7 +81,12 @@ class Daemon:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             EvidenceMetrics(
-                self.state, loaded.mappings, loaded.overrides, version=__version__, active_kinds=loaded.active_kinds
+                self.state,
+                loaded.mappings,
+                loaded.overrides,
+                version=__version__,
+                coverage=basis_for_config(loaded),
+                active_kinds=loaded.active_kinds,
             )
         )
         workers = max(2, min(16, len(loaded.instances)))

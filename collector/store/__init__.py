@@ -25,7 +25,7 @@ from collector.store.records import (
     PreparedRecord,
     RunRecord,
     StoredRecord,
-    chain_hash,
+    record_link,
 )
 from collector.store.schema import chain_head, collection_runs, cursors, evidence, evidence_content
 
@@ -235,26 +235,7 @@ class Store:
             contents.setdefault(rec.content_sha256, rec.payload_json)
             controls_json = _cached_json(json_cache, rec.controls)
             checks_json = rec.checks_json
-            link = chain_hash(
-                prev,
-                id=rec.id,
-                run_id=rec.run_id,
-                connector_type=rec.connector_type,
-                instance=rec.instance,
-                connector_version=rec.connector_version,
-                kind=rec.kind,
-                subject_type=rec.subject_type,
-                subject_id=rec.subject_id,
-                observed_at=rec.observed_at,
-                valid_until=rec.valid_until,
-                collected_at=rec.collected_at,
-                stored_at=stored_at,
-                content_sha256=rec.content_sha256,
-                source=rec.source,
-                config_hash=rec.config_hash,
-                controls_json=controls_json,
-                checks_json=checks_json,
-            )
+            link = record_link(prev, rec, stored_at, controls_json, checks_json)
             rows.append(
                 (
                     rec.id,
@@ -551,26 +532,7 @@ def _check_row(
         return ChainBreak(rec.seq, rec.id, "content blob is missing")
     if sha256_hex(payload.encode("utf-8")) != rec.content_sha256:
         return ChainBreak(rec.seq, rec.id, "content does not match its SHA-256 (payload altered)")
-    expected = chain_hash(
-        prev,
-        id=rec.id,
-        run_id=rec.run_id,
-        connector_type=rec.connector_type,
-        instance=rec.instance,
-        connector_version=rec.connector_version,
-        kind=rec.kind,
-        subject_type=rec.subject_type,
-        subject_id=rec.subject_id,
-        observed_at=rec.observed_at,
-        valid_until=rec.valid_until,
-        collected_at=rec.collected_at,
-        stored_at=rec.stored_at,
-        content_sha256=rec.content_sha256,
-        source=rec.source,
-        config_hash=rec.config_hash,
-        controls_json=controls_json,
-        checks_json=checks_json,
-    )
+    expected = record_link(prev, rec, rec.stored_at, controls_json, checks_json)
     if expected != rec.chain_hash:
         return ChainBreak(rec.seq, rec.id, "row fields do not match its chain hash (row altered)")
     return None

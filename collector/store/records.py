@@ -6,11 +6,20 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from collector.canonical import sha256_hex
 
-__all__ = ["FIELD_SEPARATOR", "GENESIS_HASH", "PreparedRecord", "RunRecord", "StoredRecord", "chain_hash", "iso"]
+__all__ = [
+    "FIELD_SEPARATOR",
+    "GENESIS_HASH",
+    "PreparedRecord",
+    "RunRecord",
+    "StoredRecord",
+    "chain_hash",
+    "iso",
+    "record_link",
+]
 
 GENESIS_HASH = "0" * 64
 FIELD_SEPARATOR = "\x1f"
@@ -162,4 +171,45 @@ def chain_hash(
                 checks_json,
             )
         ).encode("utf-8")
+    )
+
+
+class _RecordFields(Protocol):
+    id: str
+    run_id: str
+    connector_type: str
+    instance: str
+    connector_version: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    observed_at: datetime
+    valid_until: datetime | None
+    collected_at: datetime
+    content_sha256: str
+    source: str
+    config_hash: str
+
+
+def record_link(prev_hash: str, rec: _RecordFields, stored_at: datetime, controls_json: str, checks_json: str) -> str:
+    """:func:`chain_hash` of a prepared or stored record."""
+    return chain_hash(
+        prev_hash,
+        id=rec.id,
+        run_id=rec.run_id,
+        connector_type=rec.connector_type,
+        instance=rec.instance,
+        connector_version=rec.connector_version,
+        kind=rec.kind,
+        subject_type=rec.subject_type,
+        subject_id=rec.subject_id,
+        observed_at=rec.observed_at,
+        valid_until=rec.valid_until,
+        collected_at=rec.collected_at,
+        stored_at=stored_at,
+        content_sha256=rec.content_sha256,
+        source=rec.source,
+        config_hash=rec.config_hash,
+        controls_json=controls_json,
+        checks_json=checks_json,
     )
