@@ -42,6 +42,7 @@ REGISTERED_MODELS_PAGE_SIZE = 1000
 MODEL_VERSIONS_PAGE_SIZE = 10000
 LOGGED_MODELS_PAGE_SIZE = 100
 _BACKOFF_FACTOR = "1"
+ENVIRONMENT_WAIT_SECONDS = 300
 
 _ENVIRONMENT_LOCK = threading.Lock()
 """The MLflow client reads credentials and retry settings from the process environment on every request,
@@ -62,17 +63,19 @@ def client_environment(settings: MlflowSettings) -> Iterator[None]:
         values["MLFLOW_TRACKING_USERNAME"] = settings.username
     if settings.password is not None:
         values["MLFLOW_TRACKING_PASSWORD"] = settings.password.get_secret_value()
-    with _ENVIRONMENT_LOCK:
-        previous = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    if not _ENVIRONMENT_LOCK.acquire(timeout=ENVIRONMENT_WAIT_SECONDS):
+        raise TransientError(f"another MLflow collection held the client for {ENVIRONMENT_WAIT_SECONDS}s")
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _ENVIRONMENT_LOCK.release()
 
 
 def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
