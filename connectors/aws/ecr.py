@@ -21,8 +21,6 @@ __all__ = ["EcrImage", "image_scan", "repositories", "selected_images", "to_scan
 
 _FINISHED = frozenset({"COMPLETE", "ACTIVE"})
 """Basic scans end in COMPLETE; enhanced (Inspector) scanning stays ACTIVE while it keeps watching the image."""
-_ECR_SEVERITY = {"INFORMATIONAL": "LOW"}
-"""ECR basic scanning's lowest word; the container_scan vocabulary has LOW (as grype's Negligible)."""
 _NO_FIX = "NotAvailable"
 _OPEN_FINDING = frozenset({"ACTIVE"})
 """Enhanced findings that are SUPPRESSED or CLOSED are not open vulnerabilities."""
@@ -108,8 +106,7 @@ def _attributes(finding: dict[str, Any]) -> dict[str, str]:
 
 
 def _severity(value: object) -> str:
-    word = value.strip().upper() if isinstance(value, str) else value
-    return normalise_severity(_ECR_SEVERITY.get(word, word) if isinstance(word, str) else word)
+    return normalise_severity(value)
 
 
 def _basic(finding: dict[str, Any]) -> Finding:

@@ -24,7 +24,7 @@ __all__ = [
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEVERITY_RANK = {"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-_SEVERITY_ALIASES = {"NEGLIGIBLE": "LOW"}
+_SEVERITY_ALIASES = {"NEGLIGIBLE": "LOW", "INFORMATIONAL": "LOW"}  # grype, ECR basic scanning
 
 _NANOSECONDS = re.compile(r"(\.\d{6})\d+")
 

@@ -34,6 +34,7 @@ from collector.runner import Runner
 from collector.state import State
 from collector.store import Store
 from connectors.mlflow import CHECKS, RUN_KIND, VERSION_KIND, MlflowConnector, MlflowSettings
+from connectors.mlflow import source as mlflow_source
 
 pytestmark = pytest.mark.slow
 
@@ -470,6 +471,18 @@ def test_settings_put_credentials_in_the_client_environment_only_while_collectin
         "MLFLOW_TRACKING_PASSWORD": "pw-77",
     }
     assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+
+
+def test_a_second_collection_waits_for_the_client_then_gives_up(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mlflow_source, "ENVIRONMENT_WAIT_SECONDS", 0.2)
+    first = connector(seeded.url).collect(CollectContext(instance="a", run_id="r1", now=NOW))
+    next(first)
+    with pytest.raises(TransientError, match="another MLflow collection held the client"):
+        collect(seeded.url)
+    first.close()
+    assert collect(seeded.url, experiments=["credit-risk ✓"])[0], "the client is free again"
 
 
 # ------------------------------------------------------------------------------------------- faults
