@@ -78,7 +78,7 @@ def test_promtool_reports_a_wrong_expectation(promtool: str, tmp_path: Path) -> 
 
 def test_alert_rules_use_only_exported_metrics_and_link_a_runbook() -> None:
     exported = exported_metric_names()
-    readme = (ROOT / "deploy" / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     anchors = {
         "runbook-" + re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-").removeprefix("runbook-")
         for h in re.findall(r"^#+ (Runbook: \w+)", readme, re.MULTILINE)
@@ -88,7 +88,7 @@ def test_alert_rules_use_only_exported_metrics_and_link_a_runbook() -> None:
         assert metric_names(str(rule["expr"])) <= exported, rule["alert"]
         url = rule["annotations"]["runbook_url"]  # type: ignore[index]
         assert url.endswith(f"README.md#runbook-{str(rule['alert']).lower()}")
-        assert url.rpartition("#")[2] in anchors, f"no runbook section for {rule['alert']} in deploy/README.md"
+        assert url.rpartition("#")[2] in anchors, f"no runbook section for {rule['alert']} in README.md"
 
 
 def test_the_dashboard_queries_parse_and_use_only_exported_metrics(promtool: str, tmp_path: Path) -> None:

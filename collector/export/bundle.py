@@ -294,13 +294,7 @@ def _sweeps(request: ExportRequest) -> dict[str, CoverageSweep]:
 
 
 def _feed(sweeps: Mapping[str, CoverageSweep], rows: Iterable[Any], mappings: Mappings, tags: _Tags) -> None:
-    """Feed coverage; a row equal to the one before it (same commit, kind, tags and times) changes nothing."""
-    previous: tuple[Any, ...] | None = None
     for row in rows:
-        key = tuple(row)
-        if key == previous:
-            continue
-        previous = key
         kind_mapping = mappings.kinds.get(row.kind)
         if kind_mapping is None:
             continue

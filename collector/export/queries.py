@@ -155,7 +155,8 @@ def iter_records_stored_between(
 def _stream(conn: Connection, query: Select[Any]) -> Iterator[Any]:
     result = conn.execution_options(stream_results=True, yield_per=PAGE_ROWS).execute(query)
     try:
-        yield from result
+        for partition in result.partitions():
+            yield from partition
     finally:
         result.close()
 
@@ -215,10 +216,17 @@ def iter_newest_per_kind(conn: Connection, prefixes: Sequence[str], as_of: datet
 
 
 def iter_arrivals(conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime) -> Iterator[Any]:
-    """What coverage needs of each record stored in ``(after, until]``, in stored_at order."""
+    """What coverage needs of the records stored in ``(after, until]``, in stored_at order.
+
+    Records of one commit with the same kind, tags and times are one arrival (a run stores many subjects at once);
+    within a commit, arrivals come in the order of their last record, so the last one stored wins ties as it would
+    record by record."""
+    times = _raw_times("stored_at", "observed_at", "valid_until")
+    columns = (*times, evidence.c.kind, evidence.c.controls)
     query = (
-        select(*_raw_times("stored_at", "observed_at", "valid_until"), evidence.c.kind, evidence.c.controls)
+        select(*columns)
         .where(evidence.c.stored_at > after, evidence.c.stored_at <= until, _in_scope(prefixes))
-        .order_by(evidence.c.stored_at, evidence.c.seq)
+        .group_by(*columns)
+        .order_by(times[0], func.max(evidence.c.seq))
     )
     return _stream(conn, query)

@@ -168,6 +168,6 @@ def test_collect_pages_refuses_a_token_loop() -> None:
 
 
 def test_readme_shows_exactly_the_required_rules() -> None:
-    readme = (Path(__file__).parents[2] / "connectors" / "kubernetes" / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = readme.split("```yaml\nrules:\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load("rules:\n" + block)["rules"] == REQUIRED_RBAC_RULES
