@@ -17,7 +17,7 @@ from typing import Annotated, Any, BinaryIO
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from collector.config import _line_of
+from collector.config import yaml_line_of
 from collector.durations import Duration
 from collector.errors import MappingError
 from collector.mappings import ControlLink, Mappings, default_mappings_dir, format_validation_error
@@ -289,7 +289,7 @@ def attestation_observation(att: Attestation) -> Observation:
 
 
 def _at(label: str, node: yaml.Node | None, loc: tuple[str | int, ...]) -> str:
-    line = _line_of(node, loc)
+    line = yaml_line_of(node, loc)
     return f"{label}:{line}" if line else label
 
 

@@ -185,7 +185,7 @@ class LoadedConfig:
         raise ConfigurationError(f"no connector named {name!r} in the configuration (configured: {known})")
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+def yaml_line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
     """Follow a pydantic error location into the YAML node tree to find its line."""
     best = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -259,7 +259,7 @@ def load_config(path: Path | None) -> tuple[AppConfig, yaml.Node | None]:
         lines = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line = _line_of(node, loc)
+            line = yaml_line_of(node, loc)
             at = f"{label}:{line}" if line else label
             lines.append(f"{at}: {_fmt(loc)}: {err['msg']}")
         raise ConfigurationError("\n".join(lines)) from exc
@@ -284,14 +284,14 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         try:
             cls = load_connector(inst.type)
         except LookupError as exc:
-            problems.append(f"{label}:{_line_of(node, (*base, 'type'))}: connectors[{i}].type: {exc}")
+            problems.append(f"{label}:{yaml_line_of(node, (*base, 'type'))}: connectors[{i}].type: {exc}")
             continue
         try:
             settings = cls.Settings.model_validate(inst.settings)
         except ValidationError as exc:
             for err in exc.errors():
                 loc = (*base, "settings", *err["loc"])
-                problems.append(f"{label}:{_line_of(node, loc)}: {_fmt(loc)}: {err['msg']}")
+                problems.append(f"{label}:{yaml_line_of(node, loc)}: {_fmt(loc)}: {err['msg']}")
             continue
         if mappings is not None:
             unmapped = sorted(k for k in cls.kinds if k not in mappings.kinds)
@@ -308,7 +308,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
                     overrides[ref] = policy
             except (LookupError, ValueError) as exc:
                 loc = ("freshness", "overrides", text)
-                problems.append(f"{label}:{_line_of(node, loc)}: freshness.overrides[{text!r}]: {exc}")
+                problems.append(f"{label}:{yaml_line_of(node, loc)}: freshness.overrides[{text!r}]: {exc}")
     if problems or mappings is None:
         raise ConfigurationError("\n".join(problems))
     return LoadedConfig(path, app, mappings, instances, overrides)
