@@ -269,6 +269,16 @@ def test_an_as_of_before_the_first_record_is_refused(
     assert _left_behind(tmp_path) == []
 
 
+def test_an_as_of_in_the_future_is_refused(
+    sqlite_store: ClockedStore, mappings: Mappings, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    """Evidence stored between now and then would change the bundle: it would not be reproducible."""
+    request = build_request(mappings, {}, "c", "0.1.0", framework="soc2", as_of=day(40))
+    with pytest.raises(ExportError, match="is in the future"):
+        export_bundle(sqlite_store, request, tmp_path / "b.zip", key, clock=lambda: day(39))
+    assert _left_behind(tmp_path) == []
+
+
 def test_a_period_without_evidence_in_scope_is_refused(
     sqlite_store: ClockedStore, export: Export, tmp_path: Path
 ) -> None:
@@ -376,3 +386,43 @@ def test_openssh_and_password_protected_keys_load(tmp_path: Path) -> None:
     assert load_signing_key(locked, {SIGNING_KEY_PASSWORD_ENV: "s3cret"}).public_key() == key.public_key()
     with pytest.raises(ExportError, match="not a usable PEM private key"):
         load_signing_key(locked, {SIGNING_KEY_PASSWORD_ENV: "wrong"})
+
+
+def test_records_tagged_with_several_controls_are_in_each_controls_file(db_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from collector.mappings import default_mappings_dir
+
+    root = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir() / "catalogs", root / "catalogs")
+    (root / "evidence").mkdir()
+    (root / "evidence" / "scan.yaml").write_text(
+        """
+kinds:
+  - kind: container.scan
+    title: Container image vulnerability scan
+    freshness: {ttl: 7d}
+    controls:
+      - {control: soc2:CC7.1, relationship: supports, rationale: Scans detect vulnerabilities in components.}
+      - {control: soc2:CC7.2, relationship: supports, rationale: Scans are part of monitoring the components.}
+checks:
+  - check: container.no_fixable_vulns
+    kind: container.scan
+    controls:
+      - {control: soc2:CC7.1, relationship: supports, rationale: Open fixable findings show no remediation.}
+"""
+    )
+    store = make_store(db_url, load_mappings(root))
+    try:
+        request = build_request(load_mappings(root), {}, "c", "0.1.0", framework="soc2", period=(day(0), day(35)))
+        out = tmp_path / "two.zip"
+        export_bundle(store, request, out, Ed25519PrivateKey.generate())
+    finally:
+        store.dispose()
+    one, two = read_lines(out, CONTROL_FILE), read_lines(out, "evidence/soc2/CC7.2.jsonl")
+    assert len(one) == len(two) == 12
+    assert [r["id"] for r in one] == [r["id"] for r in two]
+    rows = csv_rows(out)
+    assert rows["soc2:CC7.2"]["check_outcomes"] == ""
+    assert rows["soc2:CC7.2"]["gap_count"] == rows["soc2:CC7.1"]["gap_count"] == "2"
+    assert verify_bundle(out).records == 24

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import tempfile
+import threading
 import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,37 +155,25 @@ def build_request(
 # -- spooling and zip writing ---------------------------------------------------------------------
 
 
-class _Spools:
-    """One append-only temporary file per evidence file of the bundle."""
-
-    def __init__(self, directory: Path) -> None:
-        self._dir = directory
-        self._files: dict[str, IO[str]] = {}
-        self._paths: dict[str, Path] = {}
-        self.lines: Counter[str] = Counter()
-
-    def write(self, name: str, line: str) -> None:
-        handle = self._files.get(name)
-        if handle is None:
-            path = self._dir / f"{len(self._files):05d}.jsonl"
-            handle = path.open("w", encoding="utf-8", newline="", buffering=_CHUNK)
-            self._files[name], self._paths[name] = handle, path
-        handle.write(line)
-        self.lines[name] += 1
-
-    def close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
-
-    def contents(self) -> Iterator[tuple[str, Path]]:
-        for name in sorted(self._paths):
-            yield name, self._paths[name]
-
-
 def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             yield chunk
+
+
+class _Entry:
+    """One file being written into the zip, hashed as it goes."""
+
+    def __init__(self, handle: IO[bytes], name: str) -> None:
+        self._handle = handle
+        self.name = name
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self._handle.write(data)
+        self.size += len(data)
 
 
 class _BundleZip:
@@ -194,19 +185,82 @@ class _BundleZip:
         )
         self.files: list[dict[str, Any]] = []
 
-    def add(self, name: str, chunks: Iterable[bytes], size_hint: int = 0, *, listed: bool = True) -> None:
-        digest = hashlib.sha256()
-        size = 0
-        with self._zip.open(name, "w", force_zip64=size_hint >= _ZIP64_FROM) as fh:
-            for chunk in chunks:
-                digest.update(chunk)
-                fh.write(chunk)
-                size += len(chunk)
+    @contextmanager
+    def entry(self, name: str, size_hint: int = _ZIP64_FROM, *, listed: bool = True) -> Iterator[_Entry]:
+        with self._zip.open(name, "w", force_zip64=size_hint >= _ZIP64_FROM) as handle:
+            entry = _Entry(handle, name)
+            yield entry
         if listed:
-            self.files.append({"path": name, "size": size, "sha256": digest.hexdigest()})
+            self.files.append({"path": name, "size": entry.size, "sha256": entry.digest.hexdigest()})
+
+    def add(self, name: str, data: bytes, *, listed: bool = True) -> None:
+        with self.entry(name, len(data), listed=listed) as entry:
+            entry.write(data)
 
     def close(self) -> None:
         self._zip.close()
+
+
+class _EvidenceWriter:
+    """Writes evidence lines on a thread of its own, so compression and hashing overlap the database reads.
+
+    The first evidence file seen goes straight into the zip; the others (a record tagged with several controls
+    is written once per control) spool to disk and are added when the pass ends. The queue is bounded, so memory
+    stays flat whatever the pass produces."""
+
+    def __init__(self, bundle: _BundleZip, spool_dir: Path) -> None:
+        self._bundle = bundle
+        self._spool_dir = spool_dir
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=16)
+        self._spools: dict[str, IO[bytes]] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="export-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, name: str, data: bytes) -> None:
+        if self._error is None:
+            self._queue.put((name, data))
+
+    def finish(self) -> None:
+        """Wait for everything to be written (spools included); re-raise what went wrong on the thread."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            self._write_all()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the producing thread by finish()
+            self._error = exc
+            while self._queue.get() is not None:
+                pass
+
+    def _write_all(self) -> None:
+        direct = None
+        with ExitStack() as stack:
+            while (item := self._queue.get()) is not None:
+                name, data = item
+                if direct is None:
+                    direct = stack.enter_context(self._bundle.entry(name))
+                if name == direct.name:
+                    direct.write(data)
+                else:
+                    self._spool(name).write(data)
+        for handle in self._spools.values():
+            handle.close()
+        for name in sorted(self._spools):
+            path = Path(self._spools[name].name)
+            with self._bundle.entry(name, path.stat().st_size) as entry:
+                for chunk in _chunks(path):
+                    entry.write(chunk)
+
+    def _spool(self, name: str) -> IO[bytes]:
+        handle = self._spools.get(name)
+        if handle is None:
+            handle = (self._spool_dir / f"{len(self._spools):05d}.jsonl").open("wb", buffering=_CHUNK)
+            self._spools[name] = handle
+        return handle
 
 
 # -- the passes over the store --------------------------------------------------------------------
@@ -241,10 +295,32 @@ class _Tags:
         return tags
 
 
-def _spool_records(
-    rows: Iterable[Any], tags: _Tags, spools: _Spools, collected: _Collected, progress: Progress
-) -> None:
-    pending = 0
+class _Batches:
+    """Lines per evidence file, handed to the writer a thousand records at a time."""
+
+    def __init__(self, writer: _EvidenceWriter, progress: Progress) -> None:
+        self._writer = writer
+        self._progress = progress
+        self._lines: dict[str, list[str]] = {}
+        self._records = 0
+
+    def add(self, name: str, line: str) -> None:
+        self._lines.setdefault(name, []).append(line)
+
+    def record_done(self) -> None:
+        self._records += 1
+        if self._records >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        for name, lines in self._lines.items():
+            self._writer.put(name, "".join(lines).encode("utf-8"))
+        self._lines.clear()
+        self._progress.advance(self._records)
+        self._records = 0
+
+
+def _spool_records(rows: Iterable[Any], tags: _Tags, batches: _Batches, collected: _Collected) -> None:
     for row in rows:
         refs = tags.in_scope(row.controls)
         if not refs:
@@ -256,14 +332,11 @@ def _spool_records(
             )
         line = record_line(row)
         for ref in refs:
-            spools.write(control_file_name(ref.framework, ref.control), line)
+            batches.add(control_file_name(ref.framework, ref.control), line)
             collected.records_per_control[ref] += 1
         collected.records += 1
-        pending += 1
-        if pending >= 1000:
-            progress.advance(pending)
-            pending = 0
-    progress.advance(pending)
+        batches.record_done()
+    batches.flush()
 
 
 def _tally_outcomes(rows: Iterable[Any], tags: _Tags, mappings: Mappings, collected: _Collected) -> Iterator[Any]:
@@ -311,7 +384,11 @@ def _feed(sweeps: Mapping[str, CoverageSweep], rows: Iterable[Any], mappings: Ma
                 sweep.feed(arrival)
 
 
-def _check_window(conn: Connection, window: Window) -> None:
+def _check_window(conn: Connection, window: Window, now: datetime) -> None:
+    if window.as_of > now:
+        raise ExportError(
+            f"{window.as_of.isoformat()} is in the future: evidence stored until then would change the bundle"
+        )
     first = queries.first_stored_at(conn)
     if first is None:
         raise ExportError("the evidence store is empty: nothing to export")
@@ -322,39 +399,43 @@ def _check_window(conn: Connection, window: Window) -> None:
         )
 
 
-def _spool_evidence(
-    conn: Connection, request: ExportRequest, tags: _Tags, spools: _Spools, progress: Progress
-) -> _Collected:
-    """The records of the bundle, spooled per control (as of: the latest per subject, with check outcomes)."""
+def _spool_evidence(conn: Connection, request: ExportRequest, tags: _Tags, batches: _Batches) -> _Collected:
+    """The records of the bundle, per control (as of: the latest per subject, with their check outcomes)."""
     window, prefixes = request.window, request.prefixes
     collected = _Collected()
     if window.period is None:
-        progress.start(None)
         latest = queries.iter_latest_per_subject(conn, prefixes, window.as_of, with_payload=True)
-        _spool_records(_tally_outcomes(latest, tags, request.mappings, collected), tags, spools, collected, progress)
+        _spool_records(_tally_outcomes(latest, tags, request.mappings, collected), tags, batches, collected)
         return collected
     start, end = window.period.start, window.period.end
-    progress.start(queries.count_records(conn, prefixes, start, end))
-    state_at_start = queries.iter_latest_per_subject(conn, prefixes, start, with_payload=True)
-    _spool_records(state_at_start, tags, spools, collected, progress)
-    _spool_records(queries.iter_records_stored_between(conn, prefixes, start, end), tags, spools, collected, progress)
+    _spool_records(queries.iter_latest_per_subject(conn, prefixes, start, with_payload=True), tags, batches, collected)
+    _spool_records(queries.iter_records_stored_between(conn, prefixes, start, end), tags, batches, collected)
     return collected
 
 
-def _assess(conn: Connection, request: ExportRequest, tags: _Tags, collected: _Collected) -> dict[str, CoverageSweep]:
-    """Coverage per control over the window and, for a period, check outcomes of the latest record at its end."""
+def _assess(store: Store, request: ExportRequest) -> tuple[dict[str, CoverageSweep], _Collected]:
+    """Coverage per control over the window and, for a period, check outcomes of the latest records at its end.
+
+    Runs beside the evidence pass, on a connection of its own."""
     window, mappings, prefixes = request.window, request.mappings, request.prefixes
+    tags = _tags(request)
     sweeps = _sweeps(request)
-    if window.period is None:
-        _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, window.as_of), mappings, tags)
-        return sweeps
-    start, end = window.period.start, window.period.end
-    latest_at_end = queries.iter_latest_per_subject(conn, prefixes, end, with_payload=False)
-    for _ in _tally_outcomes(latest_at_end, tags, mappings, collected):
-        pass
-    _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, start), mappings, tags)
-    _feed(sweeps, queries.iter_arrivals(conn, prefixes, start, end), mappings, tags)
-    return sweeps
+    outcomes = _Collected()
+    with store.engine.connect() as conn:
+        if window.period is None:
+            _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, window.as_of), mappings, tags)
+            return sweeps, outcomes
+        start, end = window.period.start, window.period.end
+        latest_at_end = queries.iter_latest_per_subject(conn, prefixes, end, with_payload=False)
+        for _ in _tally_outcomes(latest_at_end, tags, mappings, outcomes):
+            pass
+        _feed(sweeps, queries.iter_newest_per_kind(conn, prefixes, start), mappings, tags)
+        _feed(sweeps, queries.iter_arrivals(conn, prefixes, start, end), mappings, tags)
+    return sweeps, outcomes
+
+
+def _tags(request: ExportRequest) -> _Tags:
+    return _Tags({str(ref): ref for ref in request.controls})
 
 
 def _summaries(
@@ -435,48 +516,45 @@ def _manifest(
 def _add_reports(bundle: _BundleZip, request: ExportRequest, summaries: list[ControlSummary]) -> None:
     catalog = request.mappings.catalogs[request.framework]
     window, version = request.window, request.generator_version
-    bundle.add("controls.csv", [controls_csv(summaries)])
-    bundle.add("coverage.json", [coverage_json(window, summaries)])
+    bundle.add("controls.csv", controls_csv(summaries))
+    bundle.add("coverage.json", coverage_json(window, summaries))
     bundle.add(
-        "assessment-results.json", [assessment_results(catalog.framework, catalog.name, window, summaries, version)]
+        "assessment-results.json", assessment_results(catalog.framework, catalog.name, window, summaries, version)
     )
-    bundle.add("index.html", [index_html(catalog.name, window, summaries, f"evidence-collector {version}")])
-
-
-def _add_evidence(bundle: _BundleZip, spools: _Spools) -> None:
-    for name, spool in spools.contents():
-        bundle.add(name, _chunks(spool), spool.stat().st_size)
+    bundle.add("index.html", index_html(catalog.name, window, summaries, f"evidence-collector {version}"))
 
 
 def _sign(bundle: _BundleZip, manifest: dict[str, Any], key: Ed25519PrivateKey) -> None:
     manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    bundle.add(MANIFEST, [manifest_bytes], listed=False)
-    bundle.add(SIGNATURE, [key.sign(manifest_bytes)], listed=False)
+    bundle.add(MANIFEST, manifest_bytes, listed=False)
+    bundle.add(SIGNATURE, key.sign(manifest_bytes), listed=False)
 
 
 def _write(
     partial: Path, spool_dir: Path, store: Store, request: ExportRequest, key: Ed25519PrivateKey, progress: Progress,
     clock: Callable[[], datetime],
 ) -> tuple[dict[str, Any], list[ControlSummary]]:  # fmt: skip
-    tags = _Tags({str(ref): ref for ref in request.controls})
-    spools = _Spools(spool_dir)
+    with store.engine.connect() as conn:
+        _check_window(conn, request.window, clock())
+        progress.start(None if request.window.period is None else _period_records(conn, request))
     bundle = _BundleZip(partial)
     try:
-        with store.engine.connect() as conn:
-            _check_window(conn, request.window)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-assess") as pool:
+            assessing = pool.submit(_assess, store, request)
+            writer = _EvidenceWriter(bundle, spool_dir)
             try:
-                collected = _spool_evidence(conn, request, tags, spools, progress)
+                with store.engine.connect() as conn:
+                    collected = _spool_evidence(conn, request, _tags(request), _Batches(writer, progress))
+                    anchor = queries.chain_anchor(conn, request.window.as_of)
             finally:
-                spools.close()
-            if collected.records == 0:
-                raise ExportError(
-                    f"no evidence for {request.describe_scope()} stored {request.window.describe()}: nothing to export"
-                )
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-zip") as pool:
-                zipping = pool.submit(_add_evidence, bundle, spools)  # compression overlaps the coverage queries
-                sweeps = _assess(conn, request, tags, collected)
-                zipping.result()
-            anchor = queries.chain_anchor(conn, request.window.as_of)
+                writer.finish()
+            sweeps, assessed = assessing.result()
+        if collected.records == 0:
+            raise ExportError(
+                f"no evidence for {request.describe_scope()} stored {request.window.describe()}: nothing to export"
+            )
+        if request.window.period is not None:
+            collected.outcomes = assessed.outcomes
         summaries = _summaries(request, collected, sweeps)
         _add_reports(bundle, request, summaries)
         manifest = _manifest(request, collected, summaries, bundle.files, anchor, key, clock())
@@ -484,6 +562,11 @@ def _write(
     finally:
         bundle.close()
     return manifest, summaries
+
+
+def _period_records(conn: Connection, request: ExportRequest) -> int:
+    assert request.window.period is not None
+    return queries.count_records(conn, request.prefixes, request.window.period.start, request.window.period.end)
 
 
 def export_bundle(

@@ -11,7 +11,7 @@ from collector.freshness import Freshness
 
 __all__ = ["index_html"]
 
-_TIMELINE_WIDTH = 240
+_TIMELINE_WIDTH = 200
 _STATUS_COLOUR = {
     Freshness.FRESH: "#1a7f37",
     Freshness.AT_RISK: "#b7791f",
@@ -27,7 +27,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 8px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:120px}
 .card b{display:block;font-size:22px}
-table{border-collapse:collapse;background:#fff;border:1px solid #d0d7de;width:100%;font-size:13px}
+table{border-collapse:collapse;background:#fff;border:1px solid #d0d7de;width:100%;font-size:12px}
+td.kinds,td.when{white-space:nowrap}
 th,td{padding:6px 8px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}
 th{background:#eaeef2}
 .status{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
@@ -39,6 +40,14 @@ footer{margin-top:24px;color:#57606a;font-size:12px}
 
 def _iso(value: datetime | None) -> str:
     return "-" if value is None else value.isoformat()
+
+
+def _when(value: datetime | None) -> str:
+    """Date and time on two lines, so the column stays narrow."""
+    if value is None:
+        return "-"
+    text = value.isoformat()
+    return f"{escape(text[:10])}<br>{escape(text[11:])}"
 
 
 def _timeline(summary: ControlSummary, window: Window) -> str:
@@ -75,8 +84,8 @@ def _row(summary: ControlSummary, window: Window) -> str:
         f"<td>{escape(summary.title)}</td>",
         f'<td><span class="status" style="background:{_STATUS_COLOUR[status]}">{escape(status.value)}</span></td>',
         f"<td>{verdict}</td>",
-        f"<td>{escape(_iso(summary.newest_observed_at))}</td>",
-        f"<td>{escape(', '.join(summary.evidence_kinds)) or '-'}</td>",
+        f'<td class="when">{_when(summary.newest_observed_at)}</td>',
+        f'<td class="kinds">{"<br>".join(escape(k) for k in summary.evidence_kinds) or "-"}</td>',
         f"<td>{escape(summary.outcomes_text()) or '-'}</td>",
         f"<td>{link}</td>",
     ]

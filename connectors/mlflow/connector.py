@@ -155,7 +155,7 @@ class _Documentation:
 
     def _list(self, run: RunFacts) -> dict[str, Any]:
         try:
-            paths = set(self.source.artifact_paths(run.run_id, self.directories))
+            paths = set(self.source.artifact_paths(run, self.directories))
         except (TransientError, ConfigurationError):
             raise
         except Exception as exc:  # noqa: BLE001 - an unreadable artifact store is recorded in the evidence and as a problem

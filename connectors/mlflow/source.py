@@ -7,12 +7,15 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import ViewType
+from mlflow.entities import FileInfo, ViewType
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.store.entities.paged_list import PagedList
 
 from collector.errors import (
     HTTP_DISPOSITION,
@@ -126,7 +129,10 @@ class MlflowSource:
 
     def _pages(self, what: str, fetch: Callable[[str | None], Any]) -> list[Any]:
         def page(token: str | None) -> tuple[Sequence[Any], str | None]:
-            paged = self.call(what, fetch, token)
+            try:
+                paged = self.call(what, fetch, token)
+            except SkippableError as exc:  # a listing endpoint that is not there: the URI is wrong
+                raise ConfigurationError(f"{exc.reason} (is {self.uri} an MLflow tracking server?)") from exc
             return list(paged), paged.token
 
         return collect_pages(page, f"{what} from {self.uri}")
@@ -178,14 +184,19 @@ class MlflowSource:
                 return None
             raise self._translated(exc, f"reading run {run_id}") from exc
 
-    def artifact_paths(self, run_id: str, directories: Sequence[str]) -> list[str]:
-        """Every artifact path directly under each directory of the run (``""`` is the root)."""
+    def artifact_paths(self, run: RunFacts, directories: Sequence[str]) -> list[str]:
+        """Every artifact path directly under each directory of the run (``""`` is the root), read from the
+        run's artifact URI so that no extra ``runs/get`` is needed."""
+        what = f"listing artifacts of run {run.run_id}"
+        list_under: Callable[[str | None], list[FileInfo]]
+        if run.artifact_uri is None:
+            list_under = partial(self.client.list_artifacts, run.run_id)
+        else:
+            repository = get_artifact_repository(artifact_uri=run.artifact_uri, tracking_uri=self.uri)
+            list_under = repository.list_artifacts
         paths: list[str] = []
         for directory in directories:
-            listing = self.call(
-                f"listing artifacts of run {run_id}", self.client.list_artifacts, run_id, directory or None
-            )
-            paths.extend(info.path for info in listing)
+            paths.extend(info.path for info in self.call(what, list_under, directory or None))
         return paths
 
     def _translated(self, exc: MlflowException, what: str) -> Exception:
@@ -212,13 +223,18 @@ class MlflowSource:
     def logged_models(self, experiment_ids: list[str]) -> list[LoggedModelFacts]:
         if not experiment_ids:
             return []
-        models = self._pages(
-            "listing logged models",
-            lambda token: self.client.search_logged_models(
-                experiment_ids, max_results=LOGGED_MODELS_PAGE_SIZE, page_token=token
-            ),
-        )
-        return [logged_model_from_entity(model) for model in models]
+
+        def fetch(token: str | None) -> Any:
+            try:
+                return self.client.search_logged_models(
+                    experiment_ids, max_results=LOGGED_MODELS_PAGE_SIZE, page_token=token
+                )
+            except MlflowException as exc:
+                if _http_status(exc) == 404:  # a server older than MLflow 3 has no logged models
+                    return PagedList([], None)
+                raise
+
+        return [logged_model_from_entity(model) for model in self._pages("listing logged models", fetch)]
 
 
 def _http_status(exc: MlflowException) -> int:

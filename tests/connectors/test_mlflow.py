@@ -492,14 +492,19 @@ class _Canned(BaseHTTPRequestHandler):
     status: ClassVar[int] = 200
     body: ClassVar[bytes] = b"{}"
     requests: ClassVar[list[str]] = []
+    not_found: ClassVar[tuple[str, ...]] = ()
+    """Path fragments answered with MLflow's 404 ENDPOINT_NOT_FOUND, as a server without that API does."""
 
     def _answer(self) -> None:
         type(self).requests.append(self.path)
-        self.send_response(self.status)
+        status, body = self.status, self.body
+        if any(fragment in self.path for fragment in self.not_found):
+            status, body = 404, b'{"error_code": "ENDPOINT_NOT_FOUND", "message": "No API endpoint"}'
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(self.body)
+        self.wfile.write(body)
 
     do_GET = do_POST = _answer
 
@@ -548,6 +553,23 @@ def test_empty_registry_yields_nothing_and_sets_a_cursor(canned: tuple[str, type
     assert observations == []
     assert ctx.problems == []
     assert ctx.new_cursor == {"runs_touched_since_ms": _millis(NOW - timedelta(days=90))}
+
+
+def test_a_server_without_logged_models_is_collected_without_them(canned: tuple[str, type[_Canned]]) -> None:
+    url, handler = canned
+    handler.body = json.dumps({"experiments": [{"experiment_id": "0", "name": "Default"}]}).encode()
+    handler.not_found = ("logged-models",)
+    observations, ctx = collect(url)
+    assert observations == []
+    assert any("logged-models" in path for path in handler.requests), "the MLflow 3 API was asked"
+    assert ctx.new_cursor is not None
+
+
+def test_a_url_that_is_not_an_mlflow_server_is_a_configuration_error(canned: tuple[str, type[_Canned]]) -> None:
+    url, handler = canned
+    handler.not_found = ("/api/",)
+    with pytest.raises(ConfigurationError, match=r"HTTP 404 .*\(is http://\S+ an MLflow tracking server\?\)"):
+        collect(url)
 
 
 def test_unreachable_server_is_transient() -> None:
