@@ -35,8 +35,10 @@ config_app = typer.Typer(help="Configuration file.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+_PIPED_WIDTH = 160
+"""Rich assumes 80 columns when not on a terminal; tables and messages read better wider in logs and pipes."""
+out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 
 class OutputFormat(StrEnum):

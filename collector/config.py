@@ -25,6 +25,7 @@ __all__ = [
     "CONFIG_ENV",
     "AppConfig",
     "ConnectorInstance",
+    "ExportSchedule",
     "LoadedConfig",
     "ResolvedInstance",
     "RetryPolicy",
@@ -34,11 +35,20 @@ __all__ = [
 ]
 
 CONFIG_ENV = "EVIDENCE_COLLECTOR_CONFIG"
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
+    return value
 
 
 class Schedule(_Strict):
@@ -52,12 +62,7 @@ class Schedule(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                CronTrigger.from_crontab(value)
-            except ValueError as exc:
-                raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
-        return value
+        return None if value is None else _check_cron(value)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:
@@ -75,12 +80,46 @@ class RetryPolicy(_Strict):
 
 
 class ConnectorInstance(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
+    name: str = Field(pattern=_NAME)
     type: str
     schedule: Schedule = Schedule(interval=timedelta(hours=1))
     settings: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
     enabled: bool = True
+
+
+class ExportSchedule(_Strict):
+    """A signed bundle the daemon writes on a cron schedule: the period of ``window`` ending at the run time."""
+
+    name: str = Field(pattern=_NAME)
+    cron: str
+    framework: str
+    controls: list[str] = Field(default_factory=list)
+    window: Duration = timedelta(days=90)
+    destination: str = Field(min_length=1)
+    """A directory, or ``s3://bucket/prefix``."""
+    retention: int = Field(default=30, ge=1)
+    """How many of this schedule's bundles to keep at the destination (the newest)."""
+    sign_key_file: Path | None = None
+    sign_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The name of an environment variable holding the PEM (never the key itself)."""
+
+    _valid_cron = field_validator("cron")(_check_cron)
+
+    @field_validator("destination")
+    @classmethod
+    def _bucket_given(cls, value: str) -> str:
+        if value.startswith("s3://") and not value.removeprefix("s3://").partition("/")[0]:
+            raise ValueError(f"{value!r} names no bucket: use s3://bucket/prefix")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_and_a_window(self) -> ExportSchedule:
+        if (self.sign_key_file is None) == (self.sign_key_env is None):
+            raise ValueError("give exactly one of sign_key_file (a PEM file) or sign_key_env (a variable's name)")
+        if self.window <= timedelta(0):
+            raise ValueError("window must be positive")
+        return self
 
 
 class DatabaseConfig(_Strict):
@@ -131,6 +170,7 @@ class AppConfig(BaseSettings):
     freshness: FreshnessConfig = FreshnessConfig()
     shutdown_grace: Duration = timedelta(seconds=30)
     connectors: list[ConnectorInstance] = Field(default_factory=list)
+    exports: list[ExportSchedule] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -150,6 +190,11 @@ class AppConfig(BaseSettings):
             if instance.name in seen:
                 raise ValueError(f"connector name {instance.name!r} is used twice")
             seen.add(instance.name)
+        exports: set[str] = set()
+        for export in self.exports:
+            if export.name in exports:
+                raise ValueError(f"export name {export.name!r} is used twice")
+            exports.add(export.name)
         return self
 
 
@@ -309,9 +354,34 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
             except (LookupError, ValueError) as exc:
                 loc = ("freshness", "overrides", text)
                 problems.append(f"{label}:{yaml_line_of(node, loc)}: freshness.overrides[{text!r}]: {exc}")
+    if mappings is not None:
+        problems += _export_problems(app.exports, mappings, node, label)
     if problems or mappings is None:
         raise ConfigurationError("\n".join(problems))
     return LoadedConfig(path, app, mappings, instances, overrides)
+
+
+def _export_problems(
+    exports: list[ExportSchedule], mappings: Mappings, node: yaml.Node | None, label: str
+) -> list[str]:
+    """Each scheduled export's framework and controls must be in the loaded catalogs."""
+    problems = []
+    for i, export in enumerate(exports):
+        if export.framework not in mappings.catalogs:
+            at = f"{label}:{yaml_line_of(node, ('exports', i, 'framework'))}"
+            known = ", ".join(mappings.frameworks())
+            problems.append(f"{at}: exports[{i}].framework: unknown framework {export.framework!r} (known: {known})")
+            continue
+        for j, text in enumerate(export.controls):
+            at = f"{label}:{yaml_line_of(node, ('exports', i, 'controls', j))}: exports[{i}].controls[{j}]"
+            try:
+                refs = mappings.resolve(text if ":" in text else f"{export.framework}:{text}")
+            except (LookupError, ValueError) as exc:
+                problems.append(f"{at}: {exc}")
+                continue
+            if any(ref.framework != export.framework for ref in refs):
+                problems.append(f"{at}: {text!r} is not a control of the exported framework {export.framework!r}")
+    return problems
 
 
 def config_path_from_env(explicit: Path | None) -> Path | None:

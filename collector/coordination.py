@@ -15,10 +15,11 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, create_engine, func, select, text, update
@@ -43,6 +44,7 @@ __all__ = [
 
 log = structlog.get_logger("collector.coordination")
 
+T = TypeVar("T")
 RunFn = Callable[[ResolvedInstance, str | None], Any]
 """``Runner.run(instance, run_id)``"""
 
@@ -82,6 +84,10 @@ class Coordination(Protocol):
 
     def run(self, instance: ResolvedInstance) -> Any: ...
 
+    def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` on one replica at a time (scheduled exports); None when another replica holds ``job``."""
+        ...
+
     def upgrade_schema(self) -> None: ...
 
     def dispose(self) -> None: ...
@@ -98,6 +104,9 @@ class SingleReplica:
 
     def run(self, instance: ResolvedInstance) -> Any:
         return self.run_fn(instance, None)
+
+    def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
+        return fn()
 
     def upgrade_schema(self) -> None:
         self.store.upgrade()
@@ -189,17 +198,25 @@ class PostgresCoordination:
     def run(self, instance: ResolvedInstance) -> Any:
         name = instance.config.name
         try:
-            with self._lock_connection() as conn:
-                key = job_lock_key(self._schema(conn), name)
-                if not conn.execute(select(_advisory("pg_try_advisory_lock", key))).scalar_one():
+            with self._try_job_lock(name) as (conn, locked):
+                if not locked:
                     self._held_elsewhere(conn, name)
                     return None
-                try:
-                    return self._run_locked(conn, instance)
-                finally:
-                    conn.execute(select(_advisory("pg_advisory_unlock", key)))
+                return self._run_locked(conn, instance)
         except SQLAlchemyError as exc:
             log.error("coordination_unavailable", instance=name, error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` unless another replica holds ``job``'s advisory lock (then it is skipped: None)."""
+        try:
+            with self._try_job_lock(job) as (_conn, locked):
+                if not locked:
+                    log.debug("run_skipped", job=job, reason="running on another replica")
+                    return None
+                return fn()
+        except SQLAlchemyError as exc:
+            log.error("coordination_unavailable", job=job, error=f"{type(exc).__name__}: {exc}")
             return None
 
     def _run_locked(self, conn: Connection, instance: ResolvedInstance) -> Any:
@@ -259,6 +276,18 @@ class PostgresCoordination:
     # -- plumbing ---------------------------------------------------------------------------------
     def _lock_connection(self) -> Any:
         return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def _try_job_lock(self, job: str) -> Iterator[tuple[Connection, bool]]:
+        """The lock connection and whether ``job``'s advisory lock was taken; released on leaving."""
+        with self._lock_connection() as conn:
+            key = job_lock_key(self._schema(conn), job)
+            locked = bool(conn.execute(select(_advisory("pg_try_advisory_lock", key))).scalar_one())
+            try:
+                yield conn, locked
+            finally:
+                if locked:
+                    conn.execute(select(_advisory("pg_advisory_unlock", key)))
 
     @staticmethod
     def _schema(conn: Connection) -> str:
