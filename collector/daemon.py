@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -18,9 +19,10 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector import __version__
-from collector.config import LoadedConfig, ResolvedInstance
+from collector.config import ExportSchedule, LoadedConfig, ResolvedInstance
 from collector.coordination import coordination_for
 from collector.coverage import basis_for_config
+from collector.export.schedule import run_scheduled_export
 from collector.http import HealthServer, build_app
 from collector.metrics import EvidenceMetrics
 from collector.runner import Runner
@@ -32,6 +34,8 @@ __all__ = ["Daemon", "load_state", "state_refresh_seconds", "trigger_for"]
 log = structlog.get_logger("collector.daemon")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EXPORT_MISFIRE_GRACE_SECONDS = 600
+"""A scheduled export still runs when the pool was busy at its time, up to this late (its bundle is named then)."""
 
 
 def load_state(store: Store, state: State) -> None:
@@ -75,6 +79,8 @@ class Daemon:
         self.state = State()
         for inst in loaded.instances:
             self.state.register_connector(inst.config.name, inst.config.type)
+        for export in loaded.app.exports:
+            self.state.register_export(export.name)
         self.shutdown = threading.Event()
         self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown)
         self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
@@ -89,7 +95,7 @@ class Daemon:
                 active_kinds=loaded.active_kinds,
             )
         )
-        workers = max(2, min(16, len(loaded.instances)))
+        workers = max(2, min(16, len(loaded.instances) + len(loaded.app.exports)))
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(workers)},
@@ -133,6 +139,11 @@ class Daemon:
         except SQLAlchemyError as exc:  # the database is down: /readyz says so, the next refresh retries
             log.warning("state_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
+    def _export(self, export: ExportSchedule) -> None:
+        """On PostgreSQL, the job's advisory lock lets one replica at a time write the schedule's bundle."""
+        job = partial(run_scheduled_export, export, self.loaded, self.store, self.state)
+        self.coordination.run_exclusive(f"export:{export.name}", job)
+
     def _recover_database(self) -> None:
         if self.prepare_database():
             self.scheduler.remove_job("database-recovery")
@@ -166,6 +177,18 @@ class Daemon:
                 self.scheduler.add_job(
                     self.coordination.run, DateTrigger(first_run), args=[inst], id=f"catch-up:{inst.config.name}"
                 )
+        for export in self.loaded.app.exports:
+            self.scheduler.add_job(
+                self._export,
+                CronTrigger(**_cron_fields(export.cron), timezone=UTC),
+                args=[export],
+                id=f"export:{export.name}",
+                name=export.name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=_EXPORT_MISFIRE_GRACE_SECONDS,
+            )
         if shared:
             self.scheduler.add_job(
                 self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"

@@ -13,7 +13,7 @@ from collector.coverage import CoverageBasis, CoverageState, compute_coverage
 from collector.freshness import STATUS_CODE, Freshness
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
-from collector.state import State, evaluate_controls
+from collector.state import EXPORT_OUTCOMES, State, evaluate_controls
 
 __all__ = ["EvidenceMetrics"]
 
@@ -68,6 +68,11 @@ class EvidenceMetrics(Collector):
                 f.duration.add_metric(labels, health.last_duration_seconds)
             f.consecutive.add_metric(labels, float(health.consecutive_failures))
             f.problems.add_metric(labels, float(health.problems_total))
+        for export in sorted(snap.exports.values(), key=lambda e: e.export):
+            if export.last_success is not None:
+                f.export_last_success.add_metric([export.export], export.last_success.timestamp())
+            for outcome in EXPORT_OUTCOMES:
+                f.export_runs.add_metric([export.export, outcome], float(export.runs.get(outcome, 0)))
         for (connector_type, instance, kind), n in sorted(snap.records_total.items()):
             f.records.add_metric([connector_type, instance, kind], float(n))
         f.ready.add_metric([], 1.0 if snap.ready else 0.0)
@@ -140,6 +145,18 @@ class _Families:
     records: CounterMetricFamily = field(
         default_factory=lambda: CounterMetricFamily(
             "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
+        )
+    )
+    export_last_success: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            "export_last_success_timestamp_seconds",
+            "When the scheduled export last wrote a bundle (on this replica).",
+            labels=["export"],
+        )
+    )
+    export_runs: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "export_runs", "Scheduled export runs by outcome: succeeded, failed, skipped.", labels=["export", "outcome"]
         )
     )
     ready: GaugeMetricFamily = field(

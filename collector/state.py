@@ -16,7 +16,7 @@ from collector.freshness import ControlFreshness, KindEvidence, control_freshnes
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
 
-__all__ = ["ConnectorHealth", "Snapshot", "State", "SubjectKey", "evaluate_controls"]
+__all__ = ["EXPORT_OUTCOMES", "ConnectorHealth", "ExportHealth", "Snapshot", "State", "SubjectKey", "evaluate_controls"]
 
 SubjectKey = tuple[str, str, str]
 """(kind, subject type, subject id)"""
@@ -38,6 +38,19 @@ class ConnectorHealth:
     problems_total: int = 0
 
 
+EXPORT_OUTCOMES = ("succeeded", "failed", "skipped")
+"""Scheduled export runs: ``skipped`` when this slot's bundle is already at the destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHealth:
+    """A scheduled export's runs on this replica (kept in memory only: bundles live outside the store)."""
+
+    export: str
+    last_success: datetime | None = None
+    runs: Mapping[str, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A consistent copy taken under the lock: what a scrape or a status call reads."""
@@ -48,6 +61,7 @@ class Snapshot:
     connectors: dict[str, ConnectorHealth]
     records_total: dict[tuple[str, str, str], int]
     ready: bool
+    exports: dict[str, ExportHealth] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -64,12 +78,25 @@ class State:
         self._failing_by_check: Counter[str] = Counter()
         self._connectors: dict[str, ConnectorHealth] = {}
         self._records_total: Counter[tuple[str, str, str]] = Counter()
+        self._exports: dict[str, ExportHealth] = {}
         self.loaded = False
 
     # -- write path -------------------------------------------------------------------------------
     def register_connector(self, instance: str, connector_type: str) -> None:
         with self._lock:
             self._connectors.setdefault(instance, ConnectorHealth(instance, connector_type))
+
+    def register_export(self, export: str) -> None:
+        with self._lock:
+            self._exports.setdefault(export, ExportHealth(export))
+
+    def record_export(self, export: str, outcome: str, finished_at: datetime) -> None:
+        with self._lock:
+            health = self._exports.get(export) or ExportHealth(export)
+            runs = dict(health.runs)
+            runs[outcome] = runs.get(outcome, 0) + 1
+            last_success = finished_at if outcome == "succeeded" else health.last_success
+            self._exports[export] = replace(health, last_success=last_success, runs=runs)
 
     def observe(
         self,
@@ -198,6 +225,7 @@ class State:
                 connectors=dict(self._connectors),
                 records_total=dict(self._records_total),
                 ready=self.loaded,
+                exports=dict(self._exports),
             )
 
 

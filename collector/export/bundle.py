@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
@@ -40,6 +40,9 @@ from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
 from collector.store import Store
 
+if TYPE_CHECKING:
+    from collector.config import LoadedConfig
+
 __all__ = [
     "BUNDLE_FORMAT",
     "MANIFEST",
@@ -48,6 +51,7 @@ __all__ = [
     "ExportResult",
     "Progress",
     "build_request",
+    "config_digest",
     "export_bundle",
     "mappings_digest",
 ]
@@ -101,6 +105,17 @@ def mappings_digest(mappings: Mappings) -> str:
             "catalogs": {k: v.model_dump(mode="json") for k, v in sorted(mappings.catalogs.items())},
             "kinds": {k: v.model_dump(mode="json") for k, v in sorted(mappings.kinds.items())},
             "checks": {k: v.model_dump(mode="json") for k, v in sorted(mappings.checks.items())},
+        }
+    )
+
+
+def config_digest(loaded: LoadedConfig) -> str:
+    """What shaped the evidence: each connector's settings hash, freshness overrides and the mappings."""
+    return content_sha256(
+        {
+            "connectors": sorted([i.config.name, i.config.type, i.config_hash] for i in loaded.instances),
+            "freshness_overrides": {str(k): v.model_dump(mode="json") for k, v in sorted(loaded.overrides.items())},
+            "mappings": mappings_digest(loaded.mappings),
         }
     )
 

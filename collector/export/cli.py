@@ -10,10 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from collector import __version__
-from collector.canonical import content_sha256
 from collector.cli import _load, _open_store, app, err, out
-from collector.config import LoadedConfig
-from collector.export.bundle import build_request, export_bundle, mappings_digest
+from collector.export.bundle import build_request, config_digest, export_bundle
 from collector.export.errors import BundleMismatch, ExportError
 from collector.export.signing import load_public_key, load_signing_key
 from collector.export.verify import verify_bundle
@@ -41,17 +39,6 @@ def parse_period(text: str) -> tuple[datetime, datetime]:
     if not sep or not start.strip() or not end.strip():
         raise ExportError(f"--period {text!r} must be START..END, e.g. 2026-09-01..2026-12-01")
     return parse_instant(start, "--period start"), parse_instant(end, "--period end")
-
-
-def config_digest(loaded: LoadedConfig) -> str:
-    """What shaped the evidence: each connector's settings hash, freshness overrides and the mappings."""
-    return content_sha256(
-        {
-            "connectors": sorted([i.config.name, i.config.type, i.config_hash] for i in loaded.instances),
-            "freshness_overrides": {str(k): v.model_dump(mode="json") for k, v in sorted(loaded.overrides.items())},
-            "mappings": mappings_digest(loaded.mappings),
-        }
-    )
 
 
 class _BarProgress:
