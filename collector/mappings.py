@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +137,9 @@ class Mappings:
     controls_by_check: dict[str, tuple[ControlRef, ...]]
     kinds_by_control: dict[ControlRef, tuple[str, ...]]
     checks_by_control: dict[ControlRef, tuple[str, ...]]
+    _tags_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def control(self, ref: ControlRef) -> Control:
         catalog = self.catalogs[ref.framework]
@@ -173,7 +176,18 @@ class Mappings:
         raise LookupError(f"unknown control {ref.control!r} in framework {ref.framework!r}")
 
     def tags_for(self, kind: str, check_ids: Iterable[str], declared: Iterable[str] = ()) -> list[str]:
-        """Control tags of a record: its kind's and its checks' links, plus declared controls where allowed."""
+        """Control tags of a record: its kind's and its checks' links, plus declared controls where allowed.
+
+        Memoised: a run repeats the same few combinations, and callers share (never mutate) the returned list."""
+        key = (kind, tuple(check_ids), tuple(declared))
+        cached = self._tags_cache.get(key)
+        if cached is None:
+            cached = self._tags_for(*key)
+            if len(self._tags_cache) < 10_000:
+                self._tags_cache[key] = cached
+        return cached
+
+    def _tags_for(self, kind: str, check_ids: Iterable[str], declared: Iterable[str]) -> list[str]:
         refs = set(self.controls_by_kind.get(kind, ()))
         for check_id in check_ids:
             refs.update(self.controls_by_check.get(check_id, ()))

@@ -155,13 +155,7 @@ class Runner:
                         save_cursor=status in ("succeeded", "partial") and new_cursor is not None,
                     )
             stored = len(stored_records)
-            for rec in stored_records:
-                self.state.observe_record(rec)
-            kinds: dict[str, int] = {}
-            for rec in stored_records:
-                kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
-            for kind, n in kinds.items():
-                self.state.count_records(instance.config.type, name, kind, n)
+            self.state.observe_records(stored_records, instance.config.type, name)
         except Exception as exc:  # noqa: BLE001 - the database is down: the run counts as failed, nothing half-written
             run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
             run.observations = 0

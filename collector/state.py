@@ -113,6 +113,20 @@ class State:
         with self._lock:
             self._observe_locked((kind, subject_type, subject_id), observed_at, failing, controls, valid_until)
 
+    def observe_records(self, records: Iterable[Any], connector_type: str, instance: str) -> None:
+        """Account for a committed run's records under one lock: freshness, check results, record counts."""
+        per_kind: Counter[str] = Counter()
+        with self._lock:
+            for rec in records:
+                failing = (
+                    frozenset(c["id"] for c in rec.checks if c["result"] in _FAILING) if rec.checks else frozenset()
+                )
+                key = (rec.kind, rec.subject_type, rec.subject_id)
+                self._observe_locked(key, rec.observed_at, failing, rec.controls, rec.valid_until)
+                per_kind[rec.kind] += 1
+            for kind, n in per_kind.items():
+                self._records_total[(connector_type, instance, kind)] += n
+
     def observe_record(self, rec: Any) -> None:
         self.observe(
             rec.kind, rec.subject_type, rec.subject_id, rec.observed_at, rec.checks, rec.controls, rec.valid_until

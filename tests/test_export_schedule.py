@@ -3,8 +3,10 @@ or an S3 prefix (a real moto server) with retention, failures counted and never 
 
 from __future__ import annotations
 
+import io
+import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +14,12 @@ from typing import Any
 import boto3
 import pytest
 import requests
+import structlog
 from apscheduler.triggers.cron import CronTrigger
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from structlog.testing import capture_logs
 
 from collector.config import LoadedConfig, load_and_resolve
 from collector.coordination import PostgresCoordination
@@ -25,6 +27,7 @@ from collector.daemon import Daemon
 from collector.errors import ConfigurationError
 from collector.export import verify_bundle
 from collector.export.schedule import ExportRun, bundle_name, run_scheduled_export
+from collector.logging import configure_logging
 from collector.mappings import Mappings, load_mappings
 from collector.metrics import EvidenceMetrics
 from collector.state import State
@@ -103,6 +106,16 @@ def store(sqlite_url: str) -> Iterator[Store]:
 
 def run_once(loaded: LoadedConfig, store: Store, at: datetime, state: State | None = None, **kw: Any) -> ExportRun:
     return run_scheduled_export(loaded.app.exports[0], loaded, store, state, clock=Clock(at), **kw)
+
+
+@pytest.fixture
+def summary_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The ``export_finished`` lines the real logging chain writes (JSON), whatever earlier tests configured."""
+    saved = structlog.get_config()
+    sink = io.StringIO()
+    configure_logging("info", "json", stream=sink)
+    yield lambda: [e for e in map(json.loads, sink.getvalue().splitlines()) if e["event"] == "export_finished"]
+    structlog.configure(**saved)
 
 
 def scrape(state: State, mappings: Mappings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -209,12 +222,13 @@ def mappings() -> Mappings:
 
 
 def test_a_scheduled_run_writes_a_bundle_that_verifies(
-    directory_export: tuple[LoadedConfig, Store, Path], key: Ed25519PrivateKey
+    directory_export: tuple[LoadedConfig, Store, Path],
+    key: Ed25519PrivateKey,
+    summary_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     loaded, store, out = directory_export
     state = State()
-    with capture_logs() as logs:
-        run = run_once(loaded, store, RUN_AT, state)
+    run = run_once(loaded, store, RUN_AT, state)
     slot = RUN_AT.replace(second=0)
     assert run.outcome == "succeeded", run.error
     assert run.location == str(out / "nightly-20260904T060000Z.zip")
@@ -223,7 +237,7 @@ def test_a_scheduled_run_writes_a_bundle_that_verifies(
     assert report.manifest["period"] == {"start": (slot - timedelta(days=2)).isoformat(), "end": slot.isoformat()}
     assert report.manifest["framework"]["id"] == "soc2"
     assert report.manifest["counts"]["records"] == run.records > 0
-    (line,) = [entry for entry in logs if entry["event"] == "export_finished"]
+    (line,) = summary_lines()
     assert line["outcome"] == "succeeded"
     assert line["records"] == run.records
     assert line["window"] == "2d"
@@ -262,7 +276,11 @@ def test_a_slot_already_exported_is_skipped(directory_export: tuple[LoadedConfig
 
 
 def test_an_unwritable_destination_is_a_failed_run_that_leaves_nothing(
-    tmp_path: Path, sqlite_url: str, key_file: Path, mappings: Mappings
+    tmp_path: Path,
+    sqlite_url: str,
+    key_file: Path,
+    mappings: Mappings,
+    summary_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     seed(sqlite_url, mappings)
     blocker = tmp_path / "not-a-directory"
@@ -271,14 +289,13 @@ def test_an_unwritable_destination_is_a_failed_run_that_leaves_nothing(
     state = State()
     store = Store(sqlite_url)
     try:
-        with capture_logs() as logs:
-            run = run_once(loaded, store, RUN_AT, state)
+        run = run_once(loaded, store, RUN_AT, state)
     finally:
         store.dispose()
     assert run.outcome == "failed"
     assert "NotADirectoryError" in str(run.error)
-    (line,) = [entry for entry in logs if entry["event"] == "export_finished"]
-    assert (line["outcome"], line["log_level"], line["error"]) == ("failed", "error", run.error)
+    (line,) = summary_lines()
+    assert (line["outcome"], line["level"], line["error"]) == ("failed", "error", run.error)
     assert blocker.read_text().startswith("a file")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "config.yaml",
