@@ -20,16 +20,18 @@ def _default(value: object) -> object:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_default,
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, UTF-8, no insignificant whitespace; NaN/Infinity are rejected."""
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_default,
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:

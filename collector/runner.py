@@ -41,6 +41,10 @@ class RunOutcome:
         return self.run.status in ("succeeded", "partial")
 
 
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 def prepare_record(
     obs: Observation,
     connector: Connector[Any],
@@ -69,8 +73,8 @@ def prepare_record(
         kind=obs.kind,
         subject_type=obs.subject.type,
         subject_id=obs.subject.id,
-        observed_at=obs.observed_at.astimezone(UTC),
-        valid_until=obs.valid_until.astimezone(UTC) if obs.valid_until else None,
+        observed_at=_utc(obs.observed_at),
+        valid_until=_utc(obs.valid_until) if obs.valid_until else None,
         collected_at=collected_at,
         content_sha256=sha256_hex(payload_bytes),
         payload_json=payload_bytes.decode("utf-8"),
@@ -148,14 +152,15 @@ class Runner:
         try:
             for attempt in retrying(policy.attempts, policy.initial, policy.max, on_retry):
                 with attempt:
-                    stored_records = self.store.commit_run(
+                    self.store.commit_run(
                         run,
                         records,
                         cursor=new_cursor,
                         save_cursor=status in ("succeeded", "partial") and new_cursor is not None,
+                        return_records=False,
                     )
-            stored = len(stored_records)
-            self.state.observe_records(stored_records, instance.config.type, name)
+            stored = len(records)
+            self.state.observe_records(records, instance.config.type, name)
         except Exception as exc:  # noqa: BLE001 - the database is down: the run counts as failed, nothing half-written
             run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
             run.observations = 0

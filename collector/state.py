@@ -116,14 +116,23 @@ class State:
     def observe_records(self, records: Iterable[Any], connector_type: str, instance: str) -> None:
         """Account for a committed run's records under one lock: freshness, check results, record counts."""
         per_kind: Counter[str] = Counter()
+        newest: dict[tuple[str, tuple[str, ...]], tuple[datetime, datetime | None]] = {}
         with self._lock:
             for rec in records:
                 failing = (
                     frozenset(c["id"] for c in rec.checks if c["result"] in _FAILING) if rec.checks else frozenset()
                 )
-                key = (rec.kind, rec.subject_type, rec.subject_id)
-                self._observe_locked(key, rec.observed_at, failing, rec.controls, rec.valid_until)
+                self._observe_locked((rec.kind, rec.subject_type, rec.subject_id), rec.observed_at, failing, (), None)
+                group = (rec.kind, tuple(rec.controls))
+                seen = newest.get(group)
+                if seen is None or rec.observed_at >= seen[0]:
+                    newest[group] = (rec.observed_at, rec.valid_until)
                 per_kind[rec.kind] += 1
+            for (kind, controls), (observed_at, valid_until) in newest.items():
+                for control in controls:
+                    current = self._newest.get((control, kind))
+                    if current is None or observed_at >= current[0]:
+                        self._newest[(control, kind)] = (observed_at, valid_until)
             for kind, n in per_kind.items():
                 self._records_total[(connector_type, instance, kind)] += n
 

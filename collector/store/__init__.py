@@ -192,8 +192,12 @@ class Store:
         cursor: Any = None,
         save_cursor: bool = False,
         now: datetime | None = None,
+        return_records: bool = True,
     ) -> list[StoredRecord]:
-        """Store a run row, its evidence and (optionally) its cursor in one transaction."""
+        """Store a run row, its evidence and (optionally) its cursor in one transaction.
+
+        Returns the stored records (with sequence numbers and chain hashes) unless ``return_records`` is false,
+        for callers that already hold what they need, such as the runner's bulk path."""
         stored_at = now or datetime.now(UTC)
         out: list[StoredRecord] = []
         with self._write_lock, self.engine.begin() as conn:
@@ -214,12 +218,14 @@ class Store:
                 },
             )
             if records:
-                out = self._append(conn, records, stored_at)
+                out = self._append(conn, records, stored_at, return_records)
             if save_cursor:
                 self._save_cursor(conn, run.instance, cursor, run.id, stored_at)
         return out
 
-    def _append(self, conn: Connection, records: Sequence[PreparedRecord], stored_at: datetime) -> list[StoredRecord]:
+    def _append(
+        self, conn: Connection, records: Sequence[PreparedRecord], stored_at: datetime, return_records: bool
+    ) -> list[StoredRecord]:
         head_query = select(chain_head.c.seq, chain_head.c.chain_hash).where(chain_head.c.id == 1)
         if self.dialect == "postgresql":
             head_query = head_query.with_for_update()
@@ -265,6 +271,8 @@ class Store:
         self._insert_evidence(conn, rows)
         last_seq = conn.execute(select(func.max(evidence.c.seq))).scalar_one()
         conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=last_seq, chain_hash=prev))
+        if not return_records:
+            return []
         first_seq = last_seq - len(rows) + 1
         return [
             StoredRecord(
