@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
+
+import requests
 
 from collector.canonical import content_sha256
 from collector.config import ConnectorInstance, ResolvedInstance, RetryPolicy, Schedule
@@ -81,3 +91,36 @@ def scripted_instance(name: str = "scripted", timeout: float = 30, **settings: A
     return ResolvedInstance(
         cfg, ScriptedConnector, parsed, content_sha256({"t": "scripted", **parsed.model_dump(mode="json")})
     )
+
+
+@contextmanager
+def running_moto_server() -> Iterator[str]:
+    """Start a real moto server on a free loopback port; yield its URL; stop it (and its children)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"moto_server did not start on {url}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)

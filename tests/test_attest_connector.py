@@ -4,12 +4,7 @@ with file and line while the others proceed."""
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,15 +12,14 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from collector.conformance import ConnectorConformance, collect_all
 from collector.connector import CollectContext, load_connector
 from collector.errors import ConfigurationError
 from connectors.attestations import AttestationsConnector, AttestationsSettings
+from tests.helpers import running_moto_server
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 
 GOOD = """\
 title: Information security policy v3
@@ -158,32 +152,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"moto_server did not start on {url}") from None
-                time.sleep(0.1)
+    with running_moto_server() as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 @pytest.mark.slow

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +22,10 @@ from collector.connector import CollectContext, load_connector
 from collector.model import Observation, Outcome, Subject
 from connectors.aws import CHECKS, AwsConnector, AwsSettings
 from connectors.container_scan import NO_FIXABLE_VULNS
+from tests.helpers import running_moto_server
 
 ROOT = Path(__file__).parents[2]
 POLICY_FILE = ROOT / "deploy" / "aws" / "iam-policy.json"
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
 REGION = "us-east-1"
@@ -56,32 +52,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"moto_server did not start on {url}") from None
-                time.sleep(0.1)
+    with running_moto_server() as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 @dataclass

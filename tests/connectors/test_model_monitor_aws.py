@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,15 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 from botocore.stub import Stubber
 
 from collector.connector import CollectContext, Problem
 from collector.model import Observation, Outcome
 from connectors.model_monitor import CHECKS, ModelMonitorConnector, ModelMonitorSettings
 from connectors.model_monitor.sagemaker import schedule_period
+from tests.helpers import running_moto_server
 
-MOTO_SERVER = Path("/work/venv/bin/moto_server")
 DATA = Path(__file__).parents[1] / "data" / "model_monitor"
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 REGION = "eu-west-1"
@@ -36,31 +31,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    executable = MOTO_SERVER if MOTO_SERVER.exists() else Path(os.environ.get("MOTO_SERVER", "moto_server"))
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+def moto_url() -> Iterator[str]:
+    with running_moto_server() as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)
