@@ -29,7 +29,7 @@ from collector.runner import Runner
 from collector.state import State
 from collector.store import RunRecord, Store
 
-__all__ = ["Daemon", "load_state", "state_refresh_seconds", "trigger_for"]
+__all__ = ["Daemon", "load_state", "refresh_state", "state_refresh_seconds", "trigger_for"]
 
 log = structlog.get_logger("collector.daemon")
 
@@ -39,13 +39,30 @@ _EXPORT_MISFIRE_GRACE_SECONDS = 600
 
 
 def load_state(store: Store, state: State) -> None:
+    """Rebuild the in-memory state from the database, up to its newest evidence row at this moment."""
+    last_seq = store.max_seq()
     state.rebuild(
-        store.latest_per_subject(),
-        store.record_counts(),
+        store.latest_per_subject(last_seq),
+        store.record_counts(last_seq),
         store.run_history(),
         store.run_status_counts(),
         store.problem_totals(),
+        last_seq=last_seq,
     )
+
+
+def refresh_state(store: Store, state: State) -> int:
+    """Catch up with what other replicas stored since the last load: only the new rows, then connector health.
+    Returns how many records were applied."""
+    if state.last_seq is None:
+        load_state(store, state)
+        return 0
+    applied = 0
+    while rows := store.records_after(state.last_seq):
+        state.apply_stored(rows)
+        applied += len(rows)
+    state.set_health(store.run_history(), store.run_status_counts(), store.problem_totals())
+    return applied
 
 
 def trigger_for(instance: ResolvedInstance, aligned: bool = False) -> Any:
@@ -82,8 +99,12 @@ class Daemon:
         for export in loaded.app.exports:
             self.state.register_export(export.name)
         self.shutdown = threading.Event()
+        self._refresh_lock = threading.Lock()
         self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown)
         self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
+        # one path into the in-memory state: every stored record (this process's, other replicas', the `attest`
+        # command's) reaches it through refresh_state, right after each local run and on a timer
+        self.runner.observe = False
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             EvidenceMetrics(
@@ -130,12 +151,17 @@ class Daemon:
         duration = (run.finished_at - run.started_at).total_seconds()
         self.state.record_run(run.instance, run.connector_type, run.status, run.finished_at, duration, 0)
 
+    def _collect(self, instance: ResolvedInstance) -> None:
+        self.coordination.run(instance)
+        self._refresh_state()
+
     def _refresh_state(self) -> None:
-        """Several replicas: runs stored by the others show in this replica's metrics too."""
+        """New records reach the metrics: this replica's runs, other replicas', and attestations from the CLI."""
         if not self._db_ready.is_set():
             return
         try:
-            load_state(self.store, self.state)
+            with self._refresh_lock:
+                refresh_state(self.store, self.state)
         except SQLAlchemyError as exc:  # the database is down: /readyz says so, the next refresh retries
             log.warning("state_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -164,7 +190,7 @@ class Daemon:
             schedule = inst.config.schedule
             first_run = now + timedelta(seconds=1) if schedule.interval is not None else None
             self.scheduler.add_job(
-                self.coordination.run,
+                self._collect,
                 trigger_for(inst, aligned=shared),
                 args=[inst],
                 id=f"collect:{inst.config.name}",
@@ -175,7 +201,7 @@ class Daemon:
             )
             if shared and first_run is not None:
                 self.scheduler.add_job(
-                    self.coordination.run, DateTrigger(first_run), args=[inst], id=f"catch-up:{inst.config.name}"
+                    self._collect, DateTrigger(first_run), args=[inst], id=f"catch-up:{inst.config.name}"
                 )
         for export in self.loaded.app.exports:
             self.scheduler.add_job(
@@ -189,10 +215,9 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=_EXPORT_MISFIRE_GRACE_SECONDS,
             )
-        if shared:
-            self.scheduler.add_job(
-                self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"
-            )
+        self.scheduler.add_job(
+            self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"
+        )
         self.scheduler.start()
         log.info("scheduler_started", jobs=[j.id for j in self.scheduler.get_jobs()])
 

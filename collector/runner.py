@@ -99,6 +99,8 @@ class Runner:
         self.mappings = mappings
         self.clock = clock
         self.shutdown = shutdown or threading.Event()
+        self.observe = True
+        """Update the in-memory state with each committed run (off when a shared-database refresh does it)."""
 
     def run(self, instance: ResolvedInstance, run_id: str | None = None) -> RunOutcome:
         name = instance.config.name
@@ -160,7 +162,8 @@ class Runner:
                         return_records=False,
                     )
             stored = len(records)
-            self.state.observe_records(records, instance.config.type, name)
+            if self.observe:
+                self.state.observe_records(records, instance.config.type, name)
         except Exception as exc:  # noqa: BLE001 - the database is down: the run counts as failed, nothing half-written
             run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
             run.observations = 0

@@ -198,9 +198,11 @@ class State:
         run_history: Mapping[str, list[Any]],
         run_counts: Mapping[tuple[str, str, str], int],
         problem_totals: Mapping[str, int] | None = None,
+        last_seq: int | None = None,
     ) -> None:
         """Replace everything with what the database says (at start, or when it comes back)."""
         with self._lock:
+            self.last_seq = last_seq
             self._latest.clear()
             self._newest.clear()
             self._failing_by_check.clear()
@@ -214,30 +216,64 @@ class State:
                     row.valid_until,
                 )
             self._records_total = Counter(record_counts)
-            for instance, runs in run_history.items():
-                if not runs:
-                    continue
-                newest = runs[0]
-                last_success = next((r.finished_at for r in runs if r.status in ("succeeded", "partial")), None)
-                failures = 0
-                for r in runs:
-                    if r.status in ("succeeded", "partial"):
-                        break
-                    failures += 1
-                counts = {s: n for (_, inst, s), n in run_counts.items() if inst == instance}
-                self._connectors[instance] = ConnectorHealth(
-                    instance=instance,
-                    connector_type=newest.connector_type,
-                    last_success=last_success,
-                    last_finished=newest.finished_at,
-                    last_status=newest.status,
-                    consecutive_failures=failures,
-                    last_duration_seconds=newest.duration_seconds,
-                    last_problems=newest.problems,
-                    runs=counts,
-                    problems_total=(problem_totals or {}).get(instance, 0),
-                )
+            self._set_health_locked(run_history, run_counts, problem_totals)
             self.loaded = True
+
+    def apply_stored(self, rows: Iterable[tuple[int, Any]]) -> None:
+        """Catch up with records other writers stored after ``last_seq`` (several replicas on one database)."""
+        with self._lock:
+            for seq, row in rows:
+                if self.last_seq is not None and seq <= self.last_seq:
+                    continue
+                failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
+                self._observe_locked(
+                    (row.kind, row.subject_type, row.subject_id),
+                    row.observed_at,
+                    failing,
+                    row.controls,
+                    row.valid_until,
+                )
+                self._records_total[(row.connector_type, row.instance, row.kind)] += 1
+                self.last_seq = seq
+
+    def set_health(
+        self,
+        run_history: Mapping[str, list[Any]],
+        run_counts: Mapping[tuple[str, str, str], int],
+        problem_totals: Mapping[str, int] | None = None,
+    ) -> None:
+        with self._lock:
+            self._set_health_locked(run_history, run_counts, problem_totals)
+
+    def _set_health_locked(
+        self,
+        run_history: Mapping[str, list[Any]],
+        run_counts: Mapping[tuple[str, str, str], int],
+        problem_totals: Mapping[str, int] | None,
+    ) -> None:
+        for instance, runs in run_history.items():
+            if not runs:
+                continue
+            newest = runs[0]
+            last_success = next((r.finished_at for r in runs if r.status in ("succeeded", "partial")), None)
+            failures = 0
+            for r in runs:
+                if r.status in ("succeeded", "partial"):
+                    break
+                failures += 1
+            counts = {s: n for (_, inst, s), n in run_counts.items() if inst == instance}
+            self._connectors[instance] = ConnectorHealth(
+                instance=instance,
+                connector_type=newest.connector_type,
+                last_success=last_success,
+                last_finished=newest.finished_at,
+                last_status=newest.status,
+                consecutive_failures=failures,
+                last_duration_seconds=newest.duration_seconds,
+                last_problems=newest.problems,
+                runs=counts,
+                problems_total=(problem_totals or {}).get(instance, 0),
+            )
 
     # -- read path --------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

@@ -196,3 +196,31 @@ def test_newer_evidence_wins_and_older_does_not_regress_state(runner: Runner) ->
     snap = runner.state.snapshot()
     assert snap.newest[("soc2:CC7.1", "container.scan")] == (datetime(2026, 11, 2, tzinfo=UTC), None)
     assert snap.failing_by_check == {"container.no_fixable_vulns": 1}
+
+
+def test_refresh_applies_only_what_others_stored_since(store: Store) -> None:
+    from collector.daemon import load_state, refresh_state
+
+    writer = Runner(store, State(), load_mappings())
+    writer.run(scripted_instance(name="one", subjects=["a", "b"], fail_subjects=["b"]))
+    reader = State()
+    load_state(store, reader)
+    assert reader.snapshot().records_total == {("scripted", "one", "container.scan"): 2}
+
+    writer.run(scripted_instance(name="two", subjects=["c"], observed_at="2026-11-03T00:00:00Z"))
+    writer.run(scripted_instance(name="one", subjects=["b"], observed_at="2026-11-04T00:00:00Z"))
+    assert refresh_state(store, reader) == 2
+    assert refresh_state(store, reader) == 0  # nothing new: nothing applied twice
+    snap = reader.snapshot()
+    assert snap.records_total == {
+        ("scripted", "one", "container.scan"): 3,
+        ("scripted", "two", "container.scan"): 1,
+    }
+    assert snap.failing_by_check == {}  # b's newer record passes
+    assert snap.newest[("soc2:CC7.1", "container.scan")][0] == datetime(2026, 11, 4, tzinfo=UTC)
+    assert set(snap.connectors) == {"one", "two"}
+
+    fresh = State()
+    load_state(store, fresh)
+    assert fresh.snapshot().newest == snap.newest
+    assert fresh.snapshot().records_total == snap.records_total

@@ -368,21 +368,67 @@ class Store:
                 for r in conn.execute(query)
             ]
 
-    def _latest_query(self) -> Any:
+    def max_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(evidence.c.seq), 0))).scalar_one())
+
+    def records_after(self, seq: int, limit: int = 20_000) -> list[tuple[int, SubjectLatest]]:
+        """Records stored after ``seq``, oldest first (appends are serialised, so seq order is commit order)."""
+        query = (
+            select(
+                evidence.c.seq,
+                evidence.c.instance,
+                evidence.c.connector_type,
+                evidence.c.kind,
+                evidence.c.subject_type,
+                evidence.c.subject_id,
+                evidence.c.observed_at,
+                evidence.c.valid_until,
+                evidence.c.controls,
+                evidence.c.checks,
+            )
+            .where(evidence.c.seq > seq)
+            .order_by(evidence.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                (
+                    r.seq,
+                    SubjectLatest(
+                        instance=r.instance,
+                        connector_type=r.connector_type,
+                        kind=r.kind,
+                        subject_type=r.subject_type,
+                        subject_id=r.subject_id,
+                        observed_at=r.observed_at,
+                        valid_until=r.valid_until,
+                        controls=json.loads(r.controls),
+                        checks=json.loads(r.checks),
+                    ),
+                )
+                for r in conn.execute(query)
+            ]
+
+    def _latest_query(self, max_seq: int | None = None) -> Any:
+        source = evidence.select()
+        if max_seq is not None:
+            source = source.where(evidence.c.seq <= max_seq)
+        rows = source.subquery()
         ranked = select(
-            evidence,
+            rows,
             func.row_number()
             .over(
-                partition_by=(evidence.c.kind, evidence.c.subject_type, evidence.c.subject_id),
-                order_by=(evidence.c.observed_at.desc(), evidence.c.seq.desc()),
+                partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
+                order_by=(rows.c.observed_at.desc(), rows.c.seq.desc()),
             )
             .label("rank"),
         ).subquery()
         return select(ranked).where(ranked.c.rank == 1)
 
-    def latest_per_subject(self) -> Iterator[SubjectLatest]:
-        """The newest record of every (kind, subject): what the in-memory state is rebuilt from."""
-        latest = self._latest_query().subquery()
+    def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
+        """The newest record of every (kind, subject), up to ``max_seq``: what the in-memory state is rebuilt from."""
+        latest = self._latest_query(max_seq).subquery()
         query = select(
             latest.c.instance,
             latest.c.connector_type,
@@ -408,11 +454,13 @@ class Store:
                     checks=json.loads(r.checks),
                 )
 
-    def record_counts(self) -> dict[tuple[str, str, str], int]:
-        """Stored records per (connector type, instance, kind)."""
+    def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
+        """Stored records per (connector type, instance, kind), up to ``max_seq``."""
         query = select(evidence.c.connector_type, evidence.c.instance, evidence.c.kind, func.count()).group_by(
             evidence.c.connector_type, evidence.c.instance, evidence.c.kind
         )
+        if max_seq is not None:
+            query = query.where(evidence.c.seq <= max_seq)
         with self.engine.connect() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
 
