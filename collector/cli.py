@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from collector import __version__
@@ -82,7 +83,7 @@ def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
     try:
         loaded = load_and_resolve(config or opts.config)
     except ConfigurationError as exc:
-        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False, markup=True)
+        err.print(f"[bold red]configuration error[/]\n{escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     configure_logging(loaded.app.log.level, loaded.app.log.format)
     return loaded
@@ -386,8 +387,18 @@ def db_upgrade(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 @config_app.command("check")
 def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Validate the configuration, the mappings and every connector's settings; print every problem."""
+    """Validate the configuration, the mappings and every connector's settings; print every problem.
+
+    Connectors whose source is reachable also check what only the source can judge (e.g. PromQL syntax)."""
     loaded = _load(ctx, config)
+    rejected = [
+        f"connectors[{inst.config.name}] ({inst.config.type}): {problem.source}: {problem.reason}"
+        for inst in loaded.instances
+        for problem in inst.build().preflight()
+    ]
+    if rejected:
+        err.print("[bold red]configuration error[/]\n" + escape("\n".join(rejected)), highlight=False)
+        raise typer.Exit(2)
     out.print(
         f"configuration ok: {len(loaded.instances)} connectors, "
         f"{sum(len(c.controls) for c in loaded.mappings.catalogs.values())} controls in "

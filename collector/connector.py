@@ -124,6 +124,13 @@ class Connector(ABC, Generic[S]):
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
         """Yield observations; call ``ctx.problem`` for a bad input and keep going."""
 
+    def preflight(self) -> Iterator[Problem]:
+        """Checks that need the source itself (a query's syntax, a name that must exist), run by `config check`.
+
+        Yield a :class:`Problem` for each setting the source rejects. A source that cannot be reached is not a
+        problem here (the daemon may run where `config check` cannot reach): skip it."""
+        return iter(())
+
 
 def secret_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Dotted paths of every ``SecretStr`` field, nested settings models included."""

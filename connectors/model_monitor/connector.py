@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from collector.connector import CollectContext, Connector
+from collector.connector import CollectContext, Connector, Problem
 from collector.durations import format_duration
 from collector.errors import ConfigurationError, TransientError
 from collector.model import Observation, Subject
@@ -72,6 +72,22 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
         if self.settings.sagemaker_schedules.enabled:
             for state in schedule_states(clients, self.settings.sagemaker_schedules, ctx):
                 yield from self._schedule(state, ctx.now)
+
+    def preflight(self) -> Iterator[Problem]:
+        """Each monitor's PromQL, checked against the server when it can be reached."""
+        if not self.settings.monitors or self.settings.prometheus is None:
+            return
+        client = PrometheusClient(self.settings.prometheus)
+        try:
+            for monitor in self.settings.monitors:
+                try:
+                    objection = client.check_query(monitor.query)
+                except TransientError:
+                    return
+                if objection is not None:
+                    yield Problem(f"monitors[{monitor.name}].query", objection)
+        finally:
+            client.close()
 
     # ---------------------------------------------------------------------------------------- monitors
 

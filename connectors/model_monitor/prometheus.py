@@ -102,6 +102,15 @@ class PrometheusClient:
                 merged.setdefault(key, Series(series.labels)).values.extend(series.values)
         return [merged[key] for key in sorted(merged)], warnings
 
+    def check_query(self, query: str) -> str | None:
+        """The server's objection to ``query`` (e.g. a PromQL syntax error), or None; raises TransientError when
+        the server cannot be reached."""
+        try:
+            self._post("/api/v1/query", {"query": query})
+        except PrometheusError as exc:
+            return str(exc)
+        return None
+
     def _query_chunk(self, query: str, window: Window) -> tuple[Any, list[str]]:
         form = {
             "query": query,

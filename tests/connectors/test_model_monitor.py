@@ -468,3 +468,45 @@ def test_the_documented_example_settings_validate() -> None:
     assert settings.reports[1].s3_uri == "s3://ml-monitoring/sagemaker/fraud/"
     assert settings.prometheus is not None
     assert settings.prometheus.bearer_token_env == "PROM_TOKEN"
+
+
+def _check_config(tmp_path: Path, url: str, query: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from collector.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+database: {{url: "sqlite:///{tmp_path / "e.db"}"}}
+connectors:
+  - name: monitors
+    type: model_monitor
+    settings:
+      prometheus: {{url: "{url}", attempts: 1}}
+      monitors:
+        - {{name: fraud-accuracy, model: fraud, query: 'model_accuracy{{model="fraud"}}', bound: {{min: 0.8}}}}
+        - {{name: broken, model: fraud, query: '{query}', bound: {{max: 0.2}}}}
+"""
+    )
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+    return result.exit_code, result.output
+
+
+def test_config_check_reports_a_promql_syntax_error_with_the_monitor_name(prometheus_url: str, tmp_path: Path) -> None:
+    code, output = _check_config(tmp_path, prometheus_url, "sum(rate(feature_psi[5m]")
+    assert code == 2
+    assert "monitors[broken].query" in output
+    assert "bad_data" in output
+    assert "fraud-accuracy" not in output
+
+    code, output = _check_config(tmp_path, prometheus_url, "max(feature_psi)")
+    assert code == 0, output
+
+
+def test_config_check_passes_when_prometheus_cannot_be_reached(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, output = _check_config(tmp_path, f"http://127.0.0.1:{port}", "sum(rate(feature_psi[5m]")
+    assert code == 0, output
