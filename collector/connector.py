@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 
 __all__ = [
@@ -88,6 +89,9 @@ class CollectContext:
     problems: list[Problem] = field(default_factory=list)
     new_cursor: Any = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    mappings: Mappings | None = None
+    """The loaded catalogs, for the rare connector whose inputs name controls themselves (attestation sidecars)
+    and must reject a wrong one at its file and line. Connectors never tag evidence with it."""
 
     def problem(self, source: str, reason: str) -> None:
         """Record a bad input and carry on with the next."""

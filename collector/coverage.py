@@ -17,7 +17,7 @@ from collector.attestation import AttestationTemplate, load_templates
 from collector.config import LoadedConfig
 from collector.connector import available_connectors, load_connector
 from collector.freshness import Freshness, classify_age, classify_expiry
-from collector.mappings import Control, Mappings, default_mappings_dir
+from collector.mappings import Control, Mappings
 from collector.model import ControlRef
 
 __all__ = [
@@ -97,10 +97,7 @@ def coverage_basis(connector_types: Iterable[str], templates: Mapping[str, Attes
 def basis_for_config(loaded: LoadedConfig, *, all_connectors: bool = False) -> CoverageBasis:
     """The configured connector types (or every installed one) and the templates beside the configured mappings;
     a broken template file is a :class:`collector.errors.MappingError`."""
-    root = loaded.app.mappings
-    if root is not None and loaded.path is not None and not root.is_absolute():
-        root = (loaded.path.parent / root).resolve()
-    templates = load_templates((root or default_mappings_dir()) / "attestation-templates", loaded.mappings)
+    templates = load_templates(loaded.mappings.root / "attestation-templates", loaded.mappings)
     types = available_connectors() if all_connectors else [i.config.type for i in loaded.instances]
     return coverage_basis(types, templates)
 

@@ -137,6 +137,8 @@ class Mappings:
     controls_by_check: dict[str, tuple[ControlRef, ...]]
     kinds_by_control: dict[ControlRef, tuple[str, ...]]
     checks_by_control: dict[ControlRef, tuple[str, ...]]
+    root: Path = field(default_factory=default_mappings_dir)
+    """The directory these were loaded from (attestation templates live beside them)."""
     _tags_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -290,4 +292,5 @@ def load_mappings(directory: Path | None = None) -> Mappings:
         controls_by_check=by_check,
         kinds_by_control={k: tuple(sorted(v)) for k, v in kinds_by_control.items()},
         checks_by_control={k: tuple(sorted(v)) for k, v in checks_by_control.items()},
+        root=root,
     )

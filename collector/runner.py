@@ -188,7 +188,14 @@ class Runner:
         self, instance: ResolvedInstance, run_id: str, cursor: Any, log: Any
     ) -> tuple[list[PreparedRecord], list[Problem], Any]:
         connector = instance.build()
-        ctx = CollectContext(instance=instance.config.name, run_id=run_id, now=self.clock(), cursor=cursor, log=log)
+        ctx = CollectContext(
+            instance=instance.config.name,
+            run_id=run_id,
+            now=self.clock(),
+            cursor=cursor,
+            log=log,
+            mappings=self.mappings,
+        )
         box: dict[str, Any] = {}
         context = structlog.contextvars.get_contextvars()
 

@@ -178,3 +178,39 @@ def test_sidecars_under_an_s3_prefix(moto_url: str, monkeypatch: pytest.MonkeyPa
         "size_bytes": len(body),
     }
     assert problem.reason.startswith("s3://grc-docs/attested/bad.pdf.attestation.yaml:6: extra:")
+
+
+def test_sidecar_controls_are_checked_against_the_configured_mappings(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from collector.mappings import default_mappings_dir, load_mappings
+
+    custom = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), custom)
+    (custom / "catalogs" / "internal.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "framework": "internal",
+                "name": "Internal control set",
+                "version": "1",
+                "controls": [{"id": "POL-1", "title": "Policy reviewed yearly", "group": "POL"}],
+            }
+        )
+    )
+    write(
+        tmp_path / "docs",
+        "policy.pdf",
+        GOOD.replace("controls: [soc2:CC5.3, iso27001:A.5.1]", "controls: [internal:POL-1]"),
+    )
+    connector = AttestationsConnector(AttestationsSettings(directory=str(tmp_path / "docs")))
+
+    configured = CollectContext(instance="p", run_id="r", now=NOW, mappings=load_mappings(custom))
+    (obs,), ctx = collect_all(connector, configured)
+    assert ctx.problems == []
+    assert obs.controls == ("internal:POL-1",)
+
+    (), ctx = collect_all(connector, CollectContext(instance="p", run_id="r", now=NOW))
+    [problem] = ctx.problems
+    assert "internal" in problem.reason

@@ -1,7 +1,8 @@
 """The ``attestations`` connector: documents with a sidecar YAML of attest fields -> ``attestation.document``.
 
-Unlike other connectors it reads the control catalogs: a sidecar declares controls, and a wrong one must be
-reported with the sidecar's file and line (the core would reject it too, but could not say where)."""
+Unlike other connectors it reads the control catalogs (the configured ones, handed over in ``ctx.mappings``): a
+sidecar declares controls, and a wrong one must be reported with the sidecar's file and line (the core would
+reject it too, but could not say where)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collector.attestation import (
     AttestationError,
     AttestationTemplate,
     attestation_observation,
-    default_templates_dir,
     load_templates,
     parse_sidecar,
     resolve_attestation,
@@ -38,8 +38,8 @@ class AttestationsConnector(Connector[AttestationsSettings]):
     checks = ()
 
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
-        mappings = load_mappings()
-        templates = load_templates(default_templates_dir(), mappings)
+        mappings = ctx.mappings or load_mappings()
+        templates = load_templates(mappings.root / "attestation-templates", mappings)
         for sidecar in self._sidecars(ctx):
             observation = _observation(sidecar, mappings, templates, ctx)
             if observation is not None:
