@@ -24,7 +24,9 @@ __all__ = ["ConnectorConformance", "collect_all"]
 def collect_all(
     connector: Connector[Any], ctx: CollectContext | None = None
 ) -> tuple[list[Observation], CollectContext]:
-    ctx = ctx or CollectContext(instance="conformance", run_id="conformance-run", now=datetime.now(UTC))
+    ctx = ctx or CollectContext(
+        instance="conformance", run_id="conformance-run", now=datetime.now(UTC), mappings=load_mappings()
+    )
     observations = list(connector.collect(ctx))
     return observations, ctx
 
@@ -44,7 +46,9 @@ class ConnectorConformance:
         raise NotImplementedError
 
     def context(self) -> CollectContext:
-        return CollectContext(instance="conformance", run_id="conformance-run", now=datetime.now(UTC))
+        return CollectContext(
+            instance="conformance", run_id="conformance-run", now=datetime.now(UTC), mappings=load_mappings()
+        )
 
     def _connector(self, tmp_path: Path) -> Connector[Any]:
         return self.connector_cls.from_mapping(self.settings(tmp_path))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Set
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -84,98 +83,62 @@ class EvidenceMetrics(Collector):
         yield from f.all()
 
 
-@dataclass
 class _Families:
     """Every family this collector exposes; built fresh for each scrape."""
 
-    age: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+    def __init__(self) -> None:
+        self.age = GaugeMetricFamily(
             "evidence_age_seconds", "Age of the newest evidence mapped to the control.", labels=_CONTROL
         )
-    )
-    ttl: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+        self.ttl = GaugeMetricFamily(
             "evidence_ttl_seconds", "How long the control's evidence stays fresh.", labels=_CONTROL
         )
-    )
-    stale: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+        self.stale = GaugeMetricFamily(
             "evidence_stale", "1 when the control's evidence is stale or missing, else 0.", labels=_CONTROL
         )
-    )
-    status: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+        self.status = GaugeMetricFamily(
             "evidence_status", "Freshness: 0 fresh, 1 at_risk, 2 stale, 3 missing.", labels=_CONTROL
         )
-    )
-    failures: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+        self.failures = GaugeMetricFamily(
             "control_check_failures",
             "Subjects whose latest evidence fails a check mapped to the control.",
             labels=_CONTROL,
         )
-    )
-    last_success: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "connector_last_success_timestamp_seconds",
-            "When the connector instance last finished a run that stored evidence.",
-            labels=_CONNECTOR,
-        )
-    )
-    runs: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            "connector_runs", "Collection runs by outcome.", labels=[*_CONNECTOR, "outcome"]
-        )
-    )
-    duration: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
-        )
-    )
-    consecutive: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "connector_consecutive_failures", "Failed runs since the last successful one.", labels=_CONNECTOR
-        )
-    )
-    problems: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR
-        )
-    )
-    records: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
-        )
-    )
-    export_last_success: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "export_last_success_timestamp_seconds",
-            "When the scheduled export last wrote a bundle (on this replica).",
-            labels=["export"],
-        )
-    )
-    export_runs: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            "export_runs", "Scheduled export runs by outcome: succeeded, failed, skipped.", labels=["export", "outcome"]
-        )
-    )
-    ready: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "evidence_collector_ready", "1 when state is loaded from the database."
-        )
-    )
-    info: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            "evidence_collector_build_info", "Version of the collector.", labels=["version"]
-        )
-    )
-    coverage: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
+        self.coverage = GaugeMetricFamily(
             "control_coverage",
             "Controls per coverage state: automated, attested (unexpired), attestable (by a template), uncovered.",
             labels=["framework", "state"],
         )
-    )
+        self.last_success = GaugeMetricFamily(
+            "connector_last_success_timestamp_seconds",
+            "When the connector instance last finished a run that stored evidence.",
+            labels=_CONNECTOR,
+        )
+        self.runs = CounterMetricFamily(
+            "connector_runs", "Collection runs by outcome.", labels=[*_CONNECTOR, "outcome"]
+        )
+        self.duration = GaugeMetricFamily(
+            "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
+        )
+        self.consecutive = GaugeMetricFamily(
+            "connector_consecutive_failures", "Failed runs since the last successful one.", labels=_CONNECTOR
+        )
+        self.problems = CounterMetricFamily(
+            "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR
+        )
+        self.records = CounterMetricFamily(
+            "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
+        )
+        self.export_last_success = GaugeMetricFamily(
+            "export_last_success_timestamp_seconds",
+            "When the scheduled export last wrote a bundle (on this replica).",
+            labels=["export"],
+        )
+        self.export_runs = CounterMetricFamily(
+            "export_runs", "Scheduled export runs by outcome: succeeded, failed, skipped.", labels=["export", "outcome"]
+        )
+        self.ready = GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database.")
+        self.info = GaugeMetricFamily("evidence_collector_build_info", "Version of the collector.", labels=["version"])
 
     def all(self) -> list[Metric]:
-        return [getattr(self, f.name) for f in fields(self)]
+        return list(vars(self).values())

@@ -109,61 +109,44 @@ class State:
         valid_until: datetime | None = None,
     ) -> None:
         """Account for one stored record: its controls' freshness, and its checks if it is the subject's newest."""
-        failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
         with self._lock:
-            self._observe_locked((kind, subject_type, subject_id), observed_at, failing, controls, valid_until)
+            self._observe_locked(kind, subject_type, subject_id, observed_at, checks, controls, valid_until)
 
     def observe_records(self, records: Iterable[Any], connector_type: str, instance: str) -> None:
         """Account for a committed run's records under one lock: freshness, check results, record counts."""
-        per_kind: Counter[str] = Counter()
-        newest: dict[tuple[str, tuple[str, ...]], tuple[datetime, datetime | None]] = {}
         with self._lock:
             for rec in records:
-                failing = (
-                    frozenset(c["id"] for c in rec.checks if c["result"] in _FAILING) if rec.checks else frozenset()
-                )
-                self._observe_locked((rec.kind, rec.subject_type, rec.subject_id), rec.observed_at, failing, (), None)
-                group = (rec.kind, tuple(rec.controls))
-                seen = newest.get(group)
-                if seen is None or rec.observed_at >= seen[0]:
-                    newest[group] = (rec.observed_at, rec.valid_until)
-                per_kind[rec.kind] += 1
-            for (kind, controls), (observed_at, valid_until) in newest.items():
-                for control in controls:
-                    current = self._newest.get((control, kind))
-                    if current is None or observed_at >= current[0]:
-                        self._newest[(control, kind)] = (observed_at, valid_until)
-            for kind, n in per_kind.items():
-                self._records_total[(connector_type, instance, kind)] += n
+                self._observe_row_locked(rec)
+                self._records_total[(connector_type, instance, rec.kind)] += 1
 
-    def observe_record(self, rec: Any) -> None:
-        self.observe(
-            rec.kind, rec.subject_type, rec.subject_id, rec.observed_at, rec.checks, rec.controls, rec.valid_until
+    def _observe_row_locked(self, row: Any) -> None:
+        self._observe_locked(
+            row.kind, row.subject_type, row.subject_id, row.observed_at, row.checks, row.controls, row.valid_until
         )
 
     def _observe_locked(
         self,
-        key: SubjectKey,
+        kind: str,
+        subject_type: str,
+        subject_id: str,
         observed_at: datetime,
-        failing: frozenset[str],
+        checks: Iterable[Mapping[str, Any]],
         controls: Iterable[str],
         valid_until: datetime | None,
     ) -> None:
         for control in controls:
-            newest = self._newest.get((control, key[0]))
+            newest = self._newest.get((control, kind))
             if newest is None or observed_at >= newest[0]:
-                self._newest[(control, key[0])] = (observed_at, valid_until)
+                self._newest[(control, kind)] = (observed_at, valid_until)
+        key = (kind, subject_type, subject_id)
         current = self._latest.get(key)
         if current is not None and current.observed_at > observed_at:
             return
+        failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
         if current is not None:
             self._failing_by_check.subtract(current.failing)
         self._failing_by_check.update(failing)
         self._latest[key] = _Latest(observed_at, failing)
-
-    def count_records(self, connector_type: str, instance: str, kind: str, n: int) -> None:
-        with self._lock:
-            self._records_total[(connector_type, instance, kind)] += n
 
     def record_run(
         self,
@@ -207,14 +190,7 @@ class State:
             self._newest.clear()
             self._failing_by_check.clear()
             for row in latest:
-                failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
-                self._observe_locked(
-                    (row.kind, row.subject_type, row.subject_id),
-                    row.observed_at,
-                    failing,
-                    row.controls,
-                    row.valid_until,
-                )
+                self._observe_row_locked(row)
             self._records_total = Counter(record_counts)
             self._set_health_locked(run_history, run_counts, problem_totals)
             self.loaded = True
@@ -225,14 +201,7 @@ class State:
             for seq, row in rows:
                 if self.last_seq is not None and seq <= self.last_seq:
                     continue
-                failing = frozenset(c["id"] for c in row.checks if c["result"] in _FAILING)
-                self._observe_locked(
-                    (row.kind, row.subject_type, row.subject_id),
-                    row.observed_at,
-                    failing,
-                    row.controls,
-                    row.valid_until,
-                )
+                self._observe_row_locked(row)
                 self._records_total[(row.connector_type, row.instance, row.kind)] += 1
                 self.last_seq = seq
 

@@ -16,10 +16,12 @@ import pytest
 from collector.conformance import ConnectorConformance, collect_all
 from collector.connector import CollectContext, load_connector
 from collector.errors import ConfigurationError
+from collector.mappings import load_mappings
 from connectors.attestations import AttestationsConnector, AttestationsSettings
 from tests.helpers import running_moto_server
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MAPPINGS = load_mappings()
 
 GOOD = """\
 title: Information security policy v3
@@ -41,7 +43,9 @@ def write(directory: Path, document: str, sidecar: str | None, content: bytes = 
 
 def collect(**settings: Any) -> tuple[list[Any], list[Any]]:
     connector = AttestationsConnector(AttestationsSettings(**settings))
-    observations, ctx = collect_all(connector, CollectContext(instance="policies", run_id="r1", now=NOW))
+    observations, ctx = collect_all(
+        connector, CollectContext(instance="policies", run_id="r1", now=NOW, mappings=MAPPINGS)
+    )
     return observations, ctx.problems
 
 
@@ -54,7 +58,7 @@ class TestConformance(ConnectorConformance):
         return {"directory": str(tmp_path / "docs")}
 
     def context(self) -> CollectContext:
-        return CollectContext(instance="conformance", run_id="conformance-run", now=NOW)
+        return CollectContext(instance="conformance", run_id="conformance-run", now=NOW, mappings=MAPPINGS)
 
 
 def test_entry_point_names_the_connector() -> None:
@@ -185,7 +189,7 @@ def test_sidecar_controls_are_checked_against_the_configured_mappings(tmp_path: 
 
     import yaml
 
-    from collector.mappings import default_mappings_dir, load_mappings
+    from collector.mappings import default_mappings_dir
 
     custom = tmp_path / "mappings"
     shutil.copytree(default_mappings_dir(), custom)
@@ -211,6 +215,13 @@ def test_sidecar_controls_are_checked_against_the_configured_mappings(tmp_path: 
     assert ctx.problems == []
     assert obs.controls == ("internal:POL-1",)
 
-    (), ctx = collect_all(connector, CollectContext(instance="p", run_id="r", now=NOW))
+    (), ctx = collect_all(connector, CollectContext(instance="p", run_id="r", now=NOW, mappings=MAPPINGS))
     [problem] = ctx.problems
     assert "internal" in problem.reason
+
+
+def test_without_catalogs_in_the_context_the_run_is_a_configuration_error(tmp_path: Path) -> None:
+    write(tmp_path / "docs", "policy.pdf", GOOD)
+    connector = AttestationsConnector(AttestationsSettings(directory=str(tmp_path / "docs")))
+    with pytest.raises(ConfigurationError, match="catalogs"):
+        list(connector.collect(CollectContext(instance="p", run_id="r", now=NOW)))

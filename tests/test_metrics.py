@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -75,7 +76,11 @@ def test_connector_health_series_and_no_high_cardinality_labels() -> None:
     state.record_run("scans", "container_scan", "succeeded", NOW, 1.5, 0)
     state.record_run("scans", "container_scan", "failed", NOW + timedelta(hours=1), 0.5, 2)
     state.observe("container.scan", "container_image", "repo@sha256:abcdef", NOW, [], SCAN_CONTROLS)
-    state.count_records("container_scan", "scans", "container.scan", 3)
+    stored = SimpleNamespace(
+        kind="container.scan", subject_type="container_image", subject_id="repo@sha256:abcdef",
+        observed_at=NOW, checks=[], controls=SCAN_CONTROLS, valid_until=None,
+    )  # fmt: skip
+    state.observe_records([stored] * 3, "container_scan", "scans")
     m = scrape(state, NOW)
     conn = (("connector", "container_scan"), ("instance", "scans"))
     assert m[("connector_last_success_timestamp_seconds", conn)] == NOW.timestamp()

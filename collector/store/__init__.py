@@ -132,6 +132,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def _subject_latest_columns(c: Any) -> list[Any]:
+    return [
+        c.instance, c.connector_type, c.kind, c.subject_type, c.subject_id,
+        c.observed_at, c.valid_until, c.controls, c.checks,
+    ]  # fmt: skip
+
+
+def _subject_latest(r: Any) -> SubjectLatest:
+    return SubjectLatest(
+        instance=r.instance,
+        connector_type=r.connector_type,
+        kind=r.kind,
+        subject_type=r.subject_type,
+        subject_id=r.subject_id,
+        observed_at=r.observed_at,
+        valid_until=r.valid_until,
+        controls=json.loads(r.controls),
+        checks=json.loads(r.checks),
+    )
+
+
 class Store:
     """Append-only evidence with a hash chain. All writes of one run happen in one transaction."""
 
@@ -375,40 +396,13 @@ class Store:
     def records_after(self, seq: int, limit: int = 20_000) -> list[tuple[int, SubjectLatest]]:
         """Records stored after ``seq``, oldest first (appends are serialised, so seq order is commit order)."""
         query = (
-            select(
-                evidence.c.seq,
-                evidence.c.instance,
-                evidence.c.connector_type,
-                evidence.c.kind,
-                evidence.c.subject_type,
-                evidence.c.subject_id,
-                evidence.c.observed_at,
-                evidence.c.valid_until,
-                evidence.c.controls,
-                evidence.c.checks,
-            )
+            select(evidence.c.seq, *_subject_latest_columns(evidence.c))
             .where(evidence.c.seq > seq)
             .order_by(evidence.c.seq)
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [
-                (
-                    r.seq,
-                    SubjectLatest(
-                        instance=r.instance,
-                        connector_type=r.connector_type,
-                        kind=r.kind,
-                        subject_type=r.subject_type,
-                        subject_id=r.subject_id,
-                        observed_at=r.observed_at,
-                        valid_until=r.valid_until,
-                        controls=json.loads(r.controls),
-                        checks=json.loads(r.checks),
-                    ),
-                )
-                for r in conn.execute(query)
-            ]
+            return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
     def _latest_query(self, max_seq: int | None = None) -> Any:
         source = evidence.select()
@@ -429,30 +423,9 @@ class Store:
     def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
         """The newest record of every (kind, subject), up to ``max_seq``: what the in-memory state is rebuilt from."""
         latest = self._latest_query(max_seq).subquery()
-        query = select(
-            latest.c.instance,
-            latest.c.connector_type,
-            latest.c.kind,
-            latest.c.subject_type,
-            latest.c.subject_id,
-            latest.c.observed_at,
-            latest.c.valid_until,
-            latest.c.controls,
-            latest.c.checks,
-        )
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                yield SubjectLatest(
-                    instance=r.instance,
-                    connector_type=r.connector_type,
-                    kind=r.kind,
-                    subject_type=r.subject_type,
-                    subject_id=r.subject_id,
-                    observed_at=r.observed_at,
-                    valid_until=r.valid_until,
-                    controls=json.loads(r.controls),
-                    checks=json.loads(r.checks),
-                )
+            for r in conn.execute(select(*_subject_latest_columns(latest.c))):
+                yield _subject_latest(r)
 
     def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
         """Stored records per (connector type, instance, kind), up to ``max_seq``."""

@@ -19,7 +19,8 @@ from collector.attestation import (
     sidecar_error,
 )
 from collector.connector import CollectContext, Connector
-from collector.mappings import Mappings, load_mappings
+from collector.errors import ConfigurationError
+from collector.mappings import Mappings
 from collector.model import Observation
 
 from .settings import AttestationsSettings
@@ -38,7 +39,11 @@ class AttestationsConnector(Connector[AttestationsSettings]):
     checks = ()
 
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
-        mappings = ctx.mappings or load_mappings()
+        mappings = ctx.mappings
+        if mappings is None:
+            raise ConfigurationError(
+                "attestations: the run context carries no control catalogs to check sidecars against"
+            )
         templates = load_templates(mappings.root / "attestation-templates", mappings)
         for sidecar in self._sidecars(ctx):
             observation = _observation(sidecar, mappings, templates, ctx)
