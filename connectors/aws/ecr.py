@@ -105,10 +105,6 @@ def _attributes(finding: dict[str, Any]) -> dict[str, str]:
     return {a.get("key", ""): a.get("value", "") for a in finding.get("attributes") or []}
 
 
-def _severity(value: object) -> str:
-    return normalise_severity(value)
-
-
 def _basic(finding: dict[str, Any]) -> Finding:
     attributes = _attributes(finding)
     return Finding(
@@ -116,7 +112,7 @@ def _basic(finding: dict[str, Any]) -> Finding:
         package=attributes.get("package_name") or None,
         installed_version=attributes.get("package_version") or None,
         fixed_version=None,
-        severity=_severity(finding.get("severity")),
+        severity=normalise_severity(finding.get("severity")),
         fixable=None,
     )
 
@@ -134,7 +130,7 @@ def _fixable(fixed_version: str | None, fix_available: object) -> bool | None:
 def _enhanced(finding: dict[str, Any]) -> list[Finding]:
     details = finding.get("packageVulnerabilityDetails") or {}
     vulnerability = str(details.get("vulnerabilityId") or finding.get("title") or finding.get("findingArn"))
-    severity = _severity(finding.get("severity"))
+    severity = normalise_severity(finding.get("severity"))
     out = []
     for package in details.get("vulnerablePackages") or [{}]:
         fixed = package.get("fixedInVersion")

@@ -9,20 +9,23 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.model import Subject
 
 from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity, parse_timestamp
 
 __all__ = [
+    "TRIVY_KEYS",
     "ReportError",
+    "TrivyKeys",
     "detect_format",
     "parse_grype",
     "parse_report",
     "parse_sarif",
     "parse_trivy",
     "parse_trivy_legacy",
+    "trivy_findings",
 ]
 
 
@@ -135,27 +138,52 @@ def _unknown_format(document: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- Trivy
 
 
-def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
+class TrivyKeys(NamedTuple):
+    """How a Trivy vulnerability record spells its fields: the CLI's JSON, or Trivy Operator's report."""
+
+    id: str
+    package: str
+    installed_version: str
+    fixed_version: str
+    severity: str
+
+
+TRIVY_KEYS = TrivyKeys("VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion", "Severity")
+
+
+def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS) -> list[Finding]:
+    """One array of Trivy vulnerabilities (``where`` names it); a fixed version makes a finding fixable.
+
+    A record without an id raises :class:`ReportError`.
+    """
     findings = []
-    for i, result in enumerate(results):
-        vulnerabilities = _obj(result, f"{where}[{i}]").get("Vulnerabilities")
-        for j, raw in enumerate(_items(vulnerabilities, f"{where}[{i}].Vulnerabilities")):
-            vulnerability = _obj(raw, f"{where}[{i}].Vulnerabilities[{j}]")
-            vulnerability_id = _text(vulnerability.get("VulnerabilityID"))
-            if vulnerability_id is None:
-                raise _Malformed(f"{where}[{i}].Vulnerabilities[{j}] has no VulnerabilityID")
-            fixed_version = _text(vulnerability.get("FixedVersion"))
-            findings.append(
-                Finding(
-                    id=vulnerability_id,
-                    package=_text(vulnerability.get("PkgName")),
-                    installed_version=_text(vulnerability.get("InstalledVersion")),
-                    fixed_version=fixed_version,
-                    severity=normalise_severity(vulnerability.get("Severity")),
-                    fixable=fixed_version is not None,
-                )
+    for j, raw in enumerate(_items(vulnerabilities, where)):
+        vulnerability = _obj(raw, f"{where}[{j}]")
+        vulnerability_id = _text(vulnerability.get(keys.id))
+        if vulnerability_id is None:
+            raise _Malformed(f"{where}[{j}] has no {keys.id}")
+        fixed_version = _text(vulnerability.get(keys.fixed_version))
+        findings.append(
+            Finding(
+                id=vulnerability_id,
+                package=_text(vulnerability.get(keys.package)),
+                installed_version=_text(vulnerability.get(keys.installed_version)),
+                fixed_version=fixed_version,
+                severity=normalise_severity(vulnerability.get(keys.severity)),
+                fixable=fixed_version is not None,
             )
+        )
     return findings
+
+
+def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
+    return [
+        finding
+        for i, result in enumerate(results)
+        for finding in trivy_findings(
+            _obj(result, f"{where}[{i}]").get("Vulnerabilities"), f"{where}[{i}].Vulnerabilities"
+        )
+    ]
 
 
 def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:

@@ -16,6 +16,7 @@ __all__ = [
     "Artifact",
     "Finding",
     "ScannedArtifact",
+    "count_by_severity",
     "deduplicate",
     "normalise_severity",
     "parse_timestamp",
@@ -113,7 +114,8 @@ def deduplicate(findings: Iterable[Finding]) -> list[Finding]:
     return [merged[key] for key in sorted(merged)]
 
 
-def _count(findings: Iterable[Finding]) -> dict[str, int]:
+def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
+    """How many findings have each severity, every severity present (0 when none)."""
     counts = dict.fromkeys(SEVERITIES, 0)
     for finding in findings:
         counts[finding.severity] += 1
@@ -138,8 +140,8 @@ def to_payload(scan: ScannedArtifact, *, observed_at_source: str) -> dict[str, A
         },
         "observed_at_source": observed_at_source,
         "fix_state_known": fix_state_known,
-        "severity_counts": _count(findings),
-        "fixable_counts": _count(f for f in findings if f.fixable) if fix_state_known else None,
+        "severity_counts": count_by_severity(findings),
+        "fixable_counts": count_by_severity(f for f in findings if f.fixable) if fix_state_known else None,
         "vulnerability_count": len(findings),
         "vulnerabilities": [
             {

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.model import Subject
+from connectors.container_scan.parsers import ReportError, TrivyKeys, trivy_findings
 from connectors.container_scan.scan import (
     SEVERITIES,
     Artifact,
     Finding,
     ScannedArtifact,
+    count_by_severity,
     deduplicate,
-    normalise_severity,
     parse_timestamp,
     to_payload,
 )
@@ -38,6 +39,7 @@ _SUMMARY_KEYS = {
     "LOW": "lowCount",
     "UNKNOWN": "unknownCount",
 }
+_OPERATOR_KEYS = TrivyKeys("vulnerabilityID", "resource", "installedVersion", "fixedVersion", "severity")
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -77,28 +79,11 @@ def _repository(report: Mapping[str, Any]) -> str:
 
 
 def _findings(vulnerabilities: Any, where: str) -> list[Finding]:
-    if vulnerabilities is None:
-        return []
-    if not isinstance(vulnerabilities, list):
-        raise ValueError(f"{where}: report.vulnerabilities is not an array")
-    findings = []
-    for i, raw in enumerate(vulnerabilities):
-        item = _obj(raw)
-        vulnerability_id = _text(item.get("vulnerabilityID"))
-        if vulnerability_id is None:
-            raise ValueError(f"{where}: report.vulnerabilities[{i}] has no vulnerabilityID")
-        fixed = _text(item.get("fixedVersion"))
-        findings.append(
-            Finding(
-                id=vulnerability_id,
-                package=_text(item.get("resource")),
-                installed_version=_text(item.get("installedVersion")),
-                fixed_version=fixed,
-                severity=normalise_severity(item.get("severity")),
-                fixable=fixed is not None,
-            )
-        )
-    return findings
+    """Trivy's vulnerability records as the operator spells them, read by ``container_scan``'s Trivy reader."""
+    try:
+        return trivy_findings(vulnerabilities, "report.vulnerabilities", _OPERATOR_KEYS)
+    except ReportError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _summary(report: Mapping[str, Any]) -> dict[str, int | None]:
@@ -151,9 +136,7 @@ def read_report(obj: Mapping[str, Any], where: str) -> VulnerabilityReport:
 
 def _report_entry(report: VulnerabilityReport) -> dict[str, Any]:
     """One report as listed in the payload: its workload container, its own summary and what it lists."""
-    listed = dict.fromkeys(SEVERITIES, 0)
-    for finding in deduplicate(report.scan.findings):
-        listed[finding.severity] += 1
+    listed = count_by_severity(deduplicate(report.scan.findings))
     summary = report.summary_counts
     return {
         **report.workload,

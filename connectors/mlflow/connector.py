@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +72,7 @@ class MlflowConnector(Connector[MlflowSettings]):
             for run in runs:
                 ctx.raise_if_cancelled()
                 yield self._run_observation(source, run, documentation, ctx)
-            yield from self._version_observations(source, {r.run_id: r for r in runs}, documentation, ctx)
+            yield from self._version_observations(source, runs, documentation, ctx)
             for model in source.logged_models(experiment_ids):
                 ctx.raise_if_cancelled()
                 yield Observation(
@@ -104,21 +104,21 @@ class MlflowConnector(Connector[MlflowSettings]):
         )
 
     def _version_observations(
-        self, source: MlflowSource, runs: dict[str, RunFacts], documentation: _Documentation, ctx: CollectContext
+        self, source: MlflowSource, collected: list[RunFacts], documentation: _Documentation, ctx: CollectContext
     ) -> Iterator[Observation]:
         models = {model.name: model for model in source.registered_models()}
         aliases = _aliases_by_version(models.values())
         entities = sorted(source.model_versions(), key=lambda v: (v.name, int(v.version)))
+        # source runs by id; None for one the server no longer has, so that it is asked for once only
+        runs: dict[str, RunFacts | None] = {run.run_id: run for run in collected}
         for entity in entities:
             ctx.raise_if_cancelled()
             version = version_from_entity(entity, aliases.get((entity.name, str(entity.version)), ()))
             run = None
             if version.run_id is not None:
                 if version.run_id not in runs:
-                    fetched = source.run(version.run_id)
-                    if fetched is not None:
-                        runs[version.run_id] = fetched
-                run = runs.get(version.run_id)
+                    runs[version.run_id] = source.run(version.run_id)
+                run = runs[version.run_id]
             card = documentation.of(run) if run is not None else {"listed": False, "found": [], "error": None}
             yield Observation(
                 kind=VERSION_KIND,
@@ -129,9 +129,8 @@ class MlflowConnector(Connector[MlflowSettings]):
             )
 
 
-def _aliases_by_version(models: Any) -> dict[tuple[str, str], list[str]]:
+def _aliases_by_version(models: Iterable[RegisteredModelFacts]) -> dict[tuple[str, str], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
-    model: RegisteredModelFacts
     for model in models:
         for alias, number in model.aliases.items():
             found.setdefault((model.name, number), []).append(alias)

@@ -8,8 +8,9 @@ exports and live servers go through the same evidence code.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 __all__ = [
@@ -112,6 +113,9 @@ class LoggedModelFacts:
 
 # ------------------------------------------------------------------------------------------- small readers
 
+Getter = Callable[[str], Any]
+"""Reads one named field: ``partial(getattr, entity)`` for a client entity, ``mapping.get`` for JSON."""
+
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
@@ -182,13 +186,29 @@ def _unwrap(document: Any, what: str) -> Mapping[str, Any]:
 # ------------------------------------------------------------------------------------------- runs
 
 
-def _dataset(dataset: Any, tags: Mapping[str, str]) -> DatasetFacts:
+def _dataset(get: Getter, tags: Mapping[str, str]) -> DatasetFacts:
     return DatasetFacts(
-        name=dataset.name or "",
-        digest=_text(dataset.digest),
-        source_type=_text(dataset.source_type),
-        source=_text(dataset.source),
+        name=str(get("name") or ""),
+        digest=_text(get("digest")),
+        source_type=_text(get("source_type")),
+        source=_text(get("source")),
         context=_text(tags.get(CONTEXT_TAG)),
+    )
+
+
+def _run(info: Getter, run_id: str, experiment_id: str) -> RunFacts:
+    """The fields a client ``RunInfo`` and a JSON ``info`` object name alike; params, metrics, tags,
+    datasets and outputs are left empty for the caller to fill in."""
+    return RunFacts(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        run_name=_text(info("run_name")),
+        user_id=_text(info("user_id")),
+        status=_text(info("status")),
+        lifecycle_stage=_text(info("lifecycle_stage")),
+        start_time_ms=_millis(info("start_time")),
+        end_time_ms=_millis(info("end_time")),
+        artifact_uri=_text(info("artifact_uri")),
     )
 
 
@@ -197,20 +217,12 @@ def run_from_entity(run: Any) -> RunFacts:
     info, data = run.info, run.data
     inputs = run.inputs.dataset_inputs if run.inputs is not None else []
     outputs = run.outputs.model_outputs if run.outputs is not None else []
-    return RunFacts(
-        run_id=info.run_id,
-        experiment_id=str(info.experiment_id),
-        run_name=_text(info.run_name),
-        user_id=_text(info.user_id),
-        status=_text(info.status),
-        lifecycle_stage=_text(info.lifecycle_stage),
-        start_time_ms=_millis(info.start_time),
-        end_time_ms=_millis(info.end_time),
-        artifact_uri=_text(info.artifact_uri),
+    return replace(
+        _run(partial(getattr, info), info.run_id, str(info.experiment_id)),
         params=dict(data.params),
         metrics={k: float(v) for k, v in data.metrics.items()},
         tags=dict(data.tags),
-        datasets=tuple(_dataset(i.dataset, {t.key: t.value for t in i.tags}) for i in inputs),
+        datasets=tuple(_dataset(partial(getattr, i.dataset), {t.key: t.value for t in i.tags}) for i in inputs),
         model_outputs=tuple(sorted(o.model_id for o in outputs)),
     )
 
@@ -218,15 +230,7 @@ def run_from_entity(run: Any) -> RunFacts:
 def _dataset_from_json(raw: Any, where: str) -> DatasetFacts:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("dataset"), Mapping):
         raise ExportError(f"{where} has no dataset object")
-    dataset = raw["dataset"]
-    tags = _pairs(raw.get("tags"), f"{where}.tags")
-    return DatasetFacts(
-        name=str(dataset.get("name") or ""),
-        digest=_text(dataset.get("digest")),
-        source_type=_text(dataset.get("source_type")),
-        source=_text(dataset.get("source")),
-        context=_text(tags.get(CONTEXT_TAG)),
-    )
+    return _dataset(raw["dataset"].get, _pairs(raw.get("tags"), f"{where}.tags"))
 
 
 def run_from_json(document: Any) -> RunFacts:
@@ -239,16 +243,8 @@ def run_from_json(document: Any) -> RunFacts:
     data = _object_or(body.get("data"), body)
     inputs = _object_or(body.get("inputs"), {})
     outputs = _object_or(body.get("outputs"), {})
-    return RunFacts(
-        run_id=str(info.get("run_id") or info.get("run_uuid")),
-        experiment_id=str(info.get("experiment_id") or ""),
-        run_name=_text(info.get("run_name")),
-        user_id=_text(info.get("user_id")),
-        status=_text(info.get("status")),
-        lifecycle_stage=_text(info.get("lifecycle_stage")),
-        start_time_ms=_millis(info.get("start_time")),
-        end_time_ms=_millis(info.get("end_time")),
-        artifact_uri=_text(info.get("artifact_uri")),
+    return replace(
+        _run(info.get, str(info.get("run_id") or info.get("run_uuid")), str(info.get("experiment_id") or "")),
         params=_pairs(data.get("params"), "params"),
         metrics=_metrics(data.get("metrics"), "metrics"),
         tags=_pairs(data.get("tags"), "tags"),
@@ -272,24 +268,29 @@ def registered_model_from_entity(model: Any) -> RegisteredModelFacts:
     )
 
 
+def _version(get: Getter, name: str, number: str, aliases: Iterable[str], tags: dict[str, str]) -> VersionFacts:
+    """The fields a client ``ModelVersion`` and a JSON model version name alike."""
+    return VersionFacts(
+        name=name,
+        version=number,
+        status=_text(get("status")),
+        current_stage=_text(get("current_stage")),
+        description=_text(get("description")),
+        user_id=_text(get("user_id")),
+        creation_ms=_millis(get("creation_timestamp")),
+        last_updated_ms=_millis(get("last_updated_timestamp")),
+        source=_text(get("source")),
+        run_id=_text(get("run_id")),
+        model_id=_text(get("model_id")),
+        aliases=tuple(sorted({*(str(a) for a in get("aliases") or []), *aliases})),
+        tags=tags,
+    )
+
+
 def version_from_entity(version: Any, aliases: Iterable[str] = ()) -> VersionFacts:
     """From an ``mlflow.entities.model_registry.ModelVersion``; ``aliases`` from its registered model,
     because ``search_model_versions`` leaves a version's own alias list empty."""
-    return VersionFacts(
-        name=version.name,
-        version=str(version.version),
-        status=_text(version.status),
-        current_stage=_text(version.current_stage),
-        description=_text(version.description),
-        user_id=_text(version.user_id),
-        creation_ms=_millis(version.creation_timestamp),
-        last_updated_ms=_millis(version.last_updated_timestamp),
-        source=_text(version.source),
-        run_id=_text(version.run_id),
-        model_id=_text(version.model_id),
-        aliases=tuple(sorted({*(version.aliases or []), *aliases})),
-        tags=dict(version.tags or {}),
-    )
+    return _version(partial(getattr, version), version.name, str(version.version), aliases, dict(version.tags or {}))
 
 
 def _exported_aliases(model: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, str]:
@@ -338,22 +339,8 @@ def _version_from_json(raw: Any, where: str, aliases_by_version: Mapping[str, li
     if not isinstance(raw, Mapping) or not _text(raw.get("name")) or raw.get("version") in (None, ""):
         raise ExportError(f"{where} needs a name and a version")
     number = str(raw["version"])
-    own = [str(a) for a in raw.get("aliases") or []]
-    return VersionFacts(
-        name=str(raw["name"]),
-        version=number,
-        status=_text(raw.get("status")),
-        current_stage=_text(raw.get("current_stage")),
-        description=_text(raw.get("description")),
-        user_id=_text(raw.get("user_id")),
-        creation_ms=_millis(raw.get("creation_timestamp")),
-        last_updated_ms=_millis(raw.get("last_updated_timestamp")),
-        source=_text(raw.get("source")),
-        run_id=_text(raw.get("run_id")),
-        model_id=_text(raw.get("model_id")),
-        aliases=tuple(sorted({*own, *aliases_by_version.get(number, [])})),
-        tags=_pairs(raw.get("tags"), f"{where}.tags"),
-    )
+    tags = _pairs(raw.get("tags"), f"{where}.tags")
+    return _version(raw.get, str(raw["name"]), number, aliases_by_version.get(number, []), tags)
 
 
 def logged_model_from_entity(model: Any) -> LoggedModelFacts:

@@ -177,12 +177,17 @@ class MlflowSource:
 
     def run(self, run_id: str) -> RunFacts | None:
         """The run, or ``None`` when the server no longer has it (purged)."""
-        try:
-            return run_from_entity(self.client.get_run(run_id))
-        except MlflowException as exc:
-            if _http_status(exc) == 404:
-                return None
-            raise self._translated(exc, f"reading run {run_id}") from exc
+
+        def get(run_id: str) -> Any:
+            try:
+                return self.client.get_run(run_id)
+            except MlflowException as exc:
+                if _http_status(exc) == 404:
+                    return None
+                raise
+
+        found = self.call(f"reading run {run_id}", get, run_id)
+        return run_from_entity(found) if found is not None else None
 
     def artifact_paths(self, run: RunFacts, directories: Sequence[str]) -> list[str]:
         """Every artifact path directly under each directory of the run (``""`` is the root), read from the
@@ -198,10 +203,6 @@ class MlflowSource:
         for directory in directories:
             paths.extend(info.path for info in self.call(what, list_under, directory or None))
         return paths
-
-    def _translated(self, exc: MlflowException, what: str) -> Exception:
-        translated = translate(exc, self.uri, what)
-        return exc if translated is exc else translated
 
     # ------------------------------------------------------------------------------------- registry
 
