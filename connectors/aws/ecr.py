@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from collector.errors import SkippableError
 from collector.model import Subject
-from connectors.container_scan.scan import Artifact, Finding, ScannedArtifact, normalise_severity, parse_timestamp
+from collector.timestamps import parse_timestamp
+from connectors.container_scan.scan import Artifact, Finding, ScannedArtifact, normalise_severity
 
 from .settings import EcrSettings
 from .shapes import error_code

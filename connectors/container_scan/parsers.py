@@ -12,8 +12,9 @@ from pathlib import PurePath
 from typing import Any, NamedTuple
 
 from collector.model import Subject
+from collector.timestamps import parse_timestamp
 
-from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity, parse_timestamp
+from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity
 
 __all__ = [
     "TRIVY_KEYS",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from collector.model import Subject
@@ -19,15 +18,12 @@ __all__ = [
     "count_by_severity",
     "deduplicate",
     "normalise_severity",
-    "parse_timestamp",
     "to_payload",
 ]
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEVERITY_RANK = {"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 _SEVERITY_ALIASES = {"NEGLIGIBLE": "LOW", "INFORMATIONAL": "LOW"}  # grype, ECR basic scanning
-
-_NANOSECONDS = re.compile(r"(\.\d{6})\d+")
 
 
 def normalise_severity(value: object) -> str:
@@ -37,24 +33,6 @@ def normalise_severity(value: object) -> str:
     word = value.strip().upper()
     word = _SEVERITY_ALIASES.get(word, word)
     return word if word in SEVERITY_RANK else "UNKNOWN"
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """RFC 3339 with up to nanoseconds (trimmed to microseconds), as UTC; ``None`` if absent or unusable.
-
-    Naive times are taken as UTC (SARIF's ``*Utc`` fields). Go's zero time (year 1) means "not set".
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(_NANOSECONDS.sub(r"\1", value.strip()))
-    except ValueError:
-        return None
-    if parsed.year <= 1:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.model import Subject
+from collector.timestamps import parse_timestamp
 from connectors.container_scan.parsers import ReportError, TrivyKeys, trivy_findings
 from connectors.container_scan.scan import (
     SEVERITIES,
@@ -23,7 +24,6 @@ from connectors.container_scan.scan import (
     ScannedArtifact,
     count_by_severity,
     deduplicate,
-    parse_timestamp,
     to_payload,
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from collector.connector import Check
 from collector.model import CheckResult, Observation, Outcome
+from collector.timestamps import parse_timestamp
 
 from .payloads import SourceRun
 from .settings import MlflowSettings
@@ -124,11 +125,7 @@ def parse_approval_time(value: str | None) -> datetime | None:
     if text.replace(".", "", 1).isdigit():
         number = float(text)
         return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_timestamp(text)
 
 
 def _approval_order(

@@ -8,12 +8,13 @@ metadata) parse to nothing; any other shape raises :class:`ReportError` saying w
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from collector.timestamps import parse_timestamp
 
 __all__ = [
     "ASPECTS",
@@ -22,7 +23,6 @@ __all__ = [
     "ReportError",
     "is_baseline",
     "parse_document",
-    "parse_timestamp",
     "violations_report",
 ]
 
@@ -49,17 +49,6 @@ class MonitorReport:
     tool_version: str | None
     generated_at: datetime | None
     summary: dict[str, Any]
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """ISO 8601 or Evidently's ``YYYY-MM-DD HH:MM:SS.ffffff``; naive times are taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.strip()))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _number(value: object) -> float | None:

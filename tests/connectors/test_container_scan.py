@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from collector.canonical import canonical_json
 from collector.connector import CollectContext, Problem, RunCancelled, load_connector
 from collector.model import Observation, Outcome, Subject
+from collector.timestamps import parse_timestamp
 from connectors.container_scan import (
     NO_FIXABLE_VULNS,
     SCAN_RECENT,
@@ -23,7 +24,6 @@ from connectors.container_scan import (
 )
 from connectors.container_scan.connector import read_report
 from connectors.container_scan.parsers import ReportError
-from connectors.container_scan.scan import parse_timestamp
 
 FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures"
 SAMPLES = Path(__file__).parents[1] / "data" / "scans"
