@@ -16,7 +16,7 @@ from typing import Any
 from collector.attestation import AttestationTemplate, load_templates
 from collector.config import LoadedConfig
 from collector.connector import available_connectors, load_connector
-from collector.freshness import Freshness, classify_age, classify_expiry
+from collector.freshness import Freshness, KindEvidence, control_freshness
 from collector.mappings import Control, Mappings
 from collector.model import ControlRef
 
@@ -280,10 +280,7 @@ def _attested(
         if not km.declared_controls or (str(ref), kind) not in newest:
             continue
         observed_at, valid_until = newest[(str(ref), kind)]
-        if valid_until is not None:
-            status = classify_expiry(now, valid_until, km.freshness.at_risk)
-        else:
-            status = classify_age(now - observed_at, km.freshness)
+        status = control_freshness(ref, [KindEvidence(kind, km.freshness, observed_at, valid_until)], now).status
         out.append(AttestedEvidence(kind, observed_at, valid_until, status))
     return tuple(out)
 

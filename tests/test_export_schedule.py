@@ -108,6 +108,15 @@ def run_once(loaded: LoadedConfig, store: Store, at: datetime, state: State | No
     return run_scheduled_export(loaded.app.exports[0], loaded, store, state, clock=Clock(at), **kw)
 
 
+def run_once_on(loaded: LoadedConfig, url: str, at: datetime, state: State | None = None) -> ExportRun:
+    """:func:`run_once` on a store of its own, disposed before the test looks at what was left behind."""
+    store = Store(url)
+    try:
+        return run_once(loaded, store, at, state)
+    finally:
+        store.dispose()
+
+
 @pytest.fixture
 def summary_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The ``export_finished`` lines the real logging chain writes (JSON), whatever earlier tests configured."""
@@ -287,11 +296,7 @@ def test_an_unwritable_destination_is_a_failed_run_that_leaves_nothing(
     blocker.write_text("a file where the destination's parent should be")
     loaded = loaded_with(tmp_path, sqlite_url, nightly(blocker / "bundles", key_file))
     state = State()
-    store = Store(sqlite_url)
-    try:
-        run = run_once(loaded, store, RUN_AT, state)
-    finally:
-        store.dispose()
+    run = run_once_on(loaded, sqlite_url, RUN_AT, state)
     assert run.outcome == "failed"
     assert "NotADirectoryError" in str(run.error)
     (line,) = summary_lines()
@@ -315,11 +320,7 @@ def test_an_export_failing_mid_write_leaves_no_partial_bundle(
     seed(sqlite_url, mappings)
     out = tmp_path / "bundles"
     loaded = loaded_with(tmp_path, sqlite_url, nightly(out, key_file, controls="[CC6.1]"))
-    store = Store(sqlite_url)
-    try:
-        run = run_once(loaded, store, RUN_AT)
-    finally:
-        store.dispose()
+    run = run_once_on(loaded, sqlite_url, RUN_AT)
     assert run.outcome == "failed"
     assert run.error is not None and "nothing to export" in run.error
     assert list(out.iterdir()) == []
@@ -404,11 +405,7 @@ def test_a_missing_bucket_is_a_failed_run_and_nothing_is_left_locally(
     spool.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(spool))
     loaded = loaded_with(tmp_path, sqlite_url, nightly("s3://no-such-bucket/soc2", key_file))
-    store = Store(sqlite_url)
-    try:
-        run = run_once(loaded, store, RUN_AT)
-    finally:
-        store.dispose()
+    run = run_once_on(loaded, sqlite_url, RUN_AT)
     assert run.outcome == "failed"
     assert run.error is not None
     assert "NoSuchBucket" in run.error

@@ -21,6 +21,7 @@ from collector.export.signing import SIGNING_KEY_ENV, fingerprint, public_key_b6
 from collector.logging import configure_logging
 from collector.mappings import load_mappings
 from collector.store.records import chain_hash
+from collector.store.schema import UTCDateTime, evidence
 from tests.test_export_bundle import CONTROL_FILE, ClockedStore, day, make_store
 
 SIGNER = Ed25519PrivateKey.generate()
@@ -193,19 +194,12 @@ def test_a_record_rechained_onto_a_forged_predecessor_fails(bundle: Path, tmp_pa
         verify_bundle(forged)
 
 
-CHAINED_TEXT = (
-    "id",
-    "run_id",
-    "connector_type",
-    "instance",
-    "connector_version",
-    "kind",
-    "subject_type",
-    "subject_id",
-    "content_sha256",
-    "source",
-    "config_hash",
+CHAINED_TEXT = tuple(
+    c.name
+    for c in evidence.columns
+    if not isinstance(c.type, UTCDateTime) and c.name not in ("seq", "controls", "checks", "prev_hash", "chain_hash")
 )
+"""The evidence columns the chain hash takes as they are stored (text): all but the times, the JSON and the links."""
 
 
 def test_a_damaged_zip_fails(bundle: Path, tmp_path: Path) -> None:

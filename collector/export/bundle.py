@@ -289,14 +289,16 @@ class _Collected:
 
 
 class _Tags:
-    """Control tags of records, parsed once per distinct ``controls`` text (a run's records share it)."""
+    """Control tags of records, parsed once per distinct ``controls`` text (a run's records share it); each control
+    in scope comes with the name of its evidence file, worked out once per export."""
 
     def __init__(self, scope: Mapping[str, ControlRef]) -> None:
-        self._scope = scope
-        self._in_scope: dict[str, list[ControlRef]] = {}
+        self._scope = {tag: (ref, control_file_name(ref.framework, ref.control)) for tag, ref in scope.items()}
+        self._in_scope: dict[str, list[tuple[ControlRef, str]]] = {}
         self._all: dict[str, list[str]] = {}
 
-    def in_scope(self, controls_json: str) -> list[ControlRef]:
+    def in_scope(self, controls_json: str) -> list[tuple[ControlRef, str]]:
+        """The controls in scope a record is tagged with, each with its evidence file."""
         refs = self._in_scope.get(controls_json)
         if refs is None:
             refs = [self._scope[t] for t in self.all(controls_json) if t in self._scope]
@@ -346,8 +348,8 @@ def _spool_records(rows: Iterable[Any], tags: _Tags, batches: _Batches, collecte
                 "(run `evidence-collector verify`)"
             )
         line = record_line(row)
-        for ref in refs:
-            batches.add(control_file_name(ref.framework, ref.control), line)
+        for ref, file_name in refs:
+            batches.add(file_name, line)
             collected.records_per_control[ref] += 1
         collected.records += 1
         batches.record_done()
@@ -360,7 +362,7 @@ def _tally_outcomes(rows: Iterable[Any], tags: _Tags, mappings: Mappings, collec
         refs = tags.in_scope(row.controls)
         if refs:
             checks = json.loads(row.checks)
-            for ref in refs:
+            for ref, _ in refs:
                 mapped = mappings.checks_by_control.get(ref, ())
                 per_check = collected.outcomes.setdefault(ref, {})
                 for check in checks:

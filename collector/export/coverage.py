@@ -129,10 +129,7 @@ class CoverageSweep:
     def finish(self) -> ControlCoverage:
         if self.period is not None:
             self._advance(self.period.end)
-            if self._open_gap is not None:
-                start, reason, newest = self._open_gap
-                self._gaps.append(Gap(start, self.period.end, reason, newest))
-                self._open_gap = None
+            self._close_gap(self.period.end)
         return ControlCoverage(self.ref, self.period, tuple(self._gaps), self.freshness_now())
 
     def freshness_now(self) -> ControlFreshness:

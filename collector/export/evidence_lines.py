@@ -15,7 +15,7 @@ from typing import Any
 
 from collector.canonical import canonical_json, sha256_hex
 from collector.export.queries import iso_utc
-from collector.store.records import chain_hash
+from collector.store.records import record_link
 
 __all__ = ["control_file_name", "record_line", "record_problem"]
 
@@ -59,6 +59,16 @@ def _time(value: Any) -> datetime:
     return datetime.fromisoformat(value)
 
 
+class _Fields:
+    """A bundle line's fields as the attributes :func:`record_link` reads; a missing one is a ``KeyError``."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__ = fields
+
+    def __getattr__(self, name: str) -> Any:
+        raise KeyError(name)
+
+
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why a bundle line does not match its own hashes, or None when its content and chain link hold."""
     if record.get("payload") is None:
@@ -66,25 +76,20 @@ def record_problem(record: dict[str, Any]) -> str | None:
     if sha256_hex(canonical_json(record["payload"])) != record["content_sha256"]:
         return "payload does not match its content SHA-256"
     valid_until = record["valid_until"]
-    expected = chain_hash(
+    fields = _Fields(
+        {
+            **record,
+            "observed_at": _time(record["observed_at"]),
+            "valid_until": None if valid_until is None else _time(valid_until),
+            "collected_at": _time(record["collected_at"]),
+        }
+    )
+    expected = record_link(
         record["prev_hash"],
-        id=record["id"],
-        run_id=record["run_id"],
-        connector_type=record["connector_type"],
-        instance=record["instance"],
-        connector_version=record["connector_version"],
-        kind=record["kind"],
-        subject_type=record["subject_type"],
-        subject_id=record["subject_id"],
-        observed_at=_time(record["observed_at"]),
-        valid_until=None if valid_until is None else _time(valid_until),
-        collected_at=_time(record["collected_at"]),
-        stored_at=_time(record["stored_at"]),
-        content_sha256=record["content_sha256"],
-        source=record["source"],
-        config_hash=record["config_hash"],
-        controls_json=json.dumps(record["controls"]),
-        checks_json=json.dumps(record["checks"], sort_keys=True),
+        fields,
+        _time(record["stored_at"]),
+        json.dumps(record["controls"]),
+        json.dumps(record["checks"], sort_keys=True),
     )
     if expected != record["chain_hash"]:
         return "fields do not match the record's chain hash"

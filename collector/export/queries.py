@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, String, func, or_, select, type_coerce
 
-from collector.store.schema import evidence, evidence_content
+from collector.store.schema import UTCDateTime, evidence, evidence_content
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -33,28 +33,11 @@ __all__ = [
 
 PAGE_ROWS = 5000
 
-_TIMES = ("observed_at", "valid_until", "collected_at", "stored_at")
-_PLAIN = (
-    "seq",
-    "id",
-    "run_id",
-    "connector_type",
-    "instance",
-    "connector_version",
-    "kind",
-    "subject_type",
-    "subject_id",
-    "content_sha256",
-    "source",
-    "config_hash",
-    "controls",
-    "checks",
-    "prev_hash",
-    "chain_hash",
-)
+_TIMES: tuple[str, ...] = tuple(c.name for c in evidence.columns if isinstance(c.type, UTCDateTime))
+_PLAIN: tuple[str, ...] = tuple(c.name for c in evidence.columns if c.name not in _TIMES)
 RECORD_COLUMNS: tuple[str, ...] = (*_PLAIN, *_TIMES)
-"""Column order of record rows (then ``payload``, when asked for); times come back raw (a string on SQLite)
-for speed: use :func:`iso_utc`."""
+"""Column order of record rows (then ``payload``, when asked for): the evidence table's columns in table order,
+times last. Times come back raw (a string on SQLite) for speed: use :func:`iso_utc`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class _EvidenceCheck:
             record = json.loads(raw)
             problem = record_problem(record)
             seq, prev_hash, chain = int(record["seq"]), record["prev_hash"], record["chain_hash"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: a line not an object
             self.problem = f"{where}: not a well-formed evidence record ({type(exc).__name__}: {exc})"
             return
         if problem is not None:
