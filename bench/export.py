@@ -22,13 +22,14 @@ import uuid
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector.canonical import canonical_json, sha256_hex  # noqa: E402
 from collector.store import Store  # noqa: E402
-from collector.store.records import GENESIS_HASH, chain_hash  # noqa: E402
+from collector.store.records import GENESIS_HASH, record_link  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SUBJECTS = 1000
@@ -77,26 +78,13 @@ def seed(path: Path, records: int) -> tuple[datetime, datetime]:
             [{"id": "container.no_fixable_vulns", "message": "scripted", "result": result}], sort_keys=True
         )
         record_id = str(uuid.UUID(int=seq))
-        link = chain_hash(
-            prev,
-            id=record_id,
-            run_id=run_id,
-            connector_type="container_scan",
-            instance="bench",
-            connector_version="1.0",
-            kind="container.scan",
-            subject_type="container_image",
-            subject_id=subject,
-            observed_at=observed_at,
-            valid_until=None,
-            collected_at=stored_at,
-            stored_at=stored_at,
-            content_sha256=content,
-            source="bench://scan",
+        fields = SimpleNamespace(
+            id=record_id, run_id=run_id, connector_type="container_scan", instance="bench", connector_version="1.0",
+            kind="container.scan", subject_type="container_image", subject_id=subject, observed_at=observed_at,
+            valid_until=None, collected_at=stored_at, content_sha256=content, source="bench://scan",
             config_hash="c" * 64,
-            controls_json=CONTROLS_JSON,
-            checks_json=checks_json,
-        )
+        )  # fmt: skip
+        link = record_link(prev, fields, stored_at, CONTROLS_JSON, checks_json)
         contents.append((content, payload.decode(), len(payload)))
         t_obs, t_stored = _sqlite_time(observed_at), _sqlite_time(stored_at)
         rows.append(

@@ -6,12 +6,13 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
 from collector.canonical import canonical_json, sha256_hex
 from collector.store import Store
-from collector.store.records import chain_hash
+from collector.store.records import record_link
 from collector.store.schema import chain_head, collection_runs, evidence, evidence_content
 
 __all__ = ["payload_for", "seed_records"]
@@ -87,12 +88,7 @@ def seed_records(
                     "controls": controls_json,
                     "checks": "[]",
                 }
-                link = chain_hash(
-                    prev,
-                    **{k: v for k, v in rec.items() if k not in ("controls", "checks")},
-                    controls_json=controls_json,
-                    checks_json="[]",
-                )
+                link = record_link(prev, SimpleNamespace(**rec), when, controls_json, "[]")
                 rows.append({**rec, "prev_hash": prev, "chain_hash": link})
                 prev = link
             existing = set(

@@ -8,6 +8,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +21,7 @@ from collector.export import BundleMismatch, build_request, export_bundle, verif
 from collector.export.signing import SIGNING_KEY_ENV, fingerprint, public_key_b64
 from collector.logging import configure_logging
 from collector.mappings import load_mappings
-from collector.store.records import chain_hash
+from collector.store.records import record_link
 from collector.store.schema import UTCDateTime, evidence
 from tests.test_export_bundle import CONTROL_FILE, ClockedStore, day, make_store
 
@@ -178,15 +179,18 @@ def test_a_record_rechained_onto_a_forged_predecessor_fails(bundle: Path, tmp_pa
     first, second = json.loads(lines[0]), json.loads(lines[1])
     assert second["seq"] == first["seq"] + 1
     second["prev_hash"] = "f" * 64
-    second["chain_hash"] = chain_hash(
-        second["prev_hash"],
+    chained = SimpleNamespace(
         **{k: second[k] for k in CHAINED_TEXT},
         observed_at=datetime.fromisoformat(second["observed_at"]),
         valid_until=None,
         collected_at=datetime.fromisoformat(second["collected_at"]),
-        stored_at=datetime.fromisoformat(second["stored_at"]),
-        controls_json=json.dumps(second["controls"]),
-        checks_json=json.dumps(second["checks"], sort_keys=True),
+    )
+    second["chain_hash"] = record_link(
+        second["prev_hash"],
+        chained,
+        datetime.fromisoformat(second["stored_at"]),
+        json.dumps(second["controls"]),
+        json.dumps(second["checks"], sort_keys=True),
     )
     lines[1] = (json.dumps(second) + "\n").encode()
     forged = write(tmp_path / "t.zip", resign({**content, CONTROL_FILE: b"".join(lines)}, SIGNER))

@@ -296,29 +296,8 @@ class Store:
             return []
         first_seq = last_seq - len(rows) + 1
         return [
-            StoredRecord(
-                seq=first_seq + offset,
-                id=rec.id,
-                run_id=rec.run_id,
-                connector_type=rec.connector_type,
-                instance=rec.instance,
-                connector_version=rec.connector_version,
-                kind=rec.kind,
-                subject_type=rec.subject_type,
-                subject_id=rec.subject_id,
-                observed_at=rec.observed_at,
-                valid_until=rec.valid_until,
-                collected_at=rec.collected_at,
-                stored_at=stored_at,
-                content_sha256=rec.content_sha256,
-                source=rec.source,
-                config_hash=rec.config_hash,
-                controls=rec.controls,
-                checks=rec.checks,
-                prev_hash=link_prev,
-                chain_hash=link,
-            )
-            for offset, (rec, (link_prev, link)) in enumerate(zip(records, links, strict=True))
+            StoredRecord.from_prepared(rec, seq=first_seq + offset, stored_at=stored_at, prev_hash=p, chain_hash=link)
+            for offset, (rec, (p, link)) in enumerate(zip(records, links, strict=True))
         ]
 
     def _insert_evidence(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
@@ -16,7 +16,6 @@ __all__ = [
     "PreparedRecord",
     "RunRecord",
     "StoredRecord",
-    "chain_hash",
     "iso",
     "record_link",
 ]
@@ -30,9 +29,9 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-@dataclass(slots=True)
-class PreparedRecord:
-    """An observation after the core added ids, hashes, tags and check results; not yet stored."""
+@dataclass(slots=True, kw_only=True)
+class _ChainedFields:
+    """The fields a record's chain hash covers (with its stored time and the controls/checks JSON)."""
 
     id: str
     run_id: str
@@ -43,14 +42,20 @@ class PreparedRecord:
     subject_type: str
     subject_id: str
     observed_at: datetime
+    valid_until: datetime | None
     collected_at: datetime
     content_sha256: str
-    payload_json: str
-    valid_until: datetime | None
     source: str
     config_hash: str
     controls: list[str]
     checks: list[dict[str, Any]]
+
+
+@dataclass(slots=True, kw_only=True)
+class PreparedRecord(_ChainedFields):
+    """An observation after the core added ids, hashes, tags and check results; not yet stored."""
+
+    payload_json: str
     checks_json: str = ""
 
     def __post_init__(self) -> None:
@@ -72,26 +77,14 @@ class RunRecord:
     config_hash: str = ""
 
 
-@dataclass(slots=True)
-class StoredRecord:
+_CHAINED = tuple(f.name for f in fields(_ChainedFields))
+_JSON_COLUMNS = ("controls", "checks")
+
+
+@dataclass(slots=True, kw_only=True)
+class StoredRecord(_ChainedFields):
     seq: int
-    id: str
-    run_id: str
-    connector_type: str
-    instance: str
-    connector_version: str
-    kind: str
-    subject_type: str
-    subject_id: str
-    observed_at: datetime
-    valid_until: datetime | None
-    collected_at: datetime
     stored_at: datetime
-    content_sha256: str
-    source: str
-    config_hash: str
-    controls: list[str]
-    checks: list[dict[str, Any]]
     prev_hash: str
     chain_hash: str
     payload: Any = None
@@ -99,117 +92,88 @@ class StoredRecord:
     @classmethod
     def from_row(cls, row: Any, payload: Any = None) -> StoredRecord:
         m = row._mapping
+        plain = {name: m[name] for name in _CHAINED if name not in _JSON_COLUMNS}
         return cls(
-            seq=m["seq"],
-            id=m["id"],
-            run_id=m["run_id"],
-            connector_type=m["connector_type"],
-            instance=m["instance"],
-            connector_version=m["connector_version"],
-            kind=m["kind"],
-            subject_type=m["subject_type"],
-            subject_id=m["subject_id"],
-            observed_at=m["observed_at"],
-            valid_until=m["valid_until"],
-            collected_at=m["collected_at"],
-            stored_at=m["stored_at"],
-            content_sha256=m["content_sha256"],
-            source=m["source"],
-            config_hash=m["config_hash"],
+            **plain,
             controls=json.loads(m["controls"]),
             checks=json.loads(m["checks"]),
+            seq=m["seq"],
+            stored_at=m["stored_at"],
             prev_hash=m["prev_hash"],
             chain_hash=m["chain_hash"],
             payload=payload,
         )
 
+    @classmethod
+    def from_prepared(
+        cls, rec: PreparedRecord, *, seq: int, stored_at: datetime, prev_hash: str, chain_hash: str
+    ) -> StoredRecord:
+        return cls(
+            **{name: getattr(rec, name) for name in _CHAINED},
+            seq=seq,
+            stored_at=stored_at,
+            prev_hash=prev_hash,
+            chain_hash=chain_hash,
+        )
 
-def chain_hash(
-    prev_hash: str,
-    *,
-    id: str,
-    run_id: str,
-    connector_type: str,
-    instance: str,
-    connector_version: str,
-    kind: str,
-    subject_type: str,
-    subject_id: str,
-    observed_at: datetime,
-    valid_until: datetime | None,
-    collected_at: datetime,
-    stored_at: datetime,
-    content_sha256: str,
-    source: str,
-    config_hash: str,
-    controls_json: str,
-    checks_json: str,
-) -> str:
-    """SHA-256 over the previous link and every stored field of the row, joined by U+001F (UNIT SEPARATOR).
 
-    No field can contain U+001F: identifiers are validated at the observation, JSON fields escape it."""
+class _RecordFields(Protocol):
+    """What :func:`record_link` reads: a prepared or stored record, or a bundle line's fields."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def connector_type(self) -> str: ...
+    @property
+    def instance(self) -> str: ...
+    @property
+    def connector_version(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject_type(self) -> str: ...
+    @property
+    def subject_id(self) -> str: ...
+    @property
+    def observed_at(self) -> datetime: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+    @property
+    def collected_at(self) -> datetime: ...
+    @property
+    def content_sha256(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def config_hash(self) -> str: ...
+
+
+def record_link(prev_hash: str, rec: _RecordFields, stored_at: datetime, controls_json: str, checks_json: str) -> str:
+    """The chain hash: SHA-256 over the previous link and every stored field of the row, joined by U+001F (UNIT
+    SEPARATOR). No field can contain U+001F: identifiers are validated at the observation, JSON fields escape it."""
     return sha256_hex(
         FIELD_SEPARATOR.join(
             (
                 prev_hash,
-                id,
-                run_id,
-                connector_type,
-                instance,
-                connector_version,
-                kind,
-                subject_type,
-                subject_id,
-                iso(observed_at),
-                iso(valid_until) if valid_until is not None else "",
-                iso(collected_at),
+                rec.id,
+                rec.run_id,
+                rec.connector_type,
+                rec.instance,
+                rec.connector_version,
+                rec.kind,
+                rec.subject_type,
+                rec.subject_id,
+                iso(rec.observed_at),
+                iso(rec.valid_until) if rec.valid_until is not None else "",
+                iso(rec.collected_at),
                 iso(stored_at),
-                content_sha256,
-                source,
-                config_hash,
+                rec.content_sha256,
+                rec.source,
+                rec.config_hash,
                 controls_json,
                 checks_json,
             )
         ).encode("utf-8")
-    )
-
-
-class _RecordFields(Protocol):
-    id: str
-    run_id: str
-    connector_type: str
-    instance: str
-    connector_version: str
-    kind: str
-    subject_type: str
-    subject_id: str
-    observed_at: datetime
-    valid_until: datetime | None
-    collected_at: datetime
-    content_sha256: str
-    source: str
-    config_hash: str
-
-
-def record_link(prev_hash: str, rec: _RecordFields, stored_at: datetime, controls_json: str, checks_json: str) -> str:
-    """:func:`chain_hash` of a prepared or stored record."""
-    return chain_hash(
-        prev_hash,
-        id=rec.id,
-        run_id=rec.run_id,
-        connector_type=rec.connector_type,
-        instance=rec.instance,
-        connector_version=rec.connector_version,
-        kind=rec.kind,
-        subject_type=rec.subject_type,
-        subject_id=rec.subject_id,
-        observed_at=rec.observed_at,
-        valid_until=rec.valid_until,
-        collected_at=rec.collected_at,
-        stored_at=stored_at,
-        content_sha256=rec.content_sha256,
-        source=rec.source,
-        config_hash=rec.config_hash,
-        controls_json=controls_json,
-        checks_json=checks_json,
     )
