@@ -353,5 +353,5 @@ def _check_links(links: Iterable[ControlLink], mappings: Mappings, where: str) -
         seen.add(link.control)
         ref = link.ref
         catalog = mappings.catalogs.get(ref.framework)
-        if catalog is None or not any(c.id == ref.control for c in catalog.controls):
+        if catalog is None or ref.control not in catalog.by_id:
             raise MappingError(f"{where}: controls[{i}]: unknown control {link.control}")

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,10 @@ class Catalog(_Strict):
     version: str
     controls: list[Control] = Field(min_length=1)
     aliases: dict[str, list[str]] = Field(default_factory=dict)
+
+    @cached_property
+    def by_id(self) -> dict[str, Control]:
+        return {c.id: c for c in self.controls}
 
     @model_validator(mode="after")
     def _unique_and_resolvable(self) -> Catalog:
@@ -144,11 +149,7 @@ class Mappings:
     )
 
     def control(self, ref: ControlRef) -> Control:
-        catalog = self.catalogs[ref.framework]
-        for control in catalog.controls:
-            if control.id == ref.control:
-                return control
-        raise KeyError(str(ref))
+        return self.catalogs[ref.framework].by_id[ref.control]
 
     def frameworks(self) -> list[str]:
         return sorted(self.catalogs)
@@ -171,7 +172,7 @@ class Mappings:
         catalog = self.catalogs.get(ref.framework)
         if catalog is None:
             raise LookupError(f"unknown framework {ref.framework!r} (known: {', '.join(self.frameworks())})")
-        if any(c.id == ref.control for c in catalog.controls):
+        if ref.control in catalog.by_id:
             return [ref]
         if ref.control in catalog.aliases:
             return [ControlRef(ref.framework, target) for target in catalog.aliases[ref.control]]
@@ -224,7 +225,7 @@ def _resolve_links(links: list[ControlLink], catalogs: dict[str, Catalog], where
         catalog = catalogs.get(ref.framework)
         if catalog is None:
             raise MappingError(f"{where}.controls[{i}]: unknown framework {ref.framework!r}")
-        if not any(c.id == ref.control for c in catalog.controls):
+        if ref.control not in catalog.by_id:
             raise MappingError(f"{where}.controls[{i}]: unknown control {ref.control!r} in {ref.framework}")
         out.append(ref)
     return tuple(out)

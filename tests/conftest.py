@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from collector.store import Store
 from tests.helpers import running_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +73,12 @@ def moto_server() -> Iterator[str]:
     :func:`running_moto_server`."""
     with running_moto_server() as url:
         yield url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on SQLite and on PostgreSQL."""
+    s = Store(db_url)
+    s.upgrade()
+    yield s
+    s.dispose()

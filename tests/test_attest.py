@@ -31,14 +31,6 @@ TEMPLATES = load_templates(default_templates_dir(), MAPPINGS)
 
 
 @pytest.fixture
-def store(db_url: str) -> Any:
-    s = Store(db_url)
-    s.upgrade()
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
 def policy(tmp_path: Path) -> Path:
     path = tmp_path / "infosec-policy.pdf"
     path.write_bytes(b"%PDF-1.7 information security policy v3\n")

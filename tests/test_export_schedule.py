@@ -97,13 +97,6 @@ def loaded_with(tmp_path: Path, db_url: str, exports: str, listen: str = "127.0.
     return load_and_resolve(write_config(tmp_path, db_url, exports, listen))
 
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
-    yield s
-    s.dispose()
-
-
 def run_once(loaded: LoadedConfig, store: Store, at: datetime, state: State | None = None, **kw: Any) -> ExportRun:
     return run_scheduled_export(loaded.app.exports[0], loaded, store, state, clock=Clock(at), **kw)
 

@@ -15,14 +15,6 @@ from tests.helpers import ScriptedConnector, scripted_instance
 
 
 @pytest.fixture
-def store(db_url: str):
-    s = Store(db_url)
-    s.upgrade()
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
 def runner(store: Store) -> Runner:
     ScriptedConnector.attempts.clear()
     return Runner(store, State(), load_mappings())
