@@ -100,11 +100,10 @@ class Daemon:
             self.state.register_export(export.name)
         self.shutdown = threading.Event()
         self._refresh_lock = threading.Lock()
-        self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown)
-        self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         # one path into the in-memory state: every stored record (this process's, other replicas', the `attest`
         # command's) reaches it through refresh_state, right after each local run and on a timer
-        self.runner.observe = False
+        self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown, observe=False)
+        self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             EvidenceMetrics(

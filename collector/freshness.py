@@ -18,6 +18,7 @@ __all__ = [
     "classify_age",
     "classify_expiry",
     "control_freshness",
+    "expires_at",
 ]
 
 
@@ -77,6 +78,19 @@ def classify_expiry(now: datetime, valid_until: datetime, at_risk: timedelta) ->
     return Freshness.FRESH
 
 
+def expires_at(
+    observed_at: datetime,
+    valid_until: datetime | None,
+    policy: FreshnessPolicy,
+    override: FreshnessPolicy | None = None,
+) -> datetime:
+    """When evidence observed at ``observed_at`` stops being fresh: its explicit validity (attestations), unless
+    the configuration overrides the control's policy; otherwise its observation time plus the TTL."""
+    if valid_until is not None and override is None:
+        return valid_until
+    return observed_at + (override or policy).ttl
+
+
 def _judge(
     ref: ControlRef, ev: KindEvidence, now: datetime, override: FreshnessPolicy | None, kinds: tuple[str, ...]
 ) -> ControlFreshness:
@@ -84,13 +98,10 @@ def _judge(
     if ev.newest_observed_at is None:
         return ControlFreshness(ref, Freshness.MISSING, None, None, policy.ttl, policy.at_risk, kinds)
     age = now - ev.newest_observed_at
-    if ev.valid_until is not None and override is None:
-        ttl = ev.valid_until - ev.newest_observed_at
-        status = classify_expiry(now, ev.valid_until, policy.at_risk)
-        return ControlFreshness(ref, status, ev.newest_observed_at, age, ttl, policy.at_risk, kinds, ev.valid_until)
-    status = classify_age(age, policy)
-    expires = ev.newest_observed_at + policy.ttl
-    return ControlFreshness(ref, status, ev.newest_observed_at, age, policy.ttl, policy.at_risk, kinds, expires)
+    expires = expires_at(ev.newest_observed_at, ev.valid_until, ev.policy, override)
+    ttl = expires - ev.newest_observed_at
+    status = classify_expiry(now, expires, policy.at_risk)
+    return ControlFreshness(ref, status, ev.newest_observed_at, age, ttl, policy.at_risk, kinds, expires)
 
 
 def control_freshness(

@@ -93,14 +93,15 @@ class Runner:
         mappings: Mappings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         shutdown: threading.Event | None = None,
+        observe: bool = True,
     ) -> None:
         self.store = store
         self.state = state
         self.mappings = mappings
         self.clock = clock
         self.shutdown = shutdown or threading.Event()
-        self.observe = True
-        """Update the in-memory state with each committed run (off when a shared-database refresh does it)."""
+        self.observe = observe
+        """Update the in-memory state with each committed run (off when the daemon's refresh does it)."""
 
     def run(self, instance: ResolvedInstance, run_id: str | None = None) -> RunOutcome:
         name = instance.config.name

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from collector.freshness import ControlFreshness, KindEvidence, control_freshness
+from collector.freshness import ControlFreshness, KindEvidence, control_freshness, expires_at
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
@@ -143,10 +143,7 @@ class CoverageSweep:
         return (None, None) if newest is None else (newest.observed_at, newest.valid_until)
 
     def _expires_at(self, kind: str, newest: _Newest) -> datetime:
-        if newest.valid_until is not None and self.override is None:
-            return newest.valid_until
-        ttl: timedelta = (self.override or self.policies[kind]).ttl
-        return newest.observed_at + ttl
+        return expires_at(newest.observed_at, newest.valid_until, self.policies[kind], self.override)
 
     def _covered_until(self) -> datetime | None:
         expiries = [self._expires_at(kind, newest) for kind, newest in self._newest.items()]
