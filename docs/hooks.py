@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import re
 import sys
@@ -211,7 +212,7 @@ def _attribute_docstrings(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in zip(body, body[1:], strict=False):
+        for node, after in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
@@ -241,12 +242,10 @@ def _container(annotation: Any) -> type | None:
 
 
 def _type_name(annotation: Any) -> str:
-    from collector.durations import Duration
-
-    if annotation is Duration or (typing.get_origin(annotation) is typing.Annotated and annotation.__origin__ is timedelta):
-        return "duration"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(f"`{json.dumps(a)}`" if not isinstance(a, str) else f"`{a}`" for a in args)
     if origin in (types.UnionType, typing.Union):
@@ -359,7 +358,7 @@ def mappings_tables(type_name: str) -> str:
             "    | link | relationship | rationale |",
             "    |---|---|---|",
         ]
-        lines += [f"    | `{what}` → `{link.control}` | {link.relationship} | {_cell(link.rationale)} |" for what, link in links]
+        lines += [f"    | `{what}` → `{c.control}` | {c.relationship} | {_cell(c.rationale)} |" for what, c in links]
     return "\n".join(lines) + "\n"
 
 
