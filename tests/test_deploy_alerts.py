@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from markdown.extensions.toc import slugify
 from prometheus_client.core import CounterMetricFamily
 
 from collector.mappings import load_mappings
@@ -76,19 +77,36 @@ def test_promtool_reports_a_wrong_expectation(promtool: str, tmp_path: Path) -> 
     assert result.returncode == 1, "evidence stale for 10 minutes must not alert yet"
 
 
+def runbook_page(url: str) -> Path:
+    """The docs page a runbook URL on the docs site points at."""
+    site = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["site_url"]
+    assert url.startswith(site), f"{url} is not on the docs site {site}"
+    page = url.removeprefix(site).partition("#")[0].strip("/")
+    return ROOT / "docs" / (f"{page}.md" if page else "index.md")
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors MkDocs gives the page's headings (its toc extension's slugify)."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+    return {slugify(h.strip(), "-") for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
 def test_alert_rules_use_only_exported_metrics_and_link_a_runbook() -> None:
     exported = exported_metric_names()
-    readme = (ROOT / "README.md").read_text()
-    anchors = {
-        "runbook-" + re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-").removeprefix("runbook-")
-        for h in re.findall(r"^#+ (Runbook: \w+)", readme, re.MULTILINE)
-    }
     assert {r["alert"] for r in rules()} == ALERTS
     for rule in rules():
         assert metric_names(str(rule["expr"])) <= exported, rule["alert"]
-        url = rule["annotations"]["runbook_url"]  # type: ignore[index]
-        assert url.endswith(f"README.md#runbook-{str(rule['alert']).lower()}")
-        assert url.rpartition("#")[2] in anchors, f"no runbook section for {rule['alert']} in README.md"
+        url = str(rule["annotations"]["runbook_url"])  # type: ignore[index]
+        page = runbook_page(url)
+        assert page.is_file(), f"{rule['alert']}: {url} points at no docs page ({page})"
+        assert url.endswith(f"#runbook-{str(rule['alert']).lower()}")
+        assert url.rpartition("#")[2] in heading_anchors(page), f"no runbook section for {rule['alert']} in {page}"
+
+
+def test_runbook_anchors_are_read_from_the_page_headings(tmp_path: Path) -> None:
+    page = tmp_path / "alerts.md"
+    page.write_text("# Alerts\n\n```\n# Runbook: InCode\n```\n\n### Runbook: EvidenceStale\n")
+    assert heading_anchors(page) == {"alerts", "runbook-evidencestale"}
 
 
 def test_the_dashboard_queries_parse_and_use_only_exported_metrics(promtool: str, tmp_path: Path) -> None:

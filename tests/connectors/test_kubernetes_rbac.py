@@ -167,7 +167,7 @@ def test_collect_pages_refuses_a_token_loop() -> None:
         collect_pages(lambda token: ([1], "same"), "numbers")
 
 
-def test_readme_shows_exactly_the_required_rules() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    block = readme.split("```yaml\nrules:\n", 1)[1].split("```", 1)[0]
+def test_the_docs_show_exactly_the_required_rules() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "connectors" / "kubernetes.md").read_text()
+    block = page.split("```yaml\nrules:\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load("rules:\n" + block)["rules"] == REQUIRED_RBAC_RULES
