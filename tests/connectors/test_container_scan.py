@@ -428,11 +428,6 @@ def test_legacy_trivy_sarif_template_reads_severity_from_the_rule_id(tmp_path: P
     assert observation.subject == Subject("scan_target", str(path))
 
 
-def test_sarif_with_no_runs_is_neither_evidence_nor_a_problem(tmp_path: Path) -> None:
-    observations, problems = collect(write_json(tmp_path / "empty.sarif", {"version": "2.1.0", "runs": []}))
-    assert (observations, problems) == ([], [])
-
-
 def test_clean_legacy_trivy_null_is_a_zero_finding_scan(tmp_path: Path) -> None:
     path = tmp_path / "legacy-clean.json"
     path.write_text("null\n")
@@ -674,9 +669,10 @@ def test_scan_dated_in_the_future_is_not_recent(fixtures: Path) -> None:
 
 
 def test_scan_time_from_mtime_is_said_in_the_message(tmp_path: Path) -> None:
-    path = tmp_path / "legacy.json"
-    path.write_text("null")
-    observation = collect_one(path)
+    report = json.loads((SAMPLES / "trivy-model-server.json").read_text())
+    del report["CreatedAt"]  # trivy before 0.48 writes no time
+    observation = collect_one(write_json(tmp_path / "no-time.json", report))
+    assert observation.payload["observed_at_source"] == "file_mtime"
     result = SCAN_RECENT.run(observation, settings(), observation.observed_at + timedelta(hours=1))
     assert result.result is Outcome.PASS
     assert "mtime" in result.message
