@@ -300,6 +300,10 @@ def _grype_artifact(source_block: dict[str, Any], source: str) -> tuple[Artifact
     return Artifact(name=name or PurePath(source).name, type=kind), name is not None
 
 
+_GRYPE_FIX_STATES: dict[Any, bool] = {"fixed": True, "not-fixed": False, "wont-fix": False}
+"""Grype's ``fix.state``; ``unknown``, ``""`` or anything else is an unknown fix state, never "no fix"."""
+
+
 def _grype_finding(raw: Any, where: str) -> Finding:
     match = _obj(raw, where)
     vulnerability = _obj(match.get("vulnerability"), f"{where}.vulnerability")
@@ -310,7 +314,7 @@ def _grype_finding(raw: Any, where: str) -> Finding:
     fix = vulnerability.get("fix")
     fixed_in = _text(vulnerability.get("fixedInVersion"))
     if isinstance(fix, dict):
-        fixable: bool | None = fix.get("state") == "fixed"
+        fixable: bool | None = _GRYPE_FIX_STATES.get(fix.get("state"))
         fixed_version = ", ".join(_texts(fix.get("versions"))) or None
     elif fixed_in is not None:  # grype before 0.13 names the fix in `fixedInVersion`
         fixable, fixed_version = True, fixed_in
