@@ -67,7 +67,7 @@ def no_fixable_vulns(observation: Observation, settings: ContainerScanSettings, 
         source = payload["fixable_counts"]
         counts = {severity: int(source[severity]) for severity in severities}
         total = sum(counts.values())
-        details = {"threshold": threshold, "fix_state_known": True, "counts": counts}
+        details: dict[str, Any] = {"threshold": threshold, "fix_state_known": True, "counts": counts}
         if total:
             message = f"{_plural(total)} with a fix at or above {threshold}: {_listing(counts)}"
             return CheckResult(_NO_FIXABLE_VULNS_ID, Outcome.FAIL, message, details)

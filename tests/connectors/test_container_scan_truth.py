@@ -263,7 +263,7 @@ def test_read_timestamp_tells_absent_from_unreadable() -> None:
     assert read_timestamp("2021-08-25T12:20:30.000000005Z", "CreatedAt") == TRIVY_CREATED_AT
     assert read_timestamp(datetime(2021, 8, 25, 14, 20, 30), "x") == datetime(2021, 8, 25, 14, 20, 30, tzinfo=UTC)
     for bad in ("not-a-date", "2021-13-40T00:00:00Z", 1629894030, True):
-        with pytest.raises(UnreadableTimestamp, match="^CreatedAt .* is not a readable timestamp$"):
+        with pytest.raises(UnreadableTimestamp, match=r"^CreatedAt .* is not a readable timestamp$"):
             read_timestamp(bad, "CreatedAt")
     assert parse_timestamp("not-a-date") is None  # the lenient reader other connectors use is unchanged
 
