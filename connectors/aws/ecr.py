@@ -110,7 +110,7 @@ def _scan_errors(findings: dict[str, Any]) -> tuple[str, ...]:
     """ECR's own word that the scan did not complete: its status and description."""
     status = findings.get("imageScanStatus") or {}
     state = status.get("status")
-    if state in _FINISHED:
+    if not state or state in _FINISHED:
         return ()
     described = f": {status['description']}" if status.get("description") else ""
     return (f"ECR image scan status {state}{described}",)

@@ -40,8 +40,10 @@ def _did_not_complete(check_id: str, payload: Mapping[str, Any]) -> CheckResult 
     errors = [str(e) for e in payload.get("scan_errors") or ()]
     if not errors:
         return None
-    message = f"the scan did not complete: {'; '.join(errors)}"
-    return CheckResult(check_id, Outcome.ERROR, message, {"scan_errors": errors})
+    listed = int(payload.get("vulnerability_count") or 0)
+    partial = f" (the partial report still lists {_plural(listed)})" if listed else ""
+    message = f"the scan did not complete: {'; '.join(errors)}{partial}"
+    return CheckResult(check_id, Outcome.ERROR, message, {"scan_errors": errors, "vulnerability_count": listed})
 
 
 def _scanned_nothing(check_id: str, payload: Mapping[str, Any]) -> CheckResult | None:
