@@ -259,11 +259,13 @@ class AwsConnector(Connector[AwsSettings]):
         except SkippableError as exc:
             ctx.problem(exc.source, exc.reason)
             return None
-        assert scan.scanned_at is not None
+        source = f"ecr://{image.registry_id}/{image.repository_name}@{image.digest}"
+        if scan.time_error:
+            ctx.problem(source, f"{scan.time_error}: recorded with the collection time, recency is an error")
         return Observation(
             kind=CONTAINER_SCAN_KIND,
             subject=scan.subject,
-            observed_at=scan.scanned_at,
-            payload=to_payload(scan, observed_at_source="report"),
-            source=f"ecr://{image.registry_id}/{image.repository_name}@{image.digest}",
+            observed_at=scan.scanned_at or ctx.now,
+            payload=to_payload(scan, observed_at_source="report" if scan.scanned_at else "collected"),
+            source=source,
         )

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from collector.errors import SkippableError
 from collector.model import Subject
-from collector.timestamps import parse_timestamp
+from collector.timestamps import UnreadableTimestamp, read_timestamp
 from connectors.container_scan.scan import Artifact, Finding, ScannedArtifact, normalise_severity
 
 from .settings import EcrSettings
@@ -22,6 +22,10 @@ __all__ = ["EcrImage", "image_scan", "repositories", "selected_images", "to_scan
 
 _FINISHED = frozenset({"COMPLETE", "ACTIVE"})
 """Basic scans end in COMPLETE; enhanced (Inspector) scanning stays ACTIVE while it keeps watching the image."""
+_UNDER_WAY = frozenset({"IN_PROGRESS", "PENDING"})
+"""A scan not finished yet: skipped this run (the image's earlier evidence stands). Every other unfinished
+status (FAILED, UNSUPPORTED_IMAGE, FINDINGS_UNAVAILABLE, SCAN_ELIGIBILITY_EXPIRED, LIMIT_EXCEEDED, ...) says the
+scan did not complete and is recorded as such."""
 _NO_FIX = "NotAvailable"
 _OPEN_FINDING = frozenset({"ACTIVE"})
 """Enhanced findings that are SUPPRESSED or CLOSED are not open vulnerabilities."""
@@ -95,11 +99,21 @@ def image_scan(ecr: Any, image: EcrImage) -> dict[str, Any]:
             raise SkippableError(image.reference, "never scanned (ScanNotFoundException)") from None
         raise
     state = status.get("status")
-    if state not in _FINISHED:
+    if state in _UNDER_WAY or not state:
         described = f": {status['description']}" if status.get("description") else ""
         raise SkippableError(image.reference, f"no usable scan, status {state or 'unknown'}{described}")
     merged["imageScanStatus"] = status
     return merged
+
+
+def _scan_errors(findings: dict[str, Any]) -> tuple[str, ...]:
+    """ECR's own word that the scan did not complete: its status and description."""
+    status = findings.get("imageScanStatus") or {}
+    state = status.get("status")
+    if not state or state in _FINISHED:
+        return ()
+    described = f": {status['description']}" if status.get("description") else ""
+    return (f"ECR image scan status {state}{described}",)
 
 
 def _attributes(finding: dict[str, Any]) -> dict[str, str]:
@@ -149,15 +163,19 @@ def _enhanced(finding: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _scan_time(findings: dict[str, Any]) -> datetime | None:
-    completed = findings.get("imageScanCompletedAt")
-    if isinstance(completed, datetime):
-        return completed
-    observed = [
-        parse_timestamp(f["lastObservedAt"]) if isinstance(f.get("lastObservedAt"), str) else f.get("lastObservedAt")
-        for f in findings.get("enhancedFindings") or []
-    ]
-    return max((t for t in observed if isinstance(t, datetime)), default=None)
+def _scan_time(findings: dict[str, Any]) -> tuple[datetime | None, str | None]:
+    """The scan's completion time, else the latest time Inspector observed a finding; or why it is unreadable."""
+    try:
+        completed = read_timestamp(findings.get("imageScanCompletedAt"), "imageScanCompletedAt")
+        if completed is not None:
+            return completed, None
+        observed = [
+            read_timestamp(f.get("lastObservedAt"), f"enhancedFindings[{i}].lastObservedAt")
+            for i, f in enumerate(findings.get("enhancedFindings") or [])
+        ]
+    except UnreadableTimestamp as exc:
+        return None, str(exc)
+    return max((t for t in observed if t is not None), default=None), None
 
 
 def to_scanned_artifact(image: EcrImage, findings: dict[str, Any]) -> ScannedArtifact:
@@ -166,8 +184,9 @@ def to_scanned_artifact(image: EcrImage, findings: dict[str, Any]) -> ScannedArt
     enhanced = [f for f in all_enhanced if f.get("status", "ACTIVE") in _OPEN_FINDING]
     basic = findings.get("findings") or []
     is_enhanced = bool(all_enhanced) or (findings.get("imageScanStatus") or {}).get("status") == "ACTIVE"
-    scanned_at = _scan_time(findings)
-    if scanned_at is None:
+    scanned_at, time_error = _scan_time(findings)
+    scan_errors = _scan_errors(findings)
+    if scanned_at is None and time_error is None and not scan_errors:
         raise SkippableError(image.reference, "the scan has no completion time")
     name = f"{image.repository_uri}:{image.tags[0]}" if image.tags else image.reference
     return ScannedArtifact(
@@ -185,4 +204,6 @@ def to_scanned_artifact(image: EcrImage, findings: dict[str, Any]) -> ScannedArt
         scanned_at=scanned_at,
         findings=[_basic(f) for f in basic] + [g for f in enhanced for g in _enhanced(f)],
         fix_state_known=is_enhanced and not basic,
+        scan_errors=scan_errors,
+        time_error=time_error,
     )

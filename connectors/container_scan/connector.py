@@ -104,9 +104,15 @@ class ContainerScanConnector(Connector[ContainerScanSettings]):
         """All of one file's observations, or none and a problem: a file is never half-read."""
         try:
             document, mtime = read_report(path, self.settings.max_file_bytes)
-            return [_observation(scan, path, mtime) for scan in parse_report(document, path)]
+            scans = parse_report(document, path)
+            observations = [_observation(scan, path, mtime) for scan in scans]
         except ReportError as exc:
             ctx.problem(path, str(exc))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape the parsers did not foresee
             ctx.problem(path, f"unreadable report: {type(exc).__name__}: {exc}")
+        else:
+            for scan in scans:
+                if scan.time_error:
+                    ctx.problem(path, f"{scan.time_error}: recorded with the file's mtime, recency is an error")
+            return observations
         return []

@@ -7,12 +7,13 @@ A malformed report raises :class:`ReportError` with a reason fit for ``ctx.probl
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
 from collector.model import Subject
-from collector.timestamps import parse_timestamp
+from collector.timestamps import UnreadableTimestamp, read_timestamp
 
 from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity
 
@@ -91,6 +92,14 @@ def _subject(artifact: Artifact, *, name_from_report: bool, source: str) -> Subj
         ref = next(iter(artifact.repo_digests), None) or artifact.digest or artifact.image_id
         return Subject("container_image", ref or name)
     return Subject("scan_target", name)
+
+
+def _scan_time(value: Any, field: str) -> tuple[datetime | None, str | None]:
+    """The scan time and ``None``, or ``None`` and why the time the report holds cannot be read."""
+    try:
+        return read_timestamp(value, field), None
+    except UnreadableTimestamp as exc:
+        return None, str(exc)
 
 
 # ---------------------------------------------------------------------------------------------- dispatch
@@ -205,15 +214,34 @@ def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
         repo_tags=_texts(metadata.get("RepoTags")),
         repo_digests=repo_digests,
     )
+    results = _items(document.get("Results"), "Results")
+    scanned_at, time_error = _scan_time(document.get("CreatedAt"), "CreatedAt")
     return ScannedArtifact(
         format="trivy",
         scanner_name="trivy",
         scanner_version=_text(_obj(document.get("Trivy"), "Trivy").get("Version")),
         subject=_subject(artifact, name_from_report=name is not None, source=source),
         artifact=artifact,
-        scanned_at=parse_timestamp(document.get("CreatedAt")),
-        findings=_trivy_findings(_items(document.get("Results"), "Results"), "Results"),
+        scanned_at=scanned_at,
+        findings=_trivy_findings(results, "Results"),
+        scanned_nothing=_trivy_scanned_nothing(results),
+        time_error=time_error,
     )
+
+
+_NOT_PACKAGE_CLASSES = frozenset({"config", "secret", "license", "license-file"})
+"""Result classes that hold no package scan (misconfigurations, secrets, licenses)."""
+
+
+def _trivy_scanned_nothing(results: list[Any]) -> str | None:
+    """Why a Trivy report holds no vulnerability scan of any target, else ``None``."""
+    if not results:
+        return "the report lists no scanned targets (no Results): trivy detected no OS or language packages"
+    classes = {r.get("Class") for r in results if isinstance(r, dict)}
+    if classes and classes <= _NOT_PACKAGE_CLASSES:
+        shown = ", ".join(sorted(str(c) for c in classes))
+        return f"the report holds only {shown} results: no package was scanned for vulnerabilities"
+    return None
 
 
 _OS_TARGET = re.compile(r"^(?P<name>.+?) \([^()]+\)$")
@@ -223,6 +251,12 @@ _OS_TARGET = re.compile(r"^(?P<name>.+?) \([^()]+\)$")
 def parse_trivy_legacy(document: list[Any] | None, source: str) -> ScannedArtifact:
     """Trivy before v0.20: a top-level array of results, or literal ``null`` for a clean scan."""
     results = document or []
+    if document is None:
+        nothing: str | None = "the report is JSON null: trivy before v0.20 writes it without naming what it scanned"
+    elif not document:
+        nothing = "the report is an empty array: no scanned target is named"
+    else:
+        nothing = None
     if not all(isinstance(r, dict) and "Target" in r for r in results):
         raise ReportError("unknown report format: a JSON array whose items are not Trivy results (no Target)")
     name = None
@@ -240,6 +274,7 @@ def parse_trivy_legacy(document: list[Any] | None, source: str) -> ScannedArtifa
         artifact=artifact,
         scanned_at=None,
         findings=_trivy_findings(results, "results"),
+        scanned_nothing=nothing,
     )
 
 
@@ -265,6 +300,10 @@ def _grype_artifact(source_block: dict[str, Any], source: str) -> tuple[Artifact
     return Artifact(name=name or PurePath(source).name, type=kind), name is not None
 
 
+_GRYPE_FIX_STATES: dict[Any, bool] = {"fixed": True, "not-fixed": False, "wont-fix": False}
+"""Grype's ``fix.state``; ``unknown``, ``""`` or anything else is an unknown fix state, never "no fix"."""
+
+
 def _grype_finding(raw: Any, where: str) -> Finding:
     match = _obj(raw, where)
     vulnerability = _obj(match.get("vulnerability"), f"{where}.vulnerability")
@@ -273,10 +312,13 @@ def _grype_finding(raw: Any, where: str) -> Finding:
     if vulnerability_id is None:
         raise _Malformed(f"{where}.vulnerability has no id")
     fix = vulnerability.get("fix")
+    fixed_in = _text(vulnerability.get("fixedInVersion"))
     if isinstance(fix, dict):
-        fixable: bool | None = fix.get("state") == "fixed"
+        fixable: bool | None = _GRYPE_FIX_STATES.get(fix.get("state"))
         fixed_version = ", ".join(_texts(fix.get("versions"))) or None
-    else:  # grype before 0.2x wrote no fix block: say unknown, not "no fix"
+    elif fixed_in is not None:  # grype before 0.13 names the fix in `fixedInVersion`
+        fixable, fixed_version = True, fixed_in
+    else:  # no fix block and no `fixedInVersion`: say unknown, not "no fix"
         fixable, fixed_version = None, None
     return Finding(
         id=vulnerability_id,
@@ -293,15 +335,39 @@ def parse_grype(document: dict[str, Any], source: str) -> ScannedArtifact:
     artifact, name_known = _grype_artifact(_obj(document.get("source"), "source"), source)
     descriptor = _obj(document.get("descriptor"), "descriptor")
     matches = _items(document.get("matches"), "matches")
+    scanned_at, time_error = _scan_time(descriptor.get("timestamp"), "descriptor.timestamp")
+    nothing = None
+    if not matches and not name_known and artifact.type == "unknown":
+        nothing = "the report names no scanned source (source.type unknown) and lists no matches"
     return ScannedArtifact(
         format="grype",
         scanner_name="grype",
         scanner_version=_text(descriptor.get("version")),
         subject=_subject(artifact, name_from_report=name_known, source=source),
         artifact=artifact,
-        scanned_at=parse_timestamp(descriptor.get("timestamp")),
+        scanned_at=scanned_at,
         findings=[_grype_finding(m, f"matches[{i}]") for i, m in enumerate(matches)],
+        scan_errors=_grype_database_errors(_obj(descriptor.get("db"), "descriptor.db")),
+        scanned_nothing=nothing,
+        time_error=time_error,
     )
+
+
+def _grype_database_errors(db: dict[str, Any]) -> tuple[str, ...]:
+    """Grype's own word that its vulnerability database did not load.
+
+    Since v0.88 ``db.status`` is ``{valid, error}``; before, ``db`` itself carried ``error``: ``null`` when
+    fine, and a Go error value (often serialised as ``{}``, its text lost) when not."""
+    status = db.get("status")
+    if isinstance(status, dict):
+        error = _text(status.get("error"))
+        if error is not None or status.get("valid") is False:
+            return (f"vulnerability database not valid: {error or 'grype gave no reason'}",)
+        return ()
+    if db.get("error") is not None:
+        error = _text(db.get("error"))
+        return (f"vulnerability database error: {error or 'grype did not serialise its message'}",)
+    return ()
 
 
 # ---------------------------------------------------------------------------------------------- SARIF
@@ -449,40 +515,136 @@ def _sarif_artifact(run: dict[str, Any], results: list[Any], source: str) -> tup
     return Artifact(name=PurePath(source).name, type="unknown"), False
 
 
-def _sarif_time(run: dict[str, Any], where: str) -> datetime | None:
-    """The latest end (else start) time over the run's invocations."""
+def _sarif_time(run: dict[str, Any], where: str) -> tuple[datetime | None, str | None]:
+    """The latest end (else start) time over the run's invocations, or why one of them cannot be read."""
     times = []
     for i, raw in enumerate(_items(run.get("invocations"), f"{where}.invocations")):
         invocation = _obj(raw, f"{where}.invocations[{i}]")
-        parsed = parse_timestamp(invocation.get("endTimeUtc")) or parse_timestamp(invocation.get("startTimeUtc"))
-        if parsed is not None:
-            times.append(parsed)
-    return max(times, default=None)
+        for key in ("endTimeUtc", "startTimeUtc"):
+            parsed, error = _scan_time(invocation.get(key), f"{where}.invocations[{i}].{key}")
+            if error is not None:
+                return None, error
+            if parsed is not None:
+                times.append(parsed)
+                break
+    return max(times, default=None), None
+
+
+def _notification_text(notification: dict[str, Any]) -> str:
+    descriptor = _obj(notification.get("descriptor"), "notification descriptor")
+    return _message(notification.get("message")) or _text(descriptor.get("id")) or "an error without a message"
+
+
+def _exit_text(invocation: dict[str, Any]) -> str:
+    parts = [f"exit code {invocation['exitCode']}"] if isinstance(invocation.get("exitCode"), int) else []
+    parts += [t for t in (_text(invocation.get(k)) for k in ("exitCodeDescription", "exitSignalName")) if t]
+    return "executionSuccessful is false" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _sarif_errors(run: dict[str, Any], where: str) -> tuple[str, ...]:
+    """What the tool said went wrong: a run whose invocation did not succeed, or an error-level notification
+    (SARIF: "the analysis was halted or its results are incorrect or incomplete")."""
+    errors: list[str] = []
+    for i, raw in enumerate(_items(run.get("invocations"), f"{where}.invocations")):
+        invocation = _obj(raw, f"{where}.invocations[{i}]")
+        notes = [
+            _notification_text(_obj(note, f"{where}.invocations[{i}].{key}[{j}]"))
+            for key in ("toolExecutionNotifications", "toolConfigurationNotifications")
+            for j, note in enumerate(_items(invocation.get(key), f"{where}.invocations[{i}].{key}"))
+            if isinstance(note, dict) and note.get("level") == "error"
+        ]
+        errors += notes
+        if invocation.get("executionSuccessful") is False and not notes:
+            errors.append(_exit_text(invocation))
+    return tuple(dict.fromkeys(errors))
+
+
+def _sarif_target(run: dict[str, Any]) -> str | None:
+    """What the run says it analysed when it names no image: its automation id, else its root path."""
+    automation = _text(_obj(run.get("automationDetails"), "automationDetails").get("id"))
+    bases = _obj(run.get("originalUriBaseIds"), "originalUriBaseIds")
+    root = _text(_obj(bases.get("ROOTPATH"), "originalUriBaseIds.ROOTPATH").get("uri"))
+    return automation or root
+
+
+def _judged_together(scans: list[ScannedArtifact]) -> list[ScannedArtifact]:
+    """Runs of one file about the same subject become one scan: the latest is not allowed to hide the others."""
+    by_subject: dict[Subject, list[ScannedArtifact]] = {}
+    for scan in scans:
+        by_subject.setdefault(scan.subject, []).append(scan)
+    merged = []
+    for group in by_subject.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        scanners = sorted({scan.scanner_name for scan in group})
+        versions = {scan.scanner_version for scan in group}
+        merged.append(
+            replace(
+                group[0],
+                scanner_name="+".join(scanners),
+                scanner_version=versions.pop() if len(versions) == 1 else None,
+                scanned_at=max((s.scanned_at for s in group if s.scanned_at), default=None),
+                findings=[finding for scan in group for finding in scan.findings],
+                fix_state_known=all(scan.fix_state_known for scan in group),
+                scan_errors=tuple(dict.fromkeys(e for scan in group for e in scan.scan_errors)),
+                scanned_nothing=None,
+                time_error="; ".join(s.time_error for s in group if s.time_error) or None,
+            )
+        )
+    return merged
 
 
 def parse_sarif(document: dict[str, Any], source: str) -> list[ScannedArtifact]:
-    """SARIF 2.1.0 from Trivy or Grype: one artifact per run. No fix state survives in SARIF."""
+    """SARIF 2.1.0 from Trivy or Grype: one artifact per run. No fix state survives in SARIF.
+
+    A run that names no image is named by the report's path; when the file holds several runs, by the path,
+    the run's index, its tool and what it analysed, so that no run's findings hide behind another's."""
     version = document.get("version")
     if version != "2.1.0":
         raise ReportError(f"unsupported SARIF version {version!r} (this connector reads 2.1.0)")
+    runs = _items(document.get("runs"), "runs")
+    if not runs:
+        artifact = Artifact(name=PurePath(source).name, type="unknown")
+        nothing = "the SARIF file holds no runs (runs: []): no tool run is recorded in it"
+        return [
+            ScannedArtifact(
+                format="sarif",
+                scanner_name="unknown",
+                scanner_version=None,
+                subject=_subject(artifact, name_from_report=False, source=source),
+                artifact=artifact,
+                scanned_at=None,
+                fix_state_known=False,
+                scanned_nothing=nothing,
+            )
+        ]
     scans = []
-    for r, raw_run in enumerate(_items(document.get("runs"), "runs")):
+    for r, raw_run in enumerate(runs):
         where = f"runs[{r}]"
         run = _obj(raw_run, where)
         driver = _obj(_obj(run.get("tool"), f"{where}.tool").get("driver"), f"{where}.tool.driver")
+        scanner = _scanner_of(driver, where)
         rules = [_obj(rule, f"{where}.tool.driver.rules[]") for rule in _items(driver.get("rules"), "rules")]
         results = _items(run.get("results"), f"{where}.results")
         artifact, name_known = _sarif_artifact(run, results, source)
+        fallback = source
+        if len(runs) > 1:
+            target = _sarif_target(run)
+            fallback = f"{source}#{where} {scanner}" + (f" {target}" if target else "")
+        scanned_at, time_error = _sarif_time(run, where)
         scans.append(
             ScannedArtifact(
                 format="sarif",
-                scanner_name=_scanner_of(driver, where),
+                scanner_name=scanner,
                 scanner_version=_text(driver.get("version")),
-                subject=_subject(artifact, name_from_report=name_known, source=source),
+                subject=_subject(artifact, name_from_report=name_known, source=fallback),
                 artifact=artifact,
-                scanned_at=_sarif_time(run, where),
+                scanned_at=scanned_at,
                 findings=_sarif_findings(results, rules, where),
                 fix_state_known=False,
+                scan_errors=_sarif_errors(run, where),
+                time_error=time_error,
             )
         )
-    return scans
+    return _judged_together(scans)

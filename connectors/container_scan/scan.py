@@ -73,6 +73,12 @@ class ScannedArtifact:
     scanned_at: datetime | None
     findings: list[Finding] = field(default_factory=list)
     fix_state_known: bool = True
+    scan_errors: tuple[str, ...] = ()
+    """The scanner's own words for why the scan did not complete (a failed run, a broken database)."""
+    scanned_nothing: str | None = None
+    """Why the report covers no target at all (SARIF ``runs: []``, legacy Trivy ``null``, no Results)."""
+    time_error: str | None = None
+    """The report's scan time is present but unreadable: which field, which value."""
 
 
 def _merge(a: Finding, b: Finding) -> Finding:
@@ -117,6 +123,9 @@ def to_payload(scan: ScannedArtifact, *, observed_at_source: str) -> dict[str, A
             "repo_digests": sorted(artifact.repo_digests),
         },
         "observed_at_source": observed_at_source,
+        "time_error": scan.time_error,
+        "scan_errors": list(scan.scan_errors),
+        "scanned_nothing": scan.scanned_nothing,
         "fix_state_known": fix_state_known,
         "severity_counts": count_by_severity(findings),
         "fixable_counts": count_by_severity(f for f in findings if f.fixable) if fix_state_known else None,

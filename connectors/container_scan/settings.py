@@ -10,9 +10,11 @@ from pydantic import Field, field_validator
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
 
-__all__ = ["ContainerScanSettings", "Threshold"]
+__all__ = ["DEFAULT_CLOCK_SKEW_TOLERANCE", "ContainerScanSettings", "Threshold"]
 
 Threshold = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+DEFAULT_CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+"""How far a scan time may lie after the collection time before it counts as "in the future"."""
 
 
 class ContainerScanSettings(ConnectorSettings):
@@ -22,6 +24,8 @@ class ContainerScanSettings(ConnectorSettings):
     """A scan older than this fails ``container.scan_recent``."""
     fail_on_severity: Threshold = "HIGH"
     """The lowest severity at which a fixable vulnerability fails ``container.no_fixable_vulns``."""
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
+    """A scan dated later than the collection time by more than this fails ``container.scan_recent``."""
     max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     """Larger report files are skipped as a problem rather than read into memory."""
 

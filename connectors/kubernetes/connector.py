@@ -205,6 +205,10 @@ def _readable(objects: Objects, namespace: str, ctx: CollectContext) -> Iterator
     for obj in objects:
         where = f"vulnerabilityreports/{namespace}/{(obj.get('metadata') or {}).get('name')}"
         try:
-            yield read_report(obj, where)
+            report = read_report(obj, where)
         except (ValueError, TypeError, AttributeError) as exc:
             ctx.problem(where, f"unreadable VulnerabilityReport: {exc}")
+            continue
+        if report.scan.time_error:
+            ctx.problem(where, f"{report.scan.time_error}: the image's scan recency is an error")
+        yield report

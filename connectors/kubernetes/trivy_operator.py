@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.model import Subject
-from collector.timestamps import parse_timestamp
+from collector.timestamps import UnreadableTimestamp, read_timestamp
 from connectors.container_scan.parsers import ReportError, TrivyKeys, trivy_findings
 from connectors.container_scan.scan import (
     SEVERITIES,
@@ -95,6 +95,26 @@ def _summary(report: Mapping[str, Any]) -> dict[str, int | None]:
     return counts
 
 
+def _report_time(report: Mapping[str, Any], metadata: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
+    """``report.updateTimestamp``, else the object's ``metadata.creationTimestamp``; an unreadable one is named,
+    and the other (if readable) still dates the evidence."""
+    times: list[datetime | None] = []
+    errors: list[str] = []
+    for value, field in (
+        (report.get("updateTimestamp"), "report.updateTimestamp"),
+        (metadata.get("creationTimestamp"), "metadata.creationTimestamp"),
+    ):
+        try:
+            times.append(read_timestamp(value, field))
+        except UnreadableTimestamp as exc:
+            times.append(None)
+            errors.append(str(exc))
+    scanned_at = next((t for t in times if t is not None), None)
+    if times[0] is None and errors:
+        return scanned_at, "; ".join(errors)
+    return scanned_at, None
+
+
 def read_report(obj: Mapping[str, Any], where: str) -> VulnerabilityReport:
     """One VulnerabilityReport object; ``ValueError`` names what is wrong with it."""
     metadata = _obj(obj.get("metadata"))
@@ -108,6 +128,7 @@ def read_report(obj: Mapping[str, Any], where: str) -> VulnerabilityReport:
     scanner = _obj(report.get("scanner"))
     labels = _obj(metadata.get("labels"))
     subject_id = f"{repository}@{digest}" if digest else f"{repository}:{tag or 'latest'}"
+    scanned_at, time_error = _report_time(report, metadata)
     scan = ScannedArtifact(
         format=FORMAT,
         scanner_name=(_text(scanner.get("name")) or "trivy").lower(),
@@ -120,9 +141,10 @@ def read_report(obj: Mapping[str, Any], where: str) -> VulnerabilityReport:
             repo_tags=(f"{repository}:{tag}",) if tag else (),
             repo_digests=(f"{repository}@{digest}",) if digest else (),
         ),
-        scanned_at=parse_timestamp(report.get("updateTimestamp")) or parse_timestamp(metadata.get("creationTimestamp")),
+        scanned_at=scanned_at,
         findings=_findings(report.get("vulnerabilities"), where),
         fix_state_known=True,
+        time_error=time_error,
     )
     workload = {
         "report": f"{metadata.get('namespace')}/{metadata.get('name')}",
@@ -163,7 +185,9 @@ def _merged(reports: list[VulnerabilityReport]) -> VulnerabilityReport:
     """The latest report, carrying the findings of every report of the image (deduplicated by ``to_payload``)."""
     latest = max(reports, key=lambda r: (r.scan.scanned_at or _NEVER, str(r.workload["report"])))
     findings = [finding for report in reports for finding in report.scan.findings]
-    return replace(latest, scan=replace(latest.scan, findings=findings))
+    time_errors = [f"{r.workload['report']}: {r.scan.time_error}" for r in reports if r.scan.time_error]
+    time_error = "; ".join(time_errors) or None
+    return replace(latest, scan=replace(latest.scan, findings=findings, time_error=time_error))
 
 
 def image_scans(reports: Iterable[VulnerabilityReport]) -> list[ImageScan]:

@@ -313,6 +313,60 @@ def test_ecr_scans_become_container_scan_evidence_judged_by_the_same_checks(moto
     assert outcome("container.scan_recent", enhanced, ecr={"max_age": "30m"}).result is Outcome.FAIL
 
 
+LOCAL_FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def seed_one_scan(moto: Moto, status: dict[str, str], completed_at: float) -> str:
+    """feature-store:2.3.0 with the real Inspector finding, its scan status and completion time as given."""
+    ecr = moto.client("ecr")
+    ecr.create_repository(repositoryName="feature-store")
+    digest = push_image(ecr, "feature-store", "2.3.0", "b")
+    findings = json.loads((LOCAL_FIXTURES / "aws-ecr" / "inspector2-ecr-image-one-finding.json").read_text())
+    result = {
+        "registryId": ACCOUNT,
+        "repositoryName": "feature-store",
+        "imageId": {"imageTag": "2.3.0"},
+        "imageScanStatus": status,
+        "imageScanFindings": {"imageScanCompletedAt": completed_at, "enhancedFindings": findings["findings"]},
+    }
+    requests.post(
+        f"{moto.url}/moto-api/static/ecr/scan-finding-results",
+        json={"results": [result], "region": REGION},
+        timeout=5,
+    ).raise_for_status()
+    ecr.start_image_scan(repositoryName="feature-store", imageId={"imageTag": "2.3.0"})
+    return digest
+
+
+@pytest.mark.parametrize("state", ["FAILED", "UNSUPPORTED_IMAGE", "FINDINGS_UNAVAILABLE"])
+def test_an_ecr_scan_that_did_not_complete_is_recorded_as_an_error_with_ecrs_words(moto: Moto, state: str) -> None:
+    description = "UnsupportedImageError: The operating system and/or package manager are not supported."
+    seed_one_scan(moto, {"status": state, "description": description}, time.time() - 3600)
+    found, _ = collect(moto)
+    [scan] = found["container.scan"]
+    assert scan.payload["scan_errors"] == [f"ECR image scan status {state}: {description}"]
+    for check_id in ("container.no_fixable_vulns", "container.scan_recent"):
+        result = outcome(check_id, scan)
+        assert result.result is Outcome.ERROR
+        assert description in result.message
+
+
+def test_an_ecr_scan_still_in_progress_is_skipped_with_a_problem(moto: Moto) -> None:
+    seed_one_scan(moto, {"status": "IN_PROGRESS", "description": "scanning"}, time.time())
+    found, ctx = collect(moto)
+    assert "container.scan" not in found
+    assert [p.reason for p in ctx.problems] == ["no usable scan, status IN_PROGRESS: scanning"]
+
+
+def test_an_ecr_scan_dated_after_collection_is_in_the_future(moto: Moto) -> None:
+    seed_one_scan(moto, {"status": "ACTIVE", "description": "Continuous scan"}, time.time() + 30 * 60)
+    found, _ = collect(moto)
+    [scan] = found["container.scan"]
+    result = outcome("container.scan_recent", scan)
+    assert result.result is Outcome.FAIL
+    assert "in the future" in result.message
+
+
 def _scan_settings() -> Any:
     from connectors.container_scan import ContainerScanSettings
 

@@ -33,12 +33,15 @@ from connectors.aws import (
     AwsConnector,
     AwsSettings,
 )
+from connectors.aws.checks import CONTAINER_SCAN_CHECKS
+from connectors.aws.ecr import EcrImage, to_scanned_artifact
 from connectors.aws.iam import (
     CredentialReportError,
     fetch_authorization_details,
     fetch_credential_report,
     parse_credential_report,
 )
+from connectors.container_scan.scan import to_payload
 
 DATA = Path(__file__).parents[1] / "data" / "aws"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -433,3 +436,15 @@ def _client_error(code: str, status: int) -> ClientError:
 )
 def test_botocore_errors_are_classified_by_code_then_status(exc: BaseException, disposition: Disposition) -> None:
     assert classify(exc) is disposition
+
+
+def test_an_unreadable_inspector_time_is_named_and_the_scan_is_not_recent() -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "aws-ecr" / "inspector2-ecr-image-one-finding.json"
+    finding = json.loads(fixture.read_text())["findings"][0]
+    finding["lastObservedAt"] = "not-a-date"
+    image = EcrImage("1.dkr.ecr.us-east-1.amazonaws.com/m", "m", "1", "sha256:" + "c" * 64, ("2.3.0",), None)
+    scan = to_scanned_artifact(image, {"imageScanStatus": {"status": "ACTIVE"}, "enhancedFindings": [finding]})
+    assert scan.time_error == "enhancedFindings[0].lastObservedAt 'not-a-date' is not a readable timestamp"
+    observation = Observation("container.scan", scan.subject, NOW, to_payload(scan, observed_at_source="collected"))
+    results = {c.id: c.run(observation, AwsSettings(), NOW).result for c in CONTAINER_SCAN_CHECKS}
+    assert results == {"container.no_fixable_vulns": Outcome.PASS, "container.scan_recent": Outcome.ERROR}

@@ -504,6 +504,22 @@ def test_a_malformed_report_is_a_problem_and_the_others_are_kept(api_server: Fak
     assert len(by_subject(observations, "container.scan")) == 2
 
 
+def test_an_unreadable_report_time_is_a_problem_and_the_scan_is_still_recorded(api_server: FakeApiServer) -> None:
+    key = ("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports")
+    report = api_server.lists[key]["items"][2]
+    report["report"]["updateTimestamp"] = "not-a-date"
+    observations, problems, _ = collect(api_server)
+    where = f"vulnerabilityreports/{report['metadata']['namespace']}/{report['metadata']['name']}"
+    assert problems == [
+        Problem(
+            where,
+            "report.updateTimestamp 'not-a-date' is not a readable timestamp: the image's scan recency is an error",
+        )
+    ]
+    assert len(by_subject(observations, "container.scan")) == 2
+    assert sum(bool(o.payload["time_error"]) for o in observations if o.kind == "container.scan") == 1
+
+
 # ------------------------------------------------------------------------------------------- faults
 
 
