@@ -392,3 +392,44 @@ def test_schedules_filtered_by_endpoint(moto_url: str) -> None:
 def test_schedule_periods(expression: str, hours: int | None) -> None:
     period = schedule_period(expression)
     assert period == (timedelta(hours=hours) if hours else None)
+
+
+def test_a_failed_processing_job_behind_a_completed_execution_is_never_a_pass(moto_url: str) -> None:
+    aws = StubbedAws(moto_url)
+    described = _described(
+        "fraud-dq", execution=_execution("CompletedWithViolations", NOW - timedelta(minutes=20), "j")
+    )
+    job = {
+        **_processing_job("j", "s3://monitoring/fraud-dq/2024/03/01/11"),
+        "ProcessingJobStatus": "Failed",
+        "FailureReason": "AlgorithmError: See job logs for more information",
+    }
+    stubber = aws.stubbers[REGION]
+    stubber.add_response("list_monitoring_schedules", {"MonitoringScheduleSummaries": [_summary(described)]}, {})
+    stubber.add_response("describe_monitoring_schedule", described, {"MonitoringScheduleName": "fraud-dq"})
+    stubber.add_response("describe_processing_job", job, {"ProcessingJobName": "j"})
+    settings = {"sagemaker_schedules": {"enabled": True, "regions": [REGION]}}
+    observations, problems = run(settings, clients=aws)
+    aws.assert_all_used()
+    assert problems == []
+    [schedule] = observations  # what a failed job left behind is not read as a report
+    assert judge(schedule, settings) == (
+        Outcome.FAIL,
+        "last execution of fraud-dq is CompletedWithViolations but its processing job is Failed: "
+        "AlgorithmError: See job logs for more information",
+    )
+
+
+def test_an_execution_scheduled_in_the_future_fails_as_in_the_future(moto_url: str) -> None:
+    aws = StubbedAws(moto_url)
+    described = _described("fraud-dq", execution=_execution("Completed", NOW + timedelta(days=3650), "j"))
+    stubber = aws.stubbers[REGION]
+    stubber.add_response("list_monitoring_schedules", {"MonitoringScheduleSummaries": [_summary(described)]}, {})
+    stubber.add_response("describe_monitoring_schedule", described, {"MonitoringScheduleName": "fraud-dq"})
+    settings = {"sagemaker_schedules": {"enabled": True, "regions": [REGION]}}
+    observations, _ = run(settings, clients=aws)
+    schedule, report = observations
+    outcome, message = judge(schedule, settings)
+    assert outcome is Outcome.FAIL
+    assert message.startswith("last execution of fraud-dq is scheduled at 2034-02-27T12:00:00+00:00, in the future")
+    assert judge(report, settings)[0] is Outcome.FAIL
