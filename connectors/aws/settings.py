@@ -90,6 +90,9 @@ class AwsSettings(ConnectorSettings):
     """botocore's attempts per call (first try included) before the core's own backoff takes over."""
     endpoint_url: str | None = None
     """For tests against moto; otherwise leave unset (boto3 honours ``AWS_ENDPOINT_URL`` itself)."""
+    clock_skew_tolerance: Duration = timedelta(minutes=5)
+    """How far past the collection time the credential report (or a time in it) may be dated before it counts as
+    "in the future" and its checks fail, rather than as a clock a little ahead."""
     credential_report_poll: Duration = timedelta(seconds=2)
     credential_report_timeout: Duration = timedelta(minutes=2)
 
