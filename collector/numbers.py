@@ -8,8 +8,9 @@ here rather than comparing them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-__all__ = ["finite_number", "is_non_finite", "non_finite_text"]
+__all__ = ["finite_number", "is_non_finite", "non_finite_paths", "non_finite_text"]
 
 _NON_FINITE_WORDS = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 
@@ -39,3 +40,15 @@ def non_finite_text(value: object) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
     return "-Inf" if isinstance(value, float) and value < 0 else "+Inf"
+
+
+def non_finite_paths(value: object, path: str = "") -> list[str]:
+    """Where a JSON-like value holds a NaN or ±Inf float (``metrics[2].value``). Text is not inspected: a column
+    may well be named ``NaN``."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path or "(the value itself)"]
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in non_finite_paths(item, f"{path}.{key}" if path else str(key))]
+    if isinstance(value, list | tuple):
+        return [p for index, item in enumerate(value) for p in non_finite_paths(item, f"{path}[{index}]")]
+    return []

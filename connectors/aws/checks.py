@@ -69,9 +69,9 @@ def _dated(check_id: str, evaluate: Evaluate) -> Evaluate:
     never judged a pass: ages computed from it mean nothing."""
 
     def run(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
-        if observation.kind == CREDENTIAL_REPORT_KIND:
-            if future := _in_the_future(observation.observed_at, now, settings):
-                return CheckResult(check_id, Outcome.FAIL, f"the credential report is generated at {future}")
+        future = _in_the_future(observation.observed_at, now, settings)
+        if future and observation.kind == CREDENTIAL_REPORT_KIND:
+            return CheckResult(check_id, Outcome.FAIL, f"the credential report is generated at {future}")
         try:
             return evaluate(observation, settings, now)
         except _ImpossibleTime as exc:

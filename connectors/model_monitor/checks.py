@@ -9,7 +9,7 @@ from typing import Any
 from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number, is_non_finite, non_finite_text
+from collector.numbers import finite_number, is_non_finite, non_finite_paths, non_finite_text
 from collector.timestamps import parse_timestamp
 
 from .sagemaker import PROCESSING_JOB_FAILED
@@ -86,6 +86,8 @@ def _dated(judge: Evaluate) -> Evaluate:
         if future := _in_the_future(observation.observed_at, now, settings):
             details = {"observed_at": observation.observed_at.isoformat()}
             return CheckResult(check_id, Outcome.FAIL, f"the report is dated {future}", details)
+        if where := non_finite_paths(p):
+            return CheckResult(check_id, Outcome.FAIL, f"non-finite values in the report: {_names(where)}")
         result = judge(observation, settings, now)
         note = _UNDATED.get(str(p.get("observed_at_source")))
         if note is None:
@@ -107,7 +109,8 @@ def _violations(payload: Any) -> list[str]:
 
 
 def _non_finite_samples(p: Any) -> dict[str, int]:
-    """NaN/±Inf samples by how they read, from the figures or, failing those, from the stored series."""
+    """NaN/±Inf samples by how they read: from the figures, else from the stored series, else from the worst
+    value or the counts alone."""
     counted = p.get("non_finite_values")
     if isinstance(counted, dict) and counted:
         return {str(k): int(v) for k, v in counted.items()}
@@ -116,6 +119,11 @@ def _non_finite_samples(p: Any) -> dict[str, int]:
         for _, value in series.get("values") or []:
             if is_non_finite(value):
                 found[non_finite_text(value)] = found.get(non_finite_text(value), 0) + 1
+    if not found and is_non_finite(p.get("worst_value")):
+        found[non_finite_text(p["worst_value"])] = 1
+    count = finite_number(p.get("non_finite_count")) or finite_number(p.get("nan_count"))
+    if not found and count:
+        found["non-finite"] = int(count)
     return found
 
 

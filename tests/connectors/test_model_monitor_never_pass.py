@@ -70,6 +70,16 @@ def test_an_evidently_drift_score_of_nan_is_not_a_measurement(tmp_path: Path) ->
     assert message == "non-finite values: class.drift_score = NaN"
 
 
+def test_a_stored_observation_holding_a_non_finite_number_is_never_a_pass(tmp_path: Path) -> None:
+    """What a property test feeds the checks: the parsed payload of a real report with one number made NaN."""
+    drift = collect_reports(write(tmp_path, "drift.json", fixture("evidently", "report-v0.6.7-data-drift.json")))[0][
+        "monitor.drift_report"
+    ]
+    payload = {**drift.payload, "share_of_drifted_columns": float("nan")}
+    tampered = Observation(drift.kind, drift.subject, drift.observed_at, payload, source=drift.source)
+    assert judge(tampered) == (Outcome.FAIL, "non-finite values in the report: share_of_drifted_columns")
+
+
 def test_an_evidently_test_that_errored_is_an_error_with_evidentlys_message(tmp_path: Path) -> None:
     suite = fixture("evidently", "test-suite-v0.3.3-with-failures.json")
     drift_test = suite["tests"][7]
