@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -149,47 +149,52 @@ def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_COLUMN_NUMBERS = ("drift_score", "stattest_threshold")
+_DATASET_NUMBERS = ("drift_share", "share_of_drifted_columns", "number_of_columns", "number_of_drifted_columns")
+
+
 def _column(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    raw = {key: result.get(key) for key in ("drift_score", "stattest_threshold")}
     return {
         "column": name,
         "drift_detected": result.get("drift_detected") is True,
         "stattest": _text(result.get("stattest_name")),
-        "threshold": _number(raw["stattest_threshold"]),
-        "score": _number(raw["drift_score"]),
-        "non_finite": {key: non_finite_text(value) for key, value in raw.items() if is_non_finite(value)},
+        "threshold": _number(result.get("stattest_threshold")),
+        "score": _number(result.get("drift_score")),
     }
 
 
-_DATASET_NUMBERS = ("drift_share", "share_of_drifted_columns", "number_of_columns", "number_of_drifted_columns")
-
-
-def _non_finite_drift(dataset: dict[str, Any], columns: list[dict[str, Any]]) -> list[str]:
+def _non_finite(result: dict[str, Any], keys: tuple[str, ...], prefix: str = "") -> list[str]:
     """Where the report wrote NaN or ±Inf instead of a number the drift verdict rests on."""
-    found = [f"{key} = {non_finite_text(dataset[key])}" for key in _DATASET_NUMBERS if is_non_finite(dataset.get(key))]
-    for column in columns:
-        found += [f"{column['column']}.{key} = {text}" for key, text in sorted(column["non_finite"].items())]
-    return found
+    return [f"{prefix}{key} = {non_finite_text(result[key])}" for key in keys if is_non_finite(result.get(key))]
+
+
+def _count(value: object, default: int) -> int | None:
+    number = finite_number(value) if value is not None else float(default)
+    return None if number is None else int(number)
 
 
 @dataclass
 class _DriftFindings:
     dataset: dict[str, Any] | None = None
     columns: dict[str, dict[str, Any]] | None = None
+    non_finite: list[str] = field(default_factory=list)
 
     def add(self, result: dict[str, Any]) -> None:
         """Dataset verdicts (``dataset_drift``), tables (``drift_by_columns``) and single columns."""
         if isinstance(result.get("drift_by_columns"), dict):
             for name, column in result["drift_by_columns"].items():
-                self._column(_column(str(name), _obj(column)))
+                self._column(str(name), _obj(column))
         elif "column_name" in result and "drift_detected" in result:
-            self._column(_column(str(result["column_name"]), result))
+            self._column(str(result["column_name"]), result)
         if isinstance(result.get("dataset_drift"), bool) and self.dataset is None:
             self.dataset = result
+            self.non_finite += _non_finite(result, _DATASET_NUMBERS)
 
-    def _column(self, column: dict[str, Any]) -> None:
+    def _column(self, name: str, result: dict[str, Any]) -> None:
         self.columns = self.columns or {}
-        self.columns.setdefault(column["column"], column)
+        if name not in self.columns:
+            self.columns[name] = _column(name, result)
+            self.non_finite += _non_finite(result, _COLUMN_NUMBERS, f"{name}.")
 
     def summary(self) -> dict[str, Any] | None:
         if self.dataset is None and self.columns is None:
@@ -198,19 +203,16 @@ class _DriftFindings:
         drifted = [c for c in columns if c["drift_detected"]]
         dataset = self.dataset or {}
         verdict = dataset.get("dataset_drift")
-        non_finite = _non_finite_drift(dataset, columns)
-        for column in columns:
-            del column["non_finite"]
         return {
             "dataset_drift": verdict if isinstance(verdict, bool) else bool(drifted),
             "dataset_drift_source": "report" if isinstance(verdict, bool) else "columns",
             "drift_share_threshold": _number(dataset.get("drift_share")),
-            "number_of_columns": dataset.get("number_of_columns", len(columns)),
-            "number_of_drifted_columns": dataset.get("number_of_drifted_columns", len(drifted)),
+            "number_of_columns": _count(dataset.get("number_of_columns"), len(columns)),
+            "number_of_drifted_columns": _count(dataset.get("number_of_drifted_columns"), len(drifted)),
             "share_of_drifted_columns": _number(dataset.get("share_of_drifted_columns")),
             "drifted_columns": _listed(drifted),
-            "non_finite_count": len(non_finite),
-            "non_finite": non_finite[:_MAX_LISTED],
+            "non_finite_count": len(self.non_finite),
+            "non_finite": self.non_finite[:_MAX_LISTED],
         }
 
 
