@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number
+from collector.numbers import finite_number, non_finite_paths
 from collector.timestamps import parse_timestamp
 from connectors.container_scan import checks as container_checks
 from connectors.container_scan.settings import ContainerScanSettings
@@ -44,13 +44,17 @@ Evaluate = Callable[[Observation, AwsSettings, datetime], CheckResult]
 
 
 def _guarded(check_id: str, evaluate: Evaluate) -> Evaluate:
-    """Evidence that could not be collected is an error result naming the missing permission, never a pass."""
+    """Evidence that could not be collected is an error result naming the missing permission, never a pass; so is
+    a payload holding NaN or ±Inf, which no IAM API returns."""
 
     def run(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
         error = observation.payload.get("error")
         if error:
             message = f"no evidence: {error.get('permission')} failed with {error.get('code')}: {error.get('message')}"
             return CheckResult(check_id, Outcome.ERROR, message, {"error": dict(error)})
+        if where := non_finite_paths(observation.payload):
+            listed = ", ".join(where[:_LISTED])
+            return CheckResult(check_id, Outcome.ERROR, f"not evidence: non-finite numbers at {listed}")
         return evaluate(observation, settings, now)
 
     return run

@@ -9,7 +9,7 @@ from typing import Any
 from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number
+from collector.numbers import finite_number, non_finite_paths
 from collector.timestamps import parse_timestamp
 
 from .payloads import SourceRun
@@ -56,6 +56,9 @@ def _for_deployed(check_id: str, judge: Evaluate) -> Evaluate:
                 f"(aliases: {held}; stage: {payload.get('stage') or 'none'})"
             )
             return CheckResult(check_id, Outcome.NOT_APPLICABLE, message)
+        if where := non_finite_paths(payload):
+            message = f"not evidence: non-finite numbers at {', '.join(where[:5])} (stored metrics read 'NaN')"
+            return CheckResult(check_id, Outcome.ERROR, message, {"deployed_via": reasons})
         result = judge(observation, settings, now)
         return CheckResult(check_id, result.result, result.message, {**result.details, "deployed_via": reasons})
 

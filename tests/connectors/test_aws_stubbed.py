@@ -498,14 +498,17 @@ def test_a_credential_report_generated_in_the_future_passes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "unmet"),
+    ("field", "value", "outcome", "message"),
     [
-        ("MinimumPasswordLength", float("inf"), "MinimumPasswordLength inf is not a finite number"),
-        ("PasswordReusePrevention", float("nan"), "PasswordReusePrevention nan is not a finite number"),
-        ("MaxPasswordAge", float("nan"), "MaxPasswordAge nan is not a finite number"),
+        ("MinimumPasswordLength", float("inf"), Outcome.ERROR, "not evidence: non-finite numbers at policy.Minimum"),
+        ("MaxPasswordAge", float("nan"), Outcome.ERROR, "not evidence: non-finite numbers at policy.MaxPasswordAge"),
+        ("PasswordReusePrevention", "24", Outcome.FAIL, "PasswordReusePrevention '24' is not a finite number"),
+        ("MaxPasswordAge", True, Outcome.FAIL, "MaxPasswordAge True is not a finite number"),
     ],
 )
-def test_a_non_finite_password_policy_number_is_unmet(field: str, value: float, unmet: str) -> None:
+def test_a_password_policy_number_that_is_not_a_finite_number_never_passes(
+    field: str, value: object, outcome: Outcome, message: str
+) -> None:
     snapshot = json.loads((FIXTURES / "localstack-password-policy.snapshot.json").read_text())
     [custom] = [
         v["recorded-content"]["password-policy-custom"]["PasswordPolicy"]
@@ -517,5 +520,19 @@ def test_a_non_finite_password_policy_number_is_unmet(field: str, value: float, 
     assert PASSWORD_POLICY.run(observation, demanding, NOW).result is Outcome.PASS
     observation = password_observation({"present": True, "policy": {**custom, field: value}})
     result = PASSWORD_POLICY.run(observation, demanding, NOW)
-    assert result.result is Outcome.FAIL
-    assert result.details["unmet"] == [unmet]
+    assert result.result is outcome
+    assert message in result.message
+
+
+def test_a_non_finite_number_in_a_credential_report_is_not_evidence() -> None:
+    report = real_report()
+    principals = [dict(p) for p in report.payload["principals"]]
+    principals[0]["access_key_1_active"] = float("nan")
+    tampered = Observation(
+        report.kind, report.subject, report.observed_at, {**report.payload, "principals": principals}
+    )
+    result = NO_ROOT_ACCESS_KEYS.run(tampered, settings(), REPORT_COLLECTED_AT)
+    assert (result.result, result.message) == (
+        Outcome.ERROR,
+        "not evidence: non-finite numbers at principals[0].access_key_1_active",
+    )

@@ -431,3 +431,15 @@ def test_a_clock_a_little_ahead_is_within_the_skew_tolerance() -> None:
     assert judged("mlflow.approval_recorded", version_facts(tags=tags), run_facts()).result is P
     strict = MlflowSettings(tracking_uri="http://x", clock_skew_tolerance="1m")
     assert judged("mlflow.approval_recorded", version_facts(tags=tags), run_facts(), strict).result is F
+
+
+def test_a_payload_holding_a_non_finite_float_is_not_evidence_for_any_check() -> None:
+    """Stored metrics read "NaN"; a float NaN can only be a payload nobody stored (what a property test feeds)."""
+    obs = observation(version_facts(), run_facts(metrics={"accuracy": 0.9}))
+    assert outcomes(obs)["mlflow.evaluated"] is P
+    payload = {**obs.payload, "source_run": {**obs.payload["source_run"], "metrics": {"accuracy": float("inf")}}}
+    tampered = Observation(obs.kind, obs.subject, obs.observed_at, payload)
+    assert set(outcomes(tampered).values()) == {Outcome.ERROR}
+    assert results(tampered)["mlflow.lineage_complete"].message == (
+        "not evidence: non-finite numbers at source_run.metrics.accuracy (stored metrics read 'NaN')"
+    )
