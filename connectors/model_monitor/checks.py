@@ -134,6 +134,8 @@ def metric_within_bounds(observation: Observation, settings: ModelMonitorSetting
     check_id, name = METRIC_WITHIN_BOUNDS.id, p["monitor"]
     if p["status"] == "error":
         return CheckResult(check_id, Outcome.ERROR, f"monitor {name}: {p['error']}")
+    if where := non_finite_paths({k: v for k, v in p.items() if k != "series"}):
+        return CheckResult(check_id, Outcome.ERROR, f"monitor {name}: non-finite figures at {_names(where)}")
     annotations = [*(p.get("warnings") or []), *(p.get("infos") or [])]
     if annotations:
         message = f"monitor {name}: Prometheus annotated its answer, so it is not judged: {'; '.join(annotations)}"
@@ -271,6 +273,8 @@ def schedule_healthy(observation: Observation, settings: ModelMonitorSettings, n
     """Scheduled, and the last execution completed within its period (plus ``grace``)."""
     p = observation.payload
     name, status, execution = p["schedule_name"], p["status"], p["last_execution"]
+    if where := non_finite_paths(p):
+        return SCHEDULE_HEALTHY.result(Outcome.ERROR, f"schedule {name}: non-finite numbers at {_names(where)}")
     if status != "Scheduled":
         reason = f": {p['failure_reason']}" if p.get("failure_reason") else ""
         return SCHEDULE_HEALTHY.result(Outcome.FAIL, f"schedule {name} is {status}{reason}")
