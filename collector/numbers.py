@@ -42,13 +42,20 @@ def non_finite_text(value: object) -> str:
     return "-Inf" if isinstance(value, float) and value < 0 else "+Inf"
 
 
-def non_finite_paths(value: object, path: str = "") -> list[str]:
-    """Where a JSON-like value holds a NaN or ±Inf float (``metrics[2].value``). Text is not inspected: a column
-    may well be named ``NaN``."""
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [path or "(the value itself)"]
+def non_finite_paths(value: object, path: str = "", *, text: bool = False) -> list[str]:
+    """Where a JSON-like value holds a NaN or ±Inf float (``metrics[2].value``). With ``text``, strings that spell
+    one (``"NaN"``, ``"+Inf"``) count too: for payloads whose numbers are never written as text (free text such
+    as tags may well read ``NaN``, so it is off by default)."""
+    if isinstance(value, float) or (text and isinstance(value, str)):
+        return [path or "(the value itself)"] if is_non_finite(value) else []
     if isinstance(value, Mapping):
-        return [p for key, item in value.items() for p in non_finite_paths(item, f"{path}.{key}" if path else str(key))]
+        return [
+            found
+            for key, item in value.items()
+            for found in non_finite_paths(item, f"{path}.{key}" if path else str(key), text=text)
+        ]
     if isinstance(value, list | tuple):
-        return [p for index, item in enumerate(value) for p in non_finite_paths(item, f"{path}[{index}]")]
+        return [
+            found for index, item in enumerate(value) for found in non_finite_paths(item, f"{path}[{index}]", text=text)
+        ]
     return []

@@ -86,7 +86,7 @@ def _dated(judge: Evaluate) -> Evaluate:
         if future := _in_the_future(observation.observed_at, now, settings):
             details = {"observed_at": observation.observed_at.isoformat()}
             return CheckResult(check_id, Outcome.FAIL, f"the report is dated {future}", details)
-        if where := non_finite_paths(p):
+        if where := non_finite_paths(p, text=True):
             return CheckResult(check_id, Outcome.FAIL, f"non-finite values in the report: {_names(where)}")
         result = judge(observation, settings, now)
         note = _UNDATED.get(str(p.get("observed_at_source")))
@@ -237,7 +237,7 @@ def _out_of_bounds(p: Any, bounds: dict[str, Bound]) -> tuple[list[str], int]:
             value = metric["value"]
             where = f"{metric['name']} for {group['facet']}={group['facet_value']} ({group['stage']})"
             if metric.get("non_finite"):
-                outside.append(f"{where} = {metric['non_finite']}, not a finite number")
+                outside.append(f"{where}: {metric['non_finite']} is not a finite number")
             elif value is None:
                 reason = f": {metric['error']}" if metric.get("error") else ""
                 outside.append(f"{where} not computed{reason}")

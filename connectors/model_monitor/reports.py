@@ -392,7 +392,7 @@ def _clarify_metric(raw: Any) -> dict[str, Any]:
     return {
         "name": name,
         "value": _number(value),
-        "non_finite": non_finite_text(value) if is_non_finite(value) else None,
+        "non_finite": f"value {non_finite_text(value)}" if is_non_finite(value) else None,
         "error": _text(item.get("error")),
         "description": _text(item.get("description")) or "",
     }

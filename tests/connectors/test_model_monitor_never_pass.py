@@ -177,7 +177,7 @@ def test_a_non_finite_clarify_metric_says_so(tmp_path: Path) -> None:
     bias = collect_reports(write(tmp_path, "analysis.json", analysis))[0]["monitor.bias_report"]
     outcome, message = judge(bias)
     assert outcome is Outcome.FAIL
-    assert "DPL for F1=(0.5, 0.9936148802477393] (pre_training) = +Inf, not a finite number" in message
+    assert "DPL for F1=(0.5, 0.9936148802477393] (pre_training): value +Inf is not a finite number" in message
 
 
 # ------------------------------------------------------------------------------------------- Prometheus bodies
