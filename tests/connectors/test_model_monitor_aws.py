@@ -433,3 +433,11 @@ def test_an_execution_scheduled_in_the_future_fails_as_in_the_future(moto_url: s
     assert outcome is Outcome.FAIL
     assert message.startswith("last execution of fraud-dq is scheduled at 2034-02-27T12:00:00+00:00, in the future")
     assert judge(report, settings)[0] is Outcome.FAIL
+    execution = {**schedule.payload["last_execution"], "scheduled_time": "not-a-date"}
+    unreadable = Observation(
+        schedule.kind, schedule.subject, schedule.observed_at, {**schedule.payload, "last_execution": execution}
+    )
+    assert judge(unreadable, settings) == (
+        Outcome.ERROR,
+        "last execution of fraud-dq: scheduled_time 'not-a-date' is not a timestamp",
+    )
