@@ -288,15 +288,16 @@ def schedule_healthy(observation: Observation, settings: ModelMonitorSettings, n
         reason = f": {execution['processing_job_failure']}" if execution.get("processing_job_failure") else ""
         message = f"last execution of {name} is {execution['status']} but its processing job is {job_status}{reason}"
         return SCHEDULE_HEALTHY.result(Outcome.FAIL, message)
-    if p["period_seconds"] is None:
-        return SCHEDULE_HEALTHY.result(Outcome.PASS, f"one-time schedule {name} completed")
-    scheduled = parse_timestamp(execution.get("scheduled_time"))
-    if scheduled is None:
-        message = f"last execution of {name}: scheduled_time {execution.get('scheduled_time')!r} is not a timestamp"
+    raw_time = execution.get("scheduled_time")
+    scheduled = parse_timestamp(raw_time)
+    if scheduled is None and (raw_time or p["period_seconds"] is not None):
+        message = f"last execution of {name}: scheduled_time {raw_time!r} is not a timestamp"
         return SCHEDULE_HEALTHY.result(Outcome.ERROR, message)
-    if future := _in_the_future(scheduled, now, settings):
+    if scheduled is not None and (future := _in_the_future(scheduled, now, settings)):
         message = f"last execution of {name} is scheduled at {future}"
         return SCHEDULE_HEALTHY.result(Outcome.FAIL, message, scheduled_time=scheduled.isoformat())
+    if p["period_seconds"] is None or scheduled is None:
+        return SCHEDULE_HEALTHY.result(Outcome.PASS, f"one-time schedule {name} completed")
     allowed = timedelta(seconds=p["period_seconds"]) + settings.sagemaker_schedules.grace
     age = now - scheduled
     details = {"age_seconds": int(age.total_seconds()), "allowed_seconds": int(allowed.total_seconds())}
