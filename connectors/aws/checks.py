@@ -13,6 +13,7 @@ from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import finite_number, non_finite_paths
+from collector.skew import in_the_future
 from collector.timestamps import parse_timestamp
 from connectors.container_scan import checks as container_checks
 from connectors.container_scan.settings import ContainerScanSettings
@@ -99,14 +100,7 @@ def _days(value: timedelta) -> int:
 
 
 def _in_the_future(at: datetime, now: datetime, settings: AwsSettings) -> str | None:
-    """``"<at>, in the future (...)"`` when ``at`` is later than the collection time plus the clock skew tolerance."""
-    tolerance = settings.clock_skew_tolerance
-    if at <= now + tolerance:
-        return None
-    return (
-        f"{at.isoformat()}, in the future "
-        f"(collected at {now.isoformat()}, clock_skew_tolerance {format_duration(tolerance)})"
-    )
+    return in_the_future(at, now, settings.clock_skew_tolerance)
 
 
 def _when(principal: Mapping[str, Any], column: str, now: datetime, settings: AwsSettings) -> datetime | None:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.connector import Check
-from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import finite_number, non_finite_paths
+from collector.skew import in_the_future
 from collector.timestamps import parse_timestamp
 
 from .payloads import SourceRun
@@ -134,15 +134,8 @@ def parse_approval_time(value: str | None) -> datetime | None:
 
 
 def _in_the_future(at: datetime, now: datetime, settings: MlflowSettings) -> str | None:
-    """``"<at> is in the future (...)"`` when ``at`` is later than the collection time plus the clock skew tolerance:
-    a clock or data-entry error, never a record."""
-    tolerance = settings.clock_skew_tolerance
-    if at <= now + tolerance:
-        return None
-    return (
-        f"{at.isoformat()} is in the future "
-        f"(collected at {now.isoformat()}, clock_skew_tolerance {format_duration(tolerance)})"
-    )
+    """A clock or data-entry error, never a record."""
+    return in_the_future(at, now, settings.clock_skew_tolerance)
 
 
 def _approval_order(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
 
 __all__ = ["DEFAULT_FAIRNESS_BOUNDS", "ApprovalTags", "Bounds", "MlflowSettings"]
 
@@ -99,7 +100,7 @@ class MlflowSettings(ConnectorSettings):
     fairness_bounds: dict[str, Bounds] = Field(default_factory=lambda: dict(DEFAULT_FAIRNESS_BOUNDS))
     """``mlflow.fairness_within_bounds``: at least one logged, and every logged one within its bounds."""
 
-    clock_skew_tolerance: Duration = timedelta(minutes=5)
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
     """How far past the collection time an approval or deployment time may lie before it counts as "in the
     future" (and fails ``mlflow.approval_recorded``) rather than as a clock a little ahead."""
 

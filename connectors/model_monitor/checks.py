@@ -10,6 +10,7 @@ from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import finite_number, is_non_finite, non_finite_paths, non_finite_text
+from collector.skew import in_the_future
 from collector.timestamps import parse_timestamp
 
 from .sagemaker import PROCESSING_JOB_FAILED
@@ -65,14 +66,7 @@ def _tests_errored(payload: Any) -> list[str]:
 
 
 def _in_the_future(at: datetime, now: datetime, settings: ModelMonitorSettings) -> str | None:
-    """``"<at>, in the future (...)"`` when ``at`` is later than the collection time plus the clock skew tolerance."""
-    tolerance = settings.clock_skew_tolerance
-    if at <= now + tolerance:
-        return None
-    return (
-        f"{at.isoformat()}, in the future "
-        f"(collected at {now.isoformat()}, clock_skew_tolerance {format_duration(tolerance)})"
-    )
+    return in_the_future(at, now, settings.clock_skew_tolerance)
 
 
 def _dated(judge: Evaluate) -> Evaluate:

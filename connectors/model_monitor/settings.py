@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
 from collector.errors import ConfigurationError
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
 
 __all__ = [
     "AwsSettings",
@@ -196,7 +197,7 @@ class ModelMonitorSettings(ConnectorSettings):
     drift_fail_on: Literal["dataset", "any_column"] = "dataset"
     """``dataset``: Evidently's own dataset-drift verdict decides; ``any_column``: any drifted column fails."""
     max_file_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-    clock_skew_tolerance: Duration = timedelta(minutes=5)
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
     """How far past the collection time a report or execution may be dated before it counts as "in the future"
     (and fails its check) rather than as a clock a little ahead."""
 

@@ -302,7 +302,7 @@ def test_approval_times_are_read_in_the_usual_forms(text: str | None, expected: 
     [
         ({"approved_at": "2026-01-01T00:00:00Z"}, "no approver (tags approved_by, approved_at)"),
         ({"approved_by": "a", "approved_at": "soon"}, "approval time 'soon' is not a time"),
-        ({"approved_by": "a", "approved_at": "2026-03-01T00:00:00Z"}, "is in the future"),
+        ({"approved_by": "a", "approved_at": "2026-03-01T00:00:00Z"}, ", in the future ("),
         (
             {"approved_by": "a", "approved_at": "2026-01-01T00:00:00Z", "deployed_at": "yesterday"},
             "tag deployed_at='yesterday' is not a time",
@@ -410,12 +410,12 @@ def test_infinite_bound_limits_are_refused() -> None:
     [
         (
             {"approved_by": "a", "approved_at": "2026-01-02T09:30:00Z"},
-            "approval time 2026-01-02T09:30:00+00:00 is in the future "
+            "approval time 2026-01-02T09:30:00+00:00, in the future "
             "(collected at 2026-01-02T09:00:00+00:00, clock_skew_tolerance 5m)",
         ),
         (
             {"approved_by": "a", "approved_at": "2026-01-01T00:00:00Z", "deployed_at": "2099-01-01T00:00:00Z"},
-            "deployment time (tag deployed_at) 2099-01-01T00:00:00+00:00 is in the future",
+            "deployment time (tag deployed_at) 2099-01-01T00:00:00+00:00, in the future",
         ),
         ({"approved_by": "a", "approved_at": "99999999999999999999"}, "approval time '99999999999999999999' is not"),
     ],
