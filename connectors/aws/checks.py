@@ -12,6 +12,9 @@ from urllib.parse import unquote
 from collector.connector import Check
 from collector.durations import format_duration
 from collector.model import CheckResult, Observation, Outcome
+from collector.numbers import finite_number, non_finite_paths
+from collector.skew import in_the_future
+from collector.timestamps import parse_timestamp
 from connectors.container_scan import checks as container_checks
 from connectors.container_scan.settings import ContainerScanSettings
 
@@ -42,20 +45,48 @@ Evaluate = Callable[[Observation, AwsSettings, datetime], CheckResult]
 
 
 def _guarded(check_id: str, evaluate: Evaluate) -> Evaluate:
-    """Evidence that could not be collected is an error result naming the missing permission, never a pass."""
+    """Evidence that could not be collected is an error result naming the missing permission, never a pass; so is
+    a payload holding NaN or ±Inf, which no IAM API returns."""
 
     def run(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
         error = observation.payload.get("error")
         if error:
             message = f"no evidence: {error.get('permission')} failed with {error.get('code')}: {error.get('message')}"
             return CheckResult(check_id, Outcome.ERROR, message, {"error": dict(error)})
+        if where := non_finite_paths(observation.payload):
+            listed = ", ".join(where[:_LISTED])
+            return CheckResult(check_id, Outcome.ERROR, f"not evidence: non-finite numbers at {listed}")
         return evaluate(observation, settings, now)
 
     return run
 
 
+class _ImpossibleTime(ValueError):
+    """A time in the credential report that cannot be judged: unreadable (``error``) or in the future (``fail``)."""
+
+    def __init__(self, outcome: Outcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def _dated(check_id: str, evaluate: Evaluate) -> Evaluate:
+    """A credential report generated in the future, or holding a time that is unreadable or in the future, is
+    never judged a pass: ages computed from it mean nothing."""
+
+    def run(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
+        future = _in_the_future(observation.observed_at, now, settings)
+        if future and observation.kind == CREDENTIAL_REPORT_KIND:
+            return CheckResult(check_id, Outcome.FAIL, f"the credential report is generated at {future}")
+        try:
+            return evaluate(observation, settings, now)
+        except _ImpossibleTime as exc:
+            return CheckResult(check_id, exc.outcome, str(exc))
+
+    return run
+
+
 def _check(check_id: str, kind: str, title: str, evaluate: Evaluate) -> Check[AwsSettings]:
-    return Check(id=check_id, kind=kind, title=title, evaluate=_guarded(check_id, evaluate))
+    return Check(id=check_id, kind=kind, title=title, evaluate=_guarded(check_id, _dated(check_id, evaluate)))
 
 
 def _names(items: Iterable[Mapping[str, Any]], key: str = "user") -> str:
@@ -68,11 +99,23 @@ def _days(value: timedelta) -> int:
     return int(value.total_seconds() // 86400)
 
 
-def _when(value: Any) -> datetime | None:
-    """A timestamp cell of the report; markers (``N/A``, ``no_information``, ``not_supported``) are ``None``."""
+def _in_the_future(at: datetime, now: datetime, settings: AwsSettings) -> str | None:
+    return in_the_future(at, now, settings.clock_skew_tolerance)
+
+
+def _when(principal: Mapping[str, Any], column: str, now: datetime, settings: AwsSettings) -> datetime | None:
+    """A timestamp cell of the report; markers (``N/A``, ``no_information``, ``not_supported``) are ``None``.
+    An unreadable cell or one in the future raises :class:`_ImpossibleTime` naming the user and the column."""
+    value = principal.get(column)
     if value is None or value in ("no_information", "not_supported"):
         return None
-    return datetime.fromisoformat(str(value))
+    where = f"{principal.get('user') or principal.get('arn') or '?'}: {column}"
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise _ImpossibleTime(Outcome.ERROR, f"{where} = {value!r} is not a timestamp, so its age is unknown")
+    if future := _in_the_future(parsed, now, settings):
+        raise _ImpossibleTime(Outcome.FAIL, f"{where} is {future}")
+    return parsed
 
 
 # ------------------------------------------------------------------------------------------- credential report
@@ -137,7 +180,7 @@ def access_keys_rotated(observation: Observation, settings: AwsSettings, now: da
             if principal.get(f"access_key_{slot}_active") is not True:
                 continue
             active += 1
-            rotated = _when(principal.get(f"access_key_{slot}_last_rotated"))
+            rotated = _when(principal, f"access_key_{slot}_last_rotated", now, settings)
             age_days = None if rotated is None else _days(now - rotated)
             if rotated is None or now - rotated > limit:
                 failures.append(
@@ -159,19 +202,24 @@ def access_keys_rotated(observation: Observation, settings: AwsSettings, now: da
     )
 
 
-def _unused(principal: Mapping[str, Any], now: datetime, limit: timedelta) -> list[str]:
+def _unused(principal: Mapping[str, Any], now: datetime, settings: AwsSettings) -> list[str]:
     """Why each enabled credential of one user counts as unused; a never-used one ages from its creation."""
+    limit = settings.max_unused
     reasons = []
+
+    def when(column: str) -> datetime | None:
+        return _when(principal, column, now, settings)
+
     if principal.get("password_enabled") is True:
-        last = _when(principal.get("password_last_used"))
-        since = last or _when(principal.get("password_last_changed")) or _when(principal.get("user_creation_time"))
+        last = when("password_last_used")
+        since = last or when("password_last_changed") or when("user_creation_time")
         if since is None or now - since > limit:
             reasons.append(f"password {'unused' if last else 'never used'} for {_days(now - since) if since else '?'}d")
     for slot in _KEY_SLOTS:
         if principal.get(f"access_key_{slot}_active") is not True:
             continue
-        last = _when(principal.get(f"access_key_{slot}_last_used_date"))
-        since = last or _when(principal.get(f"access_key_{slot}_last_rotated"))
+        last = when(f"access_key_{slot}_last_used_date")
+        since = last or when(f"access_key_{slot}_last_rotated")
         if since is None or now - since > limit:
             reasons.append(
                 f"key {slot} {'unused' if last else 'never used'} for {_days(now - since) if since else '?'}d"
@@ -190,7 +238,7 @@ def unused_credentials_disabled(observation: Observation, settings: AwsSettings,
         return UNUSED_CREDENTIALS_DISABLED.result(Outcome.NOT_APPLICABLE, "no IAM user has an enabled credential")
     failing: list[dict[str, Any]] = []
     for user in enabled:
-        reasons = _unused(user, now, limit)
+        reasons = _unused(user, now, settings)
         if reasons:
             failing.append({"user": user.get("user"), "arn": user.get("arn"), "reasons": reasons})
     details = {"max_unused_days": _days(limit), "failing": failing}
@@ -290,13 +338,24 @@ def no_wildcard_admin(observation: Observation, settings: AwsSettings, now: date
 # ------------------------------------------------------------------------------------------- password policy
 
 
+def _count(policy: Mapping[str, Any], key: str) -> float | None:
+    """A numeric field of the policy (absent is 0); ``None`` when it is not a finite number."""
+    value = policy.get(key)
+    return 0.0 if value is None else finite_number(value)
+
+
 def _unmet(policy: Mapping[str, Any], settings: AwsSettings) -> list[str]:
     wanted = settings.password_policy
     unmet = []
-    if int(policy.get("MinimumPasswordLength") or 0) < wanted.min_length:
-        unmet.append(f"minimum length {policy.get('MinimumPasswordLength')} < {wanted.min_length}")
-    if int(policy.get("PasswordReusePrevention") or 0) < wanted.reuse_prevention:
-        unmet.append(f"reuse prevention {policy.get('PasswordReusePrevention') or 0} < {wanted.reuse_prevention}")
+    for key, what, needed in (
+        ("MinimumPasswordLength", "minimum length", wanted.min_length),
+        ("PasswordReusePrevention", "reuse prevention", wanted.reuse_prevention),
+    ):
+        number = _count(policy, key)
+        if number is None:
+            unmet.append(f"{key} {policy.get(key)!r} is not a finite number")
+        elif number < needed:
+            unmet.append(f"{what} {policy.get(key) or 0} < {needed}")
     for field, key in (
         ("require_symbols", "RequireSymbols"),
         ("require_numbers", "RequireNumbers"),
@@ -307,7 +366,9 @@ def _unmet(policy: Mapping[str, Any], settings: AwsSettings) -> list[str]:
             unmet.append(f"{key} is not set")
     if wanted.max_age is not None:
         max_days = policy.get("MaxPasswordAge") if policy.get("ExpirePasswords") else None
-        if max_days is None or int(max_days) > _days(wanted.max_age):
+        if max_days is not None and finite_number(max_days) is None:
+            unmet.append(f"MaxPasswordAge {max_days!r} is not a finite number")
+        elif max_days is None or max_days > _days(wanted.max_age):
             unmet.append(f"passwords expire after {max_days or 'never'} days, more than {_days(wanted.max_age)}")
     return unmet
 

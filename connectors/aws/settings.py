@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
 from connectors.container_scan.settings import Threshold
 
 __all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "PasswordPolicyRequirements"]
@@ -90,6 +91,9 @@ class AwsSettings(ConnectorSettings):
     """botocore's attempts per call (first try included) before the core's own backoff takes over."""
     endpoint_url: str | None = None
     """For tests against moto; otherwise leave unset (boto3 honours ``AWS_ENDPOINT_URL`` itself)."""
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
+    """How far past the collection time the credential report (or a time in it) may be dated before it counts as
+    "in the future" and its checks fail, rather than as a clock a little ahead."""
     credential_report_poll: Duration = timedelta(seconds=2)
     credential_report_timeout: Duration = timedelta(minutes=2)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from collector.connector import Check
 from collector.model import CheckResult, Observation, Outcome
+from collector.numbers import finite_number, non_finite_paths
+from collector.skew import in_the_future
 from collector.timestamps import parse_timestamp
 
 from .payloads import SourceRun
@@ -28,8 +29,6 @@ __all__ = [
 
 KIND = "mlflow.model_version"
 LEGACY_PRODUCTION_STAGE = "Production"
-FUTURE_TOLERANCE = timedelta(hours=1)
-"""An approval dated further ahead of ``now`` than this is a clock or data-entry error, never a record."""
 
 Evaluate = Callable[[Observation, MlflowSettings, datetime], CheckResult]
 
@@ -57,6 +56,9 @@ def _for_deployed(check_id: str, judge: Evaluate) -> Evaluate:
                 f"(aliases: {held}; stage: {payload.get('stage') or 'none'})"
             )
             return CheckResult(check_id, Outcome.NOT_APPLICABLE, message)
+        if where := non_finite_paths(payload):
+            message = f"not evidence: non-finite numbers at {', '.join(where[:5])} (stored metrics read 'NaN')"
+            return CheckResult(check_id, Outcome.ERROR, message, {"deployed_via": reasons})
         result = judge(observation, settings, now)
         return CheckResult(check_id, result.result, result.message, {**result.details, "deployed_via": reasons})
 
@@ -124,12 +126,20 @@ def parse_approval_time(value: str | None) -> datetime | None:
     text = value.strip()
     if text.replace(".", "", 1).isdigit():
         number = float(text)
-        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+        try:
+            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     return parse_timestamp(text)
 
 
+def _in_the_future(at: datetime, now: datetime, settings: MlflowSettings) -> str | None:
+    """A clock or data-entry error, never a record."""
+    return in_the_future(at, now, settings.clock_skew_tolerance)
+
+
 def _approval_order(
-    approved_at: datetime, tags: Mapping[str, str], settings: MlflowSettings
+    approved_at: datetime, tags: Mapping[str, str], settings: MlflowSettings, now: datetime
 ) -> tuple[bool | None, str]:
     """Whether the approval predates the deployment, when the deployment time is recorded."""
     tag = settings.deployed_at_tag
@@ -139,12 +149,16 @@ def _approval_order(
     deployed_at = parse_approval_time(raw)
     if deployed_at is None:
         return False, f"tag {tag}={raw!r} is not a time"
+    if future := _in_the_future(deployed_at, now, settings):
+        return False, f"deployment time (tag {tag}) {future}"
     if approved_at > deployed_at:
         return False, f"approved at {approved_at.isoformat()}, after deployment at {deployed_at.isoformat()}"
     return True, f"approved before deployment at {deployed_at.isoformat()}"
 
 
-def _approval_problems(approver: str, raw_at: str | None, approved_at: datetime | None, now: datetime) -> list[str]:
+def _approval_problems(
+    approver: str, raw_at: str | None, approved_at: datetime | None, now: datetime, settings: MlflowSettings
+) -> list[str]:
     problems = []
     if not approver:
         problems.append("no approver")
@@ -152,8 +166,8 @@ def _approval_problems(approver: str, raw_at: str | None, approved_at: datetime 
         problems.append("no approval time")
     elif approved_at is None:
         problems.append(f"approval time {raw_at!r} is not a time")
-    elif approved_at > now + FUTURE_TOLERANCE:
-        problems.append(f"approval time {approved_at.isoformat()} is in the future")
+    elif future := _in_the_future(approved_at, now, settings):
+        problems.append(f"approval time {future}")
     return problems
 
 
@@ -168,12 +182,12 @@ def approval_recorded(observation: Observation, settings: MlflowSettings, now: d
         "approved_at": approved_at.isoformat() if approved_at else None,
         "approver_is_registrar": bool(approver) and approver == payload.get("registered_by"),
     }
-    problems = _approval_problems(approver, raw_at, approved_at, now)
+    problems = _approval_problems(approver, raw_at, approved_at, now, settings)
     if problems or approved_at is None:
         tag_names = f"tags {settings.approval_tags.by}, {settings.approval_tags.at}"
         message = f"{_name(payload)}: {'; '.join(problems)} ({tag_names})"
         return CheckResult(_APPROVAL_ID, Outcome.FAIL, message, details)
-    in_order, order_note = _approval_order(approved_at, tags, settings)
+    in_order, order_note = _approval_order(approved_at, tags, settings, now)
     details["approval_before_deployment"] = in_order
     if in_order is False:
         return CheckResult(_APPROVAL_ID, Outcome.FAIL, f"{_name(payload)}: {order_note}", details)
@@ -226,17 +240,21 @@ def _no_source_run(check_id: str, payload: Mapping[str, Any]) -> CheckResult:
     return CheckResult(check_id, Outcome.FAIL, message, {"source_run_state": state})
 
 
-def _finite(value: float | str) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 def evaluated(observation: Observation, settings: MlflowSettings, now: datetime) -> CheckResult:
+    """At least one evaluation metric logged, and none of those logged NaN or ±Inf (an evaluation that produced
+    no number is not an evaluation)."""
     payload = observation.payload
     metrics = _metrics_of(payload)
     if metrics is None:
         return _no_source_run(_EVALUATED_ID, payload)
-    logged = {k: metrics[k] for k in settings.evaluation_metrics if k in metrics and _finite(metrics[k]) is not None}
-    details = {"logged": logged, "expected_any_of": list(settings.evaluation_metrics)}
+    present = [k for k in settings.evaluation_metrics if k in metrics]
+    non_finite = {k: metrics[k] for k in present if finite_number(metrics[k]) is None}
+    logged = {k: metrics[k] for k in present if k not in non_finite}
+    details = {"logged": logged, "expected_any_of": list(settings.evaluation_metrics), "non_finite": non_finite}
+    if non_finite:
+        shown = ", ".join(f"{k}={v}" for k, v in non_finite.items())
+        message = f"{_name(payload)}: evaluation metrics that are not finite numbers: {shown}"
+        return CheckResult(_EVALUATED_ID, Outcome.FAIL, message, details)
     if not logged:
         message = f"{_name(payload)}: none of {', '.join(settings.evaluation_metrics)} logged on the source run"
         return CheckResult(_EVALUATED_ID, Outcome.FAIL, message, details)
@@ -256,8 +274,10 @@ def fairness_within_bounds(observation: Observation, settings: MlflowSettings, n
     violations = []
     for key, value in logged.items():
         bounds = settings.fairness_bounds[key]
-        number = _finite(value)
-        if number is None or not bounds.holds(number):
+        number = finite_number(value)
+        if number is None:
+            violations.append(f"{key}={value} (not a finite number; must be {bounds.describe()})")
+        elif not bounds.holds(number):
             violations.append(f"{key}={value} (must be {bounds.describe()})")
     details = {"reason": "out_of_bounds" if violations else "within_bounds", "logged": logged}
     if violations:

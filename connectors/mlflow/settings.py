@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from urllib.parse import urlparse
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
 
 __all__ = ["DEFAULT_FAIRNESS_BOUNDS", "ApprovalTags", "Bounds", "MlflowSettings"]
 
@@ -34,6 +36,8 @@ class Bounds(_Strict):
     def _some_and_ordered(self) -> Bounds:
         if self.min is None and self.max is None:
             raise ValueError("a bound needs min, max or both")
+        if any(side is not None and not math.isfinite(side) for side in (self.min, self.max)):
+            raise ValueError("bound limits must be finite numbers")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
@@ -46,6 +50,9 @@ class Bounds(_Strict):
         return f"in [{self.min:g}, {self.max:g}]"
 
     def holds(self, value: float) -> bool:
+        """NaN and ±Inf never hold: they are not measurements."""
+        if not math.isfinite(value):
+            return False
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
@@ -92,6 +99,10 @@ class MlflowSettings(ConnectorSettings):
     """``mlflow.evaluated`` passes when at least one of these is logged on the source run."""
     fairness_bounds: dict[str, Bounds] = Field(default_factory=lambda: dict(DEFAULT_FAIRNESS_BOUNDS))
     """``mlflow.fairness_within_bounds``: at least one logged, and every logged one within its bounds."""
+
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
+    """How far past the collection time an approval or deployment time may lie before it counts as "in the
+    future" (and fails ``mlflow.approval_recorded``) rather than as a clock a little ahead."""
 
     request_timeout: Duration = timedelta(seconds=60)
     """Per-request timeout of the MLflow client."""

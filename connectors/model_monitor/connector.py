@@ -15,7 +15,7 @@ from collector.model import Observation, Subject
 from .aws import ClientFactory, client_factory
 from .checks import CHECKS, KIND_METRIC, KIND_OF_ASPECT, KIND_SCHEDULE, KINDS
 from .prometheus import PrometheusClient, PrometheusError, Series, Window, evaluate, window_for
-from .reports import MonitorReport, ReportError, parse_document, violations_report
+from .reports import MonitorReport, ReportError, parse_document, statistics_non_finite, violations_report
 from .sagemaker import ScheduleState, schedule_states
 from .settings import ModelMonitorSettings, Monitor, ReportSource
 from .sources import ReportFile, decode_json, list_files, list_s3_files
@@ -115,14 +115,22 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
         try:
             if client is None:
                 raise ConfigurationError(setup_error)
-            series, warnings = client.query_range(monitor.query, window)
+            series, annotations = client.query_range(monitor.query, window)
             figures = evaluate(series, monitor.bound, window)
         except _MONITOR_ERRORS as exc:
             ctx.problem(f"monitor {monitor.name}", str(exc))
             payload.update(status="error", error=str(exc))
         else:
             status = "ok" if figures["sample_count"] else "no_data"
-            payload.update(status=status, warnings=warnings, series=_series_json(series), **figures)
+            payload.update(
+                status=status,
+                warnings=list(annotations.warnings),
+                infos=list(annotations.infos),
+                series=_series_json(series),
+                **figures,
+            )
+            if annotations.warnings:
+                ctx.problem(f"monitor {monitor.name}", "Prometheus warned: " + "; ".join(annotations.warnings))
         source = self.settings.prometheus.url if self.settings.prometheus else ""
         return Observation(KIND_METRIC, _monitor_subject(monitor), window.end, payload, source=source)
 
@@ -136,35 +144,51 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
             ctx.raise_if_cancelled()
             yield from self._file_observations(file, source, ctx)
         if source.format in ("auto", "sagemaker"):
-            yield from self._executions_without_violations(files, source)
+            yield from self._executions_without_violations(files, source, ctx)
 
     def _file_observations(self, file: ReportFile, source: ReportSource, ctx: CollectContext) -> list[Observation]:
         """All of one file's observations, or none and a problem naming the file."""
         try:
             reports = parse_document(decode_json(file.read()), file.source, source.format)
-            return [self._report_observation(r, source, file) for r in reports]
+            return [self._report_observation(r, source, file, ctx) for r in reports]
         except ReportError as exc:
             ctx.problem(file.source, str(exc))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape the parsers did not foresee
             ctx.problem(file.source, f"unreadable report: {type(exc).__name__}: {exc}")
         return []
 
-    def _executions_without_violations(self, files: list[ReportFile], source: ReportSource) -> Iterator[Observation]:
-        """A Model Monitor execution writes no constraint_violations.json when it found none."""
+    def _executions_without_violations(
+        self, files: list[ReportFile], source: ReportSource, ctx: CollectContext
+    ) -> Iterator[Observation]:
+        """A Model Monitor execution writes no constraint_violations.json when it found none; its statistics.json
+        is still read, because a NaN metric breaks no threshold and so never shows up as a violation."""
         by_directory: dict[str, dict[str, ReportFile]] = defaultdict(dict)
         for file in files:
             by_directory[file.directory][file.name] = file
         for directory in sorted(by_directory):
             names = by_directory[directory]
             if "statistics.json" in names and not any(n in names for n in _SAGEMAKER_NOT_EXECUTION_FILES):
+                statistics = names["statistics.json"]
+                try:
+                    non_finite = statistics_non_finite(decode_json(statistics.read()))
+                except ReportError as exc:
+                    ctx.problem(statistics.source, str(exc))
+                    continue
                 report = violations_report([], "quality", None)
-                yield self._report_observation(report, source, names["statistics.json"])
+                report.summary["non_finite_metrics"] = non_finite
+                yield self._report_observation(report, source, statistics, ctx)
 
-    def _report_observation(self, report: MonitorReport, source: ReportSource, file: ReportFile) -> Observation:
+    def _report_observation(
+        self, report: MonitorReport, source: ReportSource, file: ReportFile, ctx: CollectContext
+    ) -> Observation:
+        """Dated by the report's own time; by the file's only when the report carries none (the payload says
+        which). A time the report carries but that cannot be read is a problem, and the checks say ``error``."""
         if report.generated_at is not None:
             observed_at, time_source = report.generated_at, "report"
         else:
             observed_at, time_source = file.modified_at, "s3_last_modified" if source.s3_uri else "file_mtime"
+        if report.time_error is not None:
+            ctx.problem(file.source, f"{report.time_error}; the report's age is unknown")
         subject = Subject("model", source.model) if source.model else Subject("report", file.source)
         payload = {
             "format": report.format,
@@ -172,6 +196,7 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
             "model": source.model,
             "report": file.source,
             "observed_at_source": time_source,
+            **({"time_error": report.time_error} if report.time_error else {}),
             **report.summary,
         }
         return Observation(KIND_OF_ASPECT[report.aspect], subject, observed_at, payload, source=file.source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from .settings import Bound, Monitor, PrometheusSettings, secret_from
 
 __all__ = [
     "MAX_POINTS_PER_QUERY",
+    "Annotations",
     "PrometheusClient",
     "PrometheusError",
     "Series",
@@ -67,6 +69,23 @@ def window_for(monitor: Monitor, now: datetime) -> Window:
     return Window(end - monitor.window, end, monitor.step)
 
 
+@dataclass(frozen=True, slots=True)
+class Annotations:
+    """What the server said beside the data: ``warnings`` (the answer may be partial or wrong, e.g. a remote
+    read failed) and ``infos`` (PromQL's remarks on the query itself)."""
+
+    warnings: tuple[str, ...] = ()
+    infos: tuple[str, ...] = ()
+
+    def __add__(self, other: Annotations) -> Annotations:
+        return Annotations(
+            tuple(dict.fromkeys(self.warnings + other.warnings)), tuple(dict.fromkeys(self.infos + other.infos))
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.warnings or self.infos)
+
+
 @dataclass
 class Series:
     labels: dict[str, str]
@@ -90,17 +109,17 @@ class PrometheusClient:
     def close(self) -> None:
         self.session.close()
 
-    def query_range(self, query: str, window: Window) -> tuple[list[Series], list[str]]:
-        """Every series over the window (chunked), merged by label set; and the server's warnings."""
+    def query_range(self, query: str, window: Window) -> tuple[list[Series], Annotations]:
+        """Every series over the window (chunked), merged by label set; and the server's warnings and infos."""
         merged: dict[tuple[tuple[str, str], ...], Series] = {}
-        warnings: list[str] = []
+        annotations = Annotations()
         for chunk in window.chunks():
-            data, chunk_warnings = self._query_chunk(query, chunk)
-            warnings.extend(w for w in chunk_warnings if w not in warnings)
+            data, chunk_annotations = self._query_chunk(query, chunk)
+            annotations += chunk_annotations
             for series in _matrix(data):
                 key = tuple(sorted(series.labels.items()))
                 merged.setdefault(key, Series(series.labels)).values.extend(series.values)
-        return [merged[key] for key in sorted(merged)], warnings
+        return [merged[key] for key in sorted(merged)], annotations
 
     def check_query(self, query: str) -> str | None:
         """The server's objection to ``query`` (e.g. a PromQL syntax error), or None; raises TransientError when
@@ -111,7 +130,7 @@ class PrometheusClient:
             return str(exc)
         return None
 
-    def _query_chunk(self, query: str, window: Window) -> tuple[Any, list[str]]:
+    def _query_chunk(self, query: str, window: Window) -> tuple[Any, Annotations]:
         form = {
             "query": query,
             "start": _epoch(window.start),
@@ -120,7 +139,7 @@ class PrometheusClient:
         }
         return call_with_retry(self._post, "/api/v1/query_range", form, attempts=self.settings.attempts)
 
-    def _post(self, path: str, form: dict[str, str]) -> tuple[Any, list[str]]:
+    def _post(self, path: str, form: dict[str, str]) -> tuple[Any, Annotations]:
         url = self.base_url + path
         try:
             response = self.session.post(url, data=form, timeout=self.settings.timeout.total_seconds())
@@ -135,7 +154,7 @@ def _epoch(value: datetime) -> str:
     return f"{value.timestamp():.3f}"
 
 
-def _envelope(response: requests.Response) -> tuple[Any, list[str]]:
+def _envelope(response: requests.Response) -> tuple[Any, Annotations]:
     try:
         body = response.json()
     except ValueError:
@@ -143,8 +162,9 @@ def _envelope(response: requests.Response) -> tuple[Any, list[str]]:
     return read_envelope(response.status_code, body, response.text)
 
 
-def read_envelope(status: int, body: Any, text: str = "") -> tuple[Any, list[str]]:
-    """The ``data`` of a success envelope; an error envelope or non-JSON body raises with the server's words."""
+def read_envelope(status: int, body: Any, text: str = "") -> tuple[Any, Annotations]:
+    """The ``data`` and annotations of a success envelope; an error envelope or non-JSON body raises with the
+    server's words."""
     if not isinstance(body, dict) or "status" not in body:
         shown = text[:200].strip()
         reason = f"HTTP {status} with a body that is not a Prometheus API envelope: {shown!r}"
@@ -158,14 +178,19 @@ def read_envelope(status: int, body: Any, text: str = "") -> tuple[Any, list[str
         if status == 503 or body.get("errorType") in ("timeout", "unavailable"):
             raise TransientError(reason)
         raise PrometheusError(reason)
-    warnings = [str(w) for w in body.get("warnings") or []]
-    return body.get("data"), warnings
+    annotations = Annotations(_texts(body.get("warnings")), _texts(body.get("infos")))
+    return body.get("data"), annotations
 
 
-def parse_range_response(body: Any, status: int = 200) -> tuple[list[Series], list[str]]:
+def _texts(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value] if value else []
+    return tuple(dict.fromkeys(str(item) for item in items))
+
+
+def parse_range_response(body: Any, status: int = 200) -> tuple[list[Series], Annotations]:
     """A recorded ``/api/v1/query_range`` response body, as the client would read it."""
-    data, warnings = read_envelope(status, body)
-    return _matrix(data), warnings
+    data, annotations = read_envelope(status, body)
+    return _matrix(data), annotations
 
 
 def _matrix(data: Any) -> list[Series]:
@@ -187,7 +212,10 @@ def _matrix(data: Any) -> list[Series]:
 
 def _sample_value(text: str) -> float:
     """Prometheus writes floats as strings, including ``NaN``, ``+Inf`` and ``-Inf``."""
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise PrometheusError(f"sample value {text!r} is not a number") from None
 
 
 def _step_index(timestamp: float, window: Window) -> int | None:
@@ -201,29 +229,39 @@ def _step_index(timestamp: float, window: Window) -> int | None:
 def evaluate(series: Iterable[Series], bound: Bound, window: Window) -> dict[str, Any]:
     """Sample count, worst value and the share of steps where data existed and every series was within bounds.
 
-    A step with no sample from any series counts against the share: a gap is not evidence of health.
+    Only samples on one of the window's evaluation steps are judged; others are counted as outside the window.
+    A step with no finite sample counts against the share: a gap, NaN or ±Inf is not evidence of health.
     """
     step_ok: dict[int, bool] = {}
-    sample_count = 0
-    non_numeric = 0
+    measured: set[int] = set()
+    sample_count = outside = 0
+    non_finite: Counter[str] = Counter()
     worst: tuple[float, bool, str] | None = None
     for one in series:
         for timestamp, text in one.values:
+            index = _step_index(timestamp, window)
+            if index is None:
+                outside += 1
+                continue
             value = _sample_value(text)
             sample_count += 1
-            non_numeric += math.isnan(value)
+            if math.isfinite(value):
+                measured.add(index)
+            else:
+                non_finite["NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"] += 1
             rank = (bound.margin(value), math.isnan(value), text)  # an infinite value outranks a NaN
             if worst is None or rank[:2] < worst[:2]:
                 worst = rank
-            index = _step_index(timestamp, window)
-            if index is not None:
-                step_ok[index] = step_ok.get(index, True) and bound.contains(value)
+            step_ok[index] = step_ok.get(index, True) and bound.contains(value)
     within = sum(step_ok.values())
     return {
         "sample_count": sample_count,
-        "nan_count": non_numeric,
+        "samples_outside_window": outside,
+        "nan_count": non_finite["NaN"],
+        "non_finite_count": sum(non_finite.values()),
+        "non_finite_values": dict(sorted(non_finite.items())),
         "steps_expected": window.steps,
-        "steps_with_data": len(step_ok),
+        "steps_with_data": len(measured),
         "steps_within_bounds": within,
         "share_within_bounds": round(within / window.steps, 6),
         "worst_value": worst[2] if worst else None,

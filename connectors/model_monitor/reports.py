@@ -7,13 +7,13 @@ metadata) parse to nothing; any other shape raises :class:`ReportError` saying w
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from collector.numbers import finite_number, is_non_finite, non_finite_text
 from collector.timestamps import parse_timestamp
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ReportError",
     "is_baseline",
     "parse_document",
+    "statistics_non_finite",
     "violations_report",
 ]
 
@@ -33,7 +34,9 @@ EXPECTED = (
     "an Evidently Report.json()/TestSuite.json(), an Evidently workspace snapshot or 0.7 snapshot, "
     "a SageMaker Model Monitor constraint_violations.json, or a SageMaker Clarify bias analysis.json"
 )
-_FAILING_TEST_STATUSES = ("FAIL", "ERROR")
+_FAILING_TEST_STATUS = "FAIL"
+_ERRORED_TEST_STATUS = "ERROR"
+_GO_ZERO_TIME = "0001-01-01"
 _MAX_LISTED = 200
 """Longer lists of failing tests, drifted columns or violations are cut (the counts stay exact)."""
 
@@ -49,13 +52,24 @@ class MonitorReport:
     tool_version: str | None
     generated_at: datetime | None
     summary: dict[str, Any]
+    time_error: str | None = None
+    """Why the report's own time could not be read (it carries one, but not a readable one)."""
 
 
 def _number(value: object) -> float | None:
     """A finite float, or ``None`` for anything else (null, ``"NaN"``, NaN, strings)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return finite_number(value)
+
+
+def _report_time(document: dict[str, Any], field: str) -> tuple[datetime | None, str | None]:
+    """The report's time, or why it cannot be read; ``(None, None)`` only when the report carries none."""
+    value = document.get(field)
+    if value is None or (isinstance(value, str) and (not value.strip() or value.startswith(_GO_ZERO_TIME))):
+        return None, None
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        return None, f"field {field} = {value!r} is not a timestamp"
+    return parsed, None
 
 
 def _text(value: object) -> str | None:
@@ -79,13 +93,17 @@ def _test_entry(test: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tests_summary(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Failing tests are findings; errored tests (Evidently could not compute them) are not results at all."""
     entries = [_test_entry(t) for t in tests]
-    failing = [e for e in entries if e["status"] in _FAILING_TEST_STATUSES]
+    failing = [e for e in entries if e["status"] == _FAILING_TEST_STATUS]
+    errored = [e for e in entries if e["status"] == _ERRORED_TEST_STATUS]
     return {
         "test_count": len(entries),
         "tests_by_status": dict(sorted(Counter(e["status"] for e in entries).items())),
         "failing_test_count": len(failing),
         "failing_tests": _listed(failing),
+        "errored_test_count": len(errored),
+        "errored_tests": _listed(errored),
     }
 
 
@@ -97,7 +115,9 @@ def _is_drift_test(test: dict[str, Any]) -> bool:
     return "drift" in kinds.lower() or "drift" in str(test.get("name", "")).lower()
 
 
-def _tests_reports(tests: list[Any], fmt: str, version: str | None, at: datetime | None) -> list[MonitorReport]:
+def _tests_reports(
+    tests: list[Any], fmt: str, version: str | None, at: datetime | None, time_error: str | None
+) -> list[MonitorReport]:
     valid = [t for t in tests if isinstance(t, dict)]
     if len(valid) != len(tests):
         raise ReportError("Evidently tests[] must hold objects")
@@ -105,10 +125,21 @@ def _tests_reports(tests: list[Any], fmt: str, version: str | None, at: datetime
     quality = [t for t in valid if not _is_drift_test(t)]
     out = []
     if drift:
-        out.append(MonitorReport("drift", fmt, version, at, {"dataset_drift": None, **_tests_summary(drift)}))
+        summary = {"dataset_drift": None, **_tests_summary(drift)}
+        out.append(MonitorReport("drift", fmt, version, at, summary, time_error))
     if quality:
-        out.append(MonitorReport("quality", fmt, version, at, _tests_summary(quality)))
+        out.append(MonitorReport("quality", fmt, version, at, _tests_summary(quality), time_error))
     return out
+
+
+def _suite_verdict(reports: list[MonitorReport], summary: Any) -> None:
+    """TestSuite.json's own ``summary.all_passed``: a suite that says it did not pass never reads as passing,
+    even when none of the tests listed failed (statuses this connector does not know, a cut list)."""
+    judged = [r for r in reports if "test_count" in r.summary]
+    listed = any(r.summary["failing_test_count"] or r.summary["errored_test_count"] for r in judged)
+    if _obj(summary).get("all_passed") is False and not listed:
+        for report in judged:
+            report.summary["suite_all_passed"] = False
 
 
 # ------------------------------------------------------------------------------------------- Evidently drift
@@ -116,6 +147,10 @@ def _tests_reports(tests: list[Any], fmt: str, version: str | None, at: datetime
 
 def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+_COLUMN_NUMBERS = ("drift_score", "stattest_threshold")
+_DATASET_NUMBERS = ("drift_share", "share_of_drifted_columns", "number_of_columns", "number_of_drifted_columns")
 
 
 def _column(name: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -128,24 +163,38 @@ def _column(name: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _non_finite(result: dict[str, Any], keys: tuple[str, ...], prefix: str = "") -> list[str]:
+    """Where the report wrote NaN or ±Inf instead of a number the drift verdict rests on."""
+    return [f"{prefix}{key} = {non_finite_text(result[key])}" for key in keys if is_non_finite(result.get(key))]
+
+
+def _count(value: object, default: int) -> int | None:
+    number = finite_number(value) if value is not None else float(default)
+    return None if number is None else int(number)
+
+
 @dataclass
 class _DriftFindings:
     dataset: dict[str, Any] | None = None
     columns: dict[str, dict[str, Any]] | None = None
+    non_finite: list[str] = field(default_factory=list)
 
     def add(self, result: dict[str, Any]) -> None:
         """Dataset verdicts (``dataset_drift``), tables (``drift_by_columns``) and single columns."""
         if isinstance(result.get("drift_by_columns"), dict):
             for name, column in result["drift_by_columns"].items():
-                self._column(_column(str(name), _obj(column)))
+                self._column(str(name), _obj(column))
         elif "column_name" in result and "drift_detected" in result:
-            self._column(_column(str(result["column_name"]), result))
+            self._column(str(result["column_name"]), result)
         if isinstance(result.get("dataset_drift"), bool) and self.dataset is None:
             self.dataset = result
+            self.non_finite += _non_finite(result, _DATASET_NUMBERS)
 
-    def _column(self, column: dict[str, Any]) -> None:
+    def _column(self, name: str, result: dict[str, Any]) -> None:
         self.columns = self.columns or {}
-        self.columns.setdefault(column["column"], column)
+        if name not in self.columns:
+            self.columns[name] = _column(name, result)
+            self.non_finite += _non_finite(result, _COLUMN_NUMBERS, f"{name}.")
 
     def summary(self) -> dict[str, Any] | None:
         if self.dataset is None and self.columns is None:
@@ -158,21 +207,23 @@ class _DriftFindings:
             "dataset_drift": verdict if isinstance(verdict, bool) else bool(drifted),
             "dataset_drift_source": "report" if isinstance(verdict, bool) else "columns",
             "drift_share_threshold": _number(dataset.get("drift_share")),
-            "number_of_columns": dataset.get("number_of_columns", len(columns)),
-            "number_of_drifted_columns": dataset.get("number_of_drifted_columns", len(drifted)),
+            "number_of_columns": _count(dataset.get("number_of_columns"), len(columns)),
+            "number_of_drifted_columns": _count(dataset.get("number_of_drifted_columns"), len(drifted)),
             "share_of_drifted_columns": _number(dataset.get("share_of_drifted_columns")),
             "drifted_columns": _listed(drifted),
+            "non_finite_count": len(self.non_finite),
+            "non_finite": self.non_finite[:_MAX_LISTED],
         }
 
 
 def _drift_reports(
-    results: Iterable[dict[str, Any]], fmt: str, version: str | None, at: datetime | None
+    results: Iterable[dict[str, Any]], fmt: str, version: str | None, at: datetime | None, time_error: str | None
 ) -> list[MonitorReport]:
     findings = _DriftFindings()
     for result in results:
         findings.add(result)
     summary = findings.summary()
-    return [MonitorReport("drift", fmt, version, at, summary)] if summary else []
+    return [MonitorReport("drift", fmt, version, at, summary, time_error)] if summary else []
 
 
 def _merge_drift(reports: list[MonitorReport]) -> list[MonitorReport]:
@@ -183,7 +234,8 @@ def _merge_drift(reports: list[MonitorReport]) -> list[MonitorReport]:
     summary: dict[str, Any] = {}
     for report in drift:
         summary.update({k: v for k, v in report.summary.items() if v is not None or k not in summary})
-    merged = MonitorReport("drift", drift[0].format, drift[0].tool_version, drift[0].generated_at, summary)
+    first = drift[0]
+    merged = MonitorReport("drift", first.format, first.tool_version, first.generated_at, summary, first.time_error)
     return [merged, *(r for r in reports if r.aspect != "drift")]
 
 
@@ -196,13 +248,14 @@ def _nothing_to_judge(what: str) -> ReportError:
 
 def _evidently_legacy(document: dict[str, Any]) -> list[MonitorReport]:
     version = _text(document.get("version"))
-    at = parse_timestamp(document.get("timestamp"))
+    at, time_error = _report_time(document, "timestamp")
     reports: list[MonitorReport] = []
     if isinstance(document.get("metrics"), list):
         results = (_obj(_obj(m).get("result")) for m in document["metrics"])
-        reports += _drift_reports(results, "evidently_report", version, at)
+        reports += _drift_reports(results, "evidently_report", version, at, time_error)
     if isinstance(document.get("tests"), list):
-        reports += _tests_reports(document["tests"], "evidently_test_suite", version, at)
+        reports += _tests_reports(document["tests"], "evidently_test_suite", version, at, time_error)
+        _suite_verdict(reports, document.get("summary"))
     if not reports:
         raise _nothing_to_judge("this Evidently report")
     return _merge_drift(reports)
@@ -210,10 +263,10 @@ def _evidently_legacy(document: dict[str, Any]) -> list[MonitorReport]:
 
 def _evidently_snapshot(document: dict[str, Any]) -> list[MonitorReport]:
     suite = document["suite"]
-    at = parse_timestamp(document.get("timestamp"))
+    at, time_error = _report_time(document, "timestamp")
     results = (_obj(r) for r in suite.get("metric_results") or [])
-    reports = _drift_reports(results, "evidently_snapshot", None, at)
-    reports += _tests_reports(suite.get("test_results") or [], "evidently_snapshot", None, at)
+    reports = _drift_reports(results, "evidently_snapshot", None, at, time_error)
+    reports += _tests_reports(suite.get("test_results") or [], "evidently_snapshot", None, at, time_error)
     if not reports:
         raise _nothing_to_judge("this Evidently workspace snapshot")
     for report in reports:
@@ -223,8 +276,8 @@ def _evidently_snapshot(document: dict[str, Any]) -> list[MonitorReport]:
 
 def _evidently_v2(document: dict[str, Any]) -> list[MonitorReport]:
     """Evidently 0.7 ``snapshot.json()``: only its tests carry a verdict (metric values depend on the method)."""
-    at = parse_timestamp(document.get("timestamp"))
-    reports = _tests_reports(document.get("tests") or [], "evidently_v2_snapshot", None, at)
+    at, time_error = _report_time(document, "timestamp")
+    reports = _tests_reports(document.get("tests") or [], "evidently_v2_snapshot", None, at, time_error)
     if not reports:
         raise _nothing_to_judge("this Evidently 0.7 snapshot (only tests are judged)")
     return reports
@@ -286,10 +339,33 @@ def _sagemaker_violations(document: dict[str, Any]) -> list[MonitorReport]:
     return [violations_report(items, aspect, None) for aspect, items in sorted(by_aspect.items())]
 
 
+_QUALITY_METRIC_GROUPS = ("regression_metrics", "binary_classification_metrics", "multiclass_classification_metrics")
+
+
+def _is_model_quality_statistics(document: dict[str, Any]) -> bool:
+    """A model-quality ``statistics.json`` (``*_metrics.{metric}.{value, standard_deviation}``), with or without
+    its ``version``."""
+    return any(isinstance(document.get(group), dict) for group in _QUALITY_METRIC_GROUPS) and not _is_clarify(document)
+
+
+def statistics_non_finite(document: Any) -> list[str]:
+    """The model-quality metrics of a ``statistics.json`` whose value is NaN or ±Inf: not measurements, whatever
+    the constraint check made of them. ``standard_deviation`` is ``"NaN"`` as a rule and is not judged."""
+    found = []
+    for group in _QUALITY_METRIC_GROUPS:
+        for name, metric in sorted(_obj(_obj(document).get(group)).items()):
+            value = _obj(metric).get("value")
+            if is_non_finite(value):
+                found.append(f"{group}.{name}.value = {non_finite_text(value)}")
+    return found
+
+
 def is_baseline(document: Any) -> bool:
     """SageMaker baseline ``constraints.json`` or ``statistics.json``: inputs to monitoring, not results."""
     if not isinstance(document, dict) or "violations" in document:
         return False
+    if _is_model_quality_statistics(document):
+        return True
     keys = set(document)
     if "version" in keys and keys & {"features", "dataset", "monitoring_config"}:
         return True
@@ -312,9 +388,11 @@ def _clarify_metric(raw: Any) -> dict[str, Any]:
     name = _text(item.get("name"))
     if name is None:
         raise ReportError("a Clarify bias metric has no name")
+    value = item.get("value")
     return {
         "name": name,
-        "value": _number(item.get("value")),
+        "value": _number(value),
+        "non_finite": f"value {non_finite_text(value)}" if is_non_finite(value) else None,
         "error": _text(item.get("error")),
         "description": _text(item.get("description")) or "",
     }

@@ -11,15 +11,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from collector.connector import CollectContext
+from collector.timestamps import parse_timestamp
 
 from .aws import AWS_ERRORS, ClientFactory, aws_error, split_s3_uri
 from .reports import Aspect, ReportError, parse_document
 from .settings import SageMakerSchedules
 from .sources import decode_json, read_s3_object
 
-__all__ = ["COMPLETED", "ScheduleState", "schedule_period", "schedule_states"]
+__all__ = ["COMPLETED", "PROCESSING_JOB_FAILED", "ScheduleState", "schedule_period", "schedule_states"]
 
 COMPLETED = ("Completed", "CompletedWithViolations")
+PROCESSING_JOB_FAILED = ("Failed", "Stopped")
 VIOLATIONS_FILE = "constraint_violations.json"
 _ASPECT_OF_TYPE: dict[str, Aspect] = {
     "DataQuality": "quality",
@@ -76,8 +78,7 @@ def _execution(summary: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _output_uris(sagemaker: Any, job_arn: str) -> list[str]:
-    job = sagemaker.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[-1])
+def _output_uris(job: dict[str, Any]) -> list[str]:
     outputs = (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []
     return [o["S3Output"]["S3Uri"] for o in outputs if o.get("S3Output", {}).get("S3Uri")]
 
@@ -96,14 +97,19 @@ def _violations_at(s3: Any, uri: str, max_bytes: int) -> list[dict[str, Any]]:
     return [v for report in reports for v in report.summary["violations"]]
 
 
-def _latest_violations(sagemaker: Any, s3: Any, execution: dict[str, Any], max_bytes: int) -> list[dict[str, Any]]:
+def _latest_violations(
+    sagemaker: Any, s3: Any, execution: dict[str, Any], max_bytes: int
+) -> list[dict[str, Any]] | None:
+    """The violations the execution's processing job wrote; ``None`` when that job says it failed (what it left
+    behind is not a result), with its status and reason added to ``execution``."""
     if execution["status"] == "Completed" or not execution["processing_job_arn"]:
         return []
-    return [
-        v
-        for uri in _output_uris(sagemaker, execution["processing_job_arn"])
-        for v in _violations_at(s3, uri, max_bytes)
-    ]
+    job = sagemaker.describe_processing_job(ProcessingJobName=execution["processing_job_arn"].rsplit("/", 1)[-1])
+    execution["processing_job_status"] = job.get("ProcessingJobStatus")
+    if job.get("ProcessingJobStatus") in PROCESSING_JOB_FAILED:
+        execution["processing_job_failure"] = job.get("FailureReason") or job.get("ExitMessage")
+        return None
+    return [v for uri in _output_uris(job) for v in _violations_at(s3, uri, max_bytes)]
 
 
 def _describe(sagemaker: Any, name: str, settings: SageMakerSchedules) -> dict[str, Any]:
@@ -150,13 +156,15 @@ def _state(sagemaker: Any, s3: Any, name: str, settings: SageMakerSchedules, ctx
         ctx.problem(f"sagemaker:{name}", f"violations report of the latest execution: {reason}")
         execution["violations_error"] = reason
         return ScheduleState(payload, aspect, None, None)
+    if violations is None:
+        return ScheduleState(payload, aspect, None, None)
     execution["violation_count"] = len(violations)
     executed_at = _parse_iso(execution["last_modified_time"]) or _parse_iso(execution["scheduled_time"])
     return ScheduleState(payload, aspect, violations, executed_at)
 
 
 def _parse_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return parse_timestamp(value)
 
 
 def schedule_states(

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from collector.connector import ConnectorSettings
 from collector.durations import Duration
 from collector.errors import ConfigurationError
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
 
 __all__ = [
     "AwsSettings",
@@ -57,14 +58,14 @@ class Bound(ConnectorSettings):
         return self
 
     def contains(self, value: float) -> bool:
-        """NaN is never within bounds; ±Inf compare as numbers."""
-        if math.isnan(value):
+        """NaN and ±Inf are never within bounds: they are not measurements."""
+        if not math.isfinite(value):
             return False
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
     def margin(self, value: float) -> float:
-        """How far inside the bound a value is (negative: outside); NaN ranks below everything."""
-        if math.isnan(value):
+        """How far inside the bound a value is (negative: outside); NaN and ±Inf rank below everything."""
+        if not math.isfinite(value):
             return -math.inf
         sides = [value - self.min if self.min is not None else math.inf]
         sides.append(self.max - value if self.max is not None else math.inf)
@@ -196,6 +197,9 @@ class ModelMonitorSettings(ConnectorSettings):
     drift_fail_on: Literal["dataset", "any_column"] = "dataset"
     """``dataset``: Evidently's own dataset-drift verdict decides; ``any_column``: any drifted column fails."""
     max_file_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
+    """How far past the collection time a report or execution may be dated before it counts as "in the future"
+    (and fails its check) rather than as a clock a little ahead."""
 
     @field_validator("monitors")
     @classmethod
@@ -208,6 +212,8 @@ class ModelMonitorSettings(ConnectorSettings):
 
     @model_validator(mode="after")
     def _something_to_collect(self) -> ModelMonitorSettings:
+        if self.clock_skew_tolerance < timedelta(0):
+            raise ValueError("clock_skew_tolerance must not be negative")
         if self.monitors and self.prometheus is None:
             raise ValueError("monitors need a prometheus: {url: ...} section")
         if not (self.monitors or self.reports or self.sagemaker_schedules.enabled):

@@ -448,3 +448,105 @@ def test_an_unreadable_inspector_time_is_named_and_the_scan_is_not_recent() -> N
     observation = Observation("container.scan", scan.subject, NOW, to_payload(scan, observed_at_source="collected"))
     results = {c.id: c.run(observation, AwsSettings(), NOW).result for c in CONTAINER_SCAN_CHECKS}
     assert results == {"container.no_fixable_vulns": Outcome.PASS, "container.scan_recent": Outcome.ERROR}
+
+# ------------------------------------------------------------------------------------------- never a pass
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws-iam"
+REPORT_COLLECTED_AT = datetime(2023, 1, 5, 12, 0, tzinfo=UTC)
+"""Two days after the real 2022 report's last activity."""
+CREDENTIAL_CHECKS = (ROOT_MFA, NO_ROOT_ACCESS_KEYS, CONSOLE_USERS_MFA, ACCESS_KEYS_ROTATED, UNUSED_CREDENTIALS_DISABLED)
+LENIENT = {"max_key_age": "3650d", "max_unused": "3650d"}
+
+
+def real_report(cell: tuple[str, str, str] | None = None, generated_at: datetime = REPORT_COLLECTED_AT) -> Observation:
+    """The real 2022 credential report, with the cell (user, column) set to a new text."""
+    lines = (FIXTURES / "credential-report-real-2022.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    if cell is not None:
+        user, column, text = cell
+        [row] = [r for r in rows if r[0] == user]
+        row[header.index(column)] = text
+    principals, _ = parse_credential_report("\n".join(",".join(r) for r in [header, *rows]).encode())
+    payload = {"account_id": ACCOUNT, "generated_at": generated_at.isoformat(), "principals": principals}
+    return Observation("aws.iam.credential_report", Subject("aws_account", ACCOUNT), generated_at, payload)
+
+
+@pytest.mark.parametrize(
+    ("check", "user", "column"),
+    [
+        (ACCESS_KEYS_ROTATED, "test_key_account", "access_key_1_last_rotated"),
+        (UNUSED_CREDENTIALS_DISABLED, "jake", "access_key_1_last_used_date"),
+    ],
+)
+def test_a_credential_time_in_the_future_fails_as_in_the_future(check: Any, user: str, column: str) -> None:
+    assert check.run(real_report(), settings(**LENIENT), REPORT_COLLECTED_AT).result is Outcome.PASS
+    future = real_report((user, column, "2099-12-19T09:22:23+00:00"))
+    result = check.run(future, settings(**LENIENT), REPORT_COLLECTED_AT)
+    assert result.result is Outcome.FAIL
+    assert result.message == (
+        f"{user}: {column} is 2099-12-19T09:22:23+00:00, in the future "
+        "(collected at 2023-01-05T12:00:00+00:00, clock_skew_tolerance 5m)"
+    )
+
+
+def test_an_unreadable_credential_time_is_an_error_naming_user_and_column() -> None:
+    unreadable = real_report(("test_key_account", "access_key_1_last_rotated", "not-a-date"))
+    result = ACCESS_KEYS_ROTATED.run(unreadable, settings(**LENIENT), REPORT_COLLECTED_AT)
+    assert (result.result, result.message) == (
+        Outcome.ERROR,
+        "test_key_account: access_key_1_last_rotated = 'not-a-date' is not a timestamp, so its age is unknown",
+    )
+
+
+def test_a_credential_report_generated_in_the_future_passes_nothing() -> None:
+    report = real_report(generated_at=datetime(2099, 1, 1, tzinfo=UTC))
+    results = [check.run(report, settings(**LENIENT), REPORT_COLLECTED_AT) for check in CREDENTIAL_CHECKS]
+    assert {r.result for r in results} == {Outcome.FAIL}
+    assert results[1].message == (
+        "the credential report is generated at 2099-01-01T00:00:00+00:00, in the future "
+        "(collected at 2023-01-05T12:00:00+00:00, clock_skew_tolerance 5m)"
+    )
+    within_skew = real_report(generated_at=REPORT_COLLECTED_AT + timedelta(minutes=4))
+    assert NO_ROOT_ACCESS_KEYS.run(within_skew, settings(), REPORT_COLLECTED_AT).result is Outcome.PASS
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "outcome", "message"),
+    [
+        ("MinimumPasswordLength", float("inf"), Outcome.ERROR, "not evidence: non-finite numbers at policy.Minimum"),
+        ("MaxPasswordAge", float("nan"), Outcome.ERROR, "not evidence: non-finite numbers at policy.MaxPasswordAge"),
+        ("PasswordReusePrevention", "24", Outcome.FAIL, "PasswordReusePrevention '24' is not a finite number"),
+        ("MaxPasswordAge", True, Outcome.FAIL, "MaxPasswordAge True is not a finite number"),
+    ],
+)
+def test_a_password_policy_number_that_is_not_a_finite_number_never_passes(
+    field: str, value: object, outcome: Outcome, message: str
+) -> None:
+    snapshot = json.loads((FIXTURES / "localstack-password-policy.snapshot.json").read_text())
+    [custom] = [
+        v["recorded-content"]["password-policy-custom"]["PasswordPolicy"]
+        for v in snapshot.values()
+        if "password-policy-custom" in v["recorded-content"]
+    ]
+    demanding = settings(password_policy={"min_length": 10, "reuse_prevention": 3, "max_age": "60d"})
+    observation = password_observation({"present": True, "policy": custom})
+    assert PASSWORD_POLICY.run(observation, demanding, NOW).result is Outcome.PASS
+    observation = password_observation({"present": True, "policy": {**custom, field: value}})
+    result = PASSWORD_POLICY.run(observation, demanding, NOW)
+    assert result.result is outcome
+    assert message in result.message
+
+
+def test_a_non_finite_number_in_a_credential_report_is_not_evidence() -> None:
+    report = real_report()
+    principals = [dict(p) for p in report.payload["principals"]]
+    principals[0]["access_key_1_active"] = float("nan")
+    tampered = Observation(
+        report.kind, report.subject, report.observed_at, {**report.payload, "principals": principals}
+    )
+    result = NO_ROOT_ACCESS_KEYS.run(tampered, settings(), REPORT_COLLECTED_AT)
+    assert (result.result, result.message) == (
+        Outcome.ERROR,
+        "not evidence: non-finite numbers at principals[0].access_key_1_active",
+    )

@@ -197,7 +197,10 @@ def test_rest_champion_version_with_its_run(churn_run: RunFacts, churn_versions:
     assert checked["mlflow.approval_recorded"].details["approved_at"] == "2026-01-01T11:00:00+00:00"
     assert checked["mlflow.approval_recorded"].details["approval_before_deployment"] is True
     assert checked["mlflow.fairness_within_bounds"].details["reason"] == "out_of_bounds"
-    assert "equalized_odds_difference=NaN (must be <= 0.1)" in checked["mlflow.fairness_within_bounds"].message
+    assert (
+        "equalized_odds_difference=NaN (not a finite number; must be <= 0.1)"
+        in checked["mlflow.fairness_within_bounds"].message
+    )
     described = observation(champion, churn_run, model_description="Churn model, see wiki")
     assert results(described)["mlflow.documented"].details["descriptions"] == ["registered model description"]
     assert set(outcomes(observation(archived, None)).values()) == {NA}
@@ -299,7 +302,7 @@ def test_approval_times_are_read_in_the_usual_forms(text: str | None, expected: 
     [
         ({"approved_at": "2026-01-01T00:00:00Z"}, "no approver (tags approved_by, approved_at)"),
         ({"approved_by": "a", "approved_at": "soon"}, "approval time 'soon' is not a time"),
-        ({"approved_by": "a", "approved_at": "2026-03-01T00:00:00Z"}, "is in the future"),
+        ({"approved_by": "a", "approved_at": "2026-03-01T00:00:00Z"}, ", in the future ("),
         (
             {"approved_by": "a", "approved_at": "2026-01-01T00:00:00Z", "deployed_at": "yesterday"},
             "tag deployed_at='yesterday' is not a time",
@@ -371,3 +374,72 @@ def test_settings_default_to_the_documented_values() -> None:
     }
     assert settings.backfill == timedelta(days=90)
     assert settings.experiments == []
+
+
+# ------------------------------------------------------------------------------------------- never a pass
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def test_a_nan_evaluation_metric_fails_even_beside_a_finite_one() -> None:
+    document = load(FIXTURES / "mlflow" / "run-oss-git-commit-tags.json")
+    settings = MlflowSettings(tracking_uri="http://x", evaluation_metrics=["rmse", "mae"])
+    assert judged("mlflow.evaluated", version_facts(), run_from_json(document), settings).result is P
+    document["mlflow"]["metrics"]["rmse"][0]["value"] = float("nan")
+    result = judged("mlflow.evaluated", version_facts(), run_from_json(document), settings)
+    assert result.result is F
+    assert result.message == "m v1: evaluation metrics that are not finite numbers: rmse=NaN"
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_fairness_metric_is_never_within_bounds(value: float) -> None:
+    run = run_facts(metrics={"disparate_impact": value, "demographic_parity_difference": 0.05})
+    result = judged("mlflow.fairness_within_bounds", version_facts(), run)
+    assert result.result is F
+    assert "(not a finite number; must be in [0.8, 1.25])" in result.message
+    assert not Bounds(max=0.1).holds(float("-inf"))
+
+
+def test_infinite_bound_limits_are_refused() -> None:
+    with pytest.raises(ValueError, match="bound limits must be finite numbers"):
+        Bounds(min=float("-inf"), max=0.1)
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        (
+            {"approved_by": "a", "approved_at": "2026-01-02T09:30:00Z"},
+            "approval time 2026-01-02T09:30:00+00:00, in the future "
+            "(collected at 2026-01-02T09:00:00+00:00, clock_skew_tolerance 5m)",
+        ),
+        (
+            {"approved_by": "a", "approved_at": "2026-01-01T00:00:00Z", "deployed_at": "2099-01-01T00:00:00Z"},
+            "deployment time (tag deployed_at) 2099-01-01T00:00:00+00:00, in the future",
+        ),
+        ({"approved_by": "a", "approved_at": "99999999999999999999"}, "approval time '99999999999999999999' is not"),
+    ],
+)
+def test_approval_and_deployment_times_in_the_future_fail(tags: dict[str, str], message: str) -> None:
+    result = judged("mlflow.approval_recorded", version_facts(tags=tags), run_facts())
+    assert result.result is F
+    assert message in result.message
+
+
+def test_a_clock_a_little_ahead_is_within_the_skew_tolerance() -> None:
+    tags = {"approved_by": "a", "approved_at": "2026-01-02T09:04:00Z"}
+    assert judged("mlflow.approval_recorded", version_facts(tags=tags), run_facts()).result is P
+    strict = MlflowSettings(tracking_uri="http://x", clock_skew_tolerance="1m")
+    assert judged("mlflow.approval_recorded", version_facts(tags=tags), run_facts(), strict).result is F
+
+
+def test_a_payload_holding_a_non_finite_float_is_not_evidence_for_any_check() -> None:
+    """Stored metrics read "NaN"; a float NaN can only be a payload nobody stored (what a property test feeds)."""
+    obs = observation(version_facts(), run_facts(metrics={"accuracy": 0.9}))
+    assert outcomes(obs)["mlflow.evaluated"] is P
+    payload = {**obs.payload, "source_run": {**obs.payload["source_run"], "metrics": {"accuracy": float("inf")}}}
+    tampered = Observation(obs.kind, obs.subject, obs.observed_at, payload)
+    assert set(outcomes(tampered).values()) == {Outcome.ERROR}
+    assert results(tampered)["mlflow.lineage_complete"].message == (
+        "not evidence: non-finite numbers at source_run.metrics.accuracy (stored metrics read 'NaN')"
+    )

@@ -78,7 +78,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def _start_prometheus(root: Path, web_config: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def _start_prometheus(
+    root: Path, web_config: str | None = None, extra_config: str = ""
+) -> tuple[subprocess.Popen[bytes], str]:
     data = root / "data"
     history = root / "history.om"
     history.write_text(_history())
@@ -87,7 +89,7 @@ def _start_prometheus(root: Path, web_config: str | None = None) -> tuple[subpro
         check=True,
         capture_output=True,
     )
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n" + extra_config)
     port = _free_port()
     args = [
         PROMETHEUS,
@@ -134,6 +136,18 @@ def secured_prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     process, url = _start_prometheus(
         tmp_path_factory.mktemp("prometheus-auth"), f"basic_auth_users:\n  auditor: {hashed}\n"
     )
+    yield url
+    _stop(process)
+
+
+@pytest.fixture(scope="session")
+def warning_prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same history, plus a remote_read endpoint nobody listens on: every answer carries Prometheus' own
+    ``warnings`` entry ("remote_read: error sending request ... connection refused") beside the local data."""
+    if not (os.path.exists(PROMETHEUS) and os.path.exists(PROMTOOL)):
+        pytest.skip("prometheus/promtool not installed")
+    remote_read = f"remote_read:\n  - url: http://127.0.0.1:{_free_port()}/api/v1/read\n    read_recent: true\n"
+    process, url = _start_prometheus(tmp_path_factory.mktemp("prometheus-warn"), extra_config=remote_read)
     yield url
     _stop(process)
 
@@ -255,7 +269,7 @@ def test_a_query_with_no_data_fails_as_no_data_not_as_a_breach(prometheus_url: s
     assert message == "fail: no data for monitor absent over the last 1h"
 
 
-def test_nan_and_inf_samples_count_as_outside_bounds(prometheus_url: str) -> None:
+def test_nan_and_inf_samples_are_not_measurements_and_fail_the_monitor(prometheus_url: str) -> None:
     settings = {
         "prometheus": {"url": prometheus_url},
         "monitors": [monitor("psi", 'feature_psi{model="fraud"}', bound={"max": 0.2}, min_coverage=0.9)],
@@ -265,10 +279,48 @@ def test_nan_and_inf_samples_count_as_outside_bounds(prometheus_url: str) -> Non
     assert values.count("NaN") == 3
     assert "+Inf" in values
     assert obs.payload["nan_count"] == 3
+    assert obs.payload["non_finite_values"] == {"+Inf": 1, "NaN": 3}
     assert obs.payload["worst_value"] == "+Inf"
     assert obs.payload["steps_within_bounds"] == 61 - 4
+    assert obs.payload["steps_with_data"] == 61 - 4
     canonical_json(obs.payload)  # strings, so the payload stays canonical JSON
-    assert judge(obs)[0] is Outcome.PASS
+    outcome, message = judge(obs)
+    assert outcome is Outcome.FAIL
+    assert message.startswith("non-finite values (+Inf x1, NaN x3): monitor psi: 93.4% of the last 1h")
+
+
+@pytest.mark.parametrize(
+    ("query", "bound", "shown"),
+    [("vector(1) / 0", {"min": 0.85}, "+Inf x61"), ("vector(-1) / 0", {"max": 0.2}, "-Inf x61")],
+)
+def test_an_infinite_series_is_an_error_never_a_pass(
+    prometheus_url: str, query: str, bound: dict[str, float], shown: str
+) -> None:
+    obs = collect({"prometheus": {"url": prometheus_url}, "monitors": [monitor("inf", query, bound=bound)]})[0]["inf"]
+    assert obs.payload["status"] == "ok"
+    assert obs.payload["steps_within_bounds"] == 0
+    assert obs.payload["steps_with_data"] == 0
+    outcome, message = judge(obs)
+    assert outcome is Outcome.ERROR
+    assert message == f"monitor inf: no sample over the last 1h is a finite number ({shown})"
+
+
+def test_an_answer_with_prometheus_warnings_is_an_error_with_the_servers_words(warning_prometheus_url: str) -> None:
+    observations, problems = collect(
+        {
+            "prometheus": {"url": warning_prometheus_url},
+            "monitors": [monitor("fraud-accuracy", 'model_accuracy{model="fraud"}', min_coverage=0.95)],
+        }
+    )
+    obs = observations["fraud-accuracy"]
+    assert obs.payload["share_within_bounds"] == round(60 / 61, 6)  # the local data alone would pass
+    [warning] = obs.payload["warnings"]
+    assert warning.startswith("remote_read: error sending request")
+    outcome, message = judge(obs)
+    assert outcome is Outcome.ERROR
+    assert message.startswith("monitor fraud-accuracy: Prometheus annotated its answer, so it is not judged: ")
+    assert "connection refused" in message
+    assert [p.source for p in problems] == ["monitor fraud-accuracy"]
 
 
 def test_gaps_count_against_coverage(prometheus_url: str) -> None:

@@ -68,9 +68,9 @@ def run(settings: dict[str, Any], clients: Any = None) -> tuple[list[Observation
     return list(connector.collect(ctx)), ctx.problems
 
 
-def judge(observation: Observation, settings: dict[str, Any]) -> tuple[Outcome, str]:
+def judge(observation: Observation, settings: dict[str, Any], now: datetime = NOW) -> tuple[Outcome, str]:
     [check] = [c for c in CHECKS if c.kind == observation.kind]
-    result = check.run(observation, ModelMonitorSettings.model_validate(settings), NOW)
+    result = check.run(observation, ModelMonitorSettings.model_validate(settings), now)
     return result.result, result.message
 
 
@@ -112,8 +112,13 @@ def test_reports_under_an_s3_prefix(s3: Any, bucket: str, moto_url: str, shared_
     assert by_source["10"].payload["violation_count"] == 7
     assert by_source["11"].payload["violation_count"] == 0
     assert by_source["11"].payload["observed_at_source"] == "s3_last_modified"
-    assert judge(by_source["10"], settings)[0] is Outcome.FAIL
-    assert judge(by_source["11"], settings)[0] is Outcome.PASS
+    collected_at = datetime.now(UTC)  # S3 LastModified dates these objects
+    assert judge(by_source["10"], settings, collected_at)[0] is Outcome.FAIL
+    assert judge(by_source["11"], settings, collected_at) == (
+        Outcome.PASS,
+        "no constraint violations in the latest monitoring execution "
+        "(dated by the S3 object's LastModified: the report carries no time of its own)",
+    )
     assert {str(o.subject) for o in observations} == {"model:fraud"}
 
 
@@ -387,3 +392,52 @@ def test_schedules_filtered_by_endpoint(moto_url: str) -> None:
 def test_schedule_periods(expression: str, hours: int | None) -> None:
     period = schedule_period(expression)
     assert period == (timedelta(hours=hours) if hours else None)
+
+
+def test_a_failed_processing_job_behind_a_completed_execution_is_never_a_pass(moto_url: str) -> None:
+    aws = StubbedAws(moto_url)
+    described = _described(
+        "fraud-dq", execution=_execution("CompletedWithViolations", NOW - timedelta(minutes=20), "j")
+    )
+    job = {
+        **_processing_job("j", "s3://monitoring/fraud-dq/2024/03/01/11"),
+        "ProcessingJobStatus": "Failed",
+        "FailureReason": "AlgorithmError: See job logs for more information",
+    }
+    stubber = aws.stubbers[REGION]
+    stubber.add_response("list_monitoring_schedules", {"MonitoringScheduleSummaries": [_summary(described)]}, {})
+    stubber.add_response("describe_monitoring_schedule", described, {"MonitoringScheduleName": "fraud-dq"})
+    stubber.add_response("describe_processing_job", job, {"ProcessingJobName": "j"})
+    settings = {"sagemaker_schedules": {"enabled": True, "regions": [REGION]}}
+    observations, problems = run(settings, clients=aws)
+    aws.assert_all_used()
+    assert problems == []
+    [schedule] = observations  # what a failed job left behind is not read as a report
+    assert judge(schedule, settings) == (
+        Outcome.FAIL,
+        "last execution of fraud-dq is CompletedWithViolations but its processing job is Failed: "
+        "AlgorithmError: See job logs for more information",
+    )
+
+
+def test_an_execution_scheduled_in_the_future_fails_as_in_the_future(moto_url: str) -> None:
+    aws = StubbedAws(moto_url)
+    described = _described("fraud-dq", execution=_execution("Completed", NOW + timedelta(days=3650), "j"))
+    stubber = aws.stubbers[REGION]
+    stubber.add_response("list_monitoring_schedules", {"MonitoringScheduleSummaries": [_summary(described)]}, {})
+    stubber.add_response("describe_monitoring_schedule", described, {"MonitoringScheduleName": "fraud-dq"})
+    settings = {"sagemaker_schedules": {"enabled": True, "regions": [REGION]}}
+    observations, _ = run(settings, clients=aws)
+    schedule, report = observations
+    outcome, message = judge(schedule, settings)
+    assert outcome is Outcome.FAIL
+    assert message.startswith("last execution of fraud-dq is scheduled at 2034-02-27T12:00:00+00:00, in the future")
+    assert judge(report, settings)[0] is Outcome.FAIL
+    execution = {**schedule.payload["last_execution"], "scheduled_time": "not-a-date"}
+    unreadable = Observation(
+        schedule.kind, schedule.subject, schedule.observed_at, {**schedule.payload, "last_execution": execution}
+    )
+    assert judge(unreadable, settings) == (
+        Outcome.ERROR,
+        "last execution of fraud-dq: scheduled_time 'not-a-date' is not a timestamp",
+    )

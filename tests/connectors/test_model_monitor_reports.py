@@ -27,7 +27,9 @@ from connectors.model_monitor.settings import Bound
 from connectors.model_monitor.sources import decode_json
 
 DATA = Path(__file__).parents[1] / "data" / "model_monitor"
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+NOW = datetime.now(UTC)
+"""Collection time: later than the test files' mtimes, which date the reports that carry no time."""
+BY_MTIME = " (dated by the file's modification time: the report carries no time of its own)"
 
 
 def parse_file(path: Path, format: str = "auto") -> list[Any]:
@@ -142,7 +144,7 @@ def test_clarify_bias_analysis_is_judged_against_bias_bounds(shared_fixtures: Pa
     assert group["facet_value"] == "(0.5, 0.9936148802477393]"
     dpl = next(m for m in group["metrics"] if m["name"] == "DPL")
     assert dpl["value"] == pytest.approx(0.0153, abs=1e-4)
-    assert judge(obs) == (Outcome.PASS, "all 1 bounded bias metrics within bounds")
+    assert judge(obs) == (Outcome.PASS, "all 1 bounded bias metrics within bounds" + BY_MTIME)
     outcome, message = judge(obs, bias_bounds={"CI": {"min": -0.05, "max": 0.05}})
     assert outcome is Outcome.FAIL
     assert "CI for F1=(0.5, 0.9936148802477393] (pre_training) = -0.08, expected between -0.05 and 0.05" in message
@@ -150,8 +152,8 @@ def test_clarify_bias_analysis_is_judged_against_bias_bounds(shared_fixtures: Pa
 
 def test_shared_prometheus_range_responses_parse_with_string_values(shared_fixtures: Path) -> None:
     folder = shared_fixtures / "prometheus"
-    series, warnings = parse_range_response(json.loads((folder / "range-two-series-fractional-ts.json").read_text()))
-    assert warnings == []
+    series, annotations = parse_range_response(json.loads((folder / "range-two-series-fractional-ts.json").read_text()))
+    assert not annotations
     assert [s.labels["code"] for s in series] == ["200", "400"]
     assert series[0].values[0] == (1641889530.123, "21")
     assert len(series[1].values) == 2  # gaps are real: no point per step
@@ -250,7 +252,7 @@ def test_clarify_report_without_bounded_metrics_is_not_applicable() -> None:
     [obs] = collect(DATA / "results" / "clarify-out-of-bounds.json")[0]
     outcome, message = judge(obs, bias_bounds={"KL": {"max": 0.1}})
     assert outcome is Outcome.NOT_APPLICABLE
-    assert message == "the report has none of the metrics with bias_bounds (KL)"
+    assert message == "the report has none of the metrics with bias_bounds (KL)" + BY_MTIME
 
 
 def test_a_sagemaker_execution_without_violations_file_has_no_violations(tmp_path: Path) -> None:
@@ -268,7 +270,7 @@ def test_a_sagemaker_execution_without_violations_file_has_no_violations(tmp_pat
     [obs] = observations
     assert obs.source == str(execution / "statistics.json")
     assert obs.payload["violation_count"] == 0
-    assert judge(obs) == (Outcome.PASS, "no constraint violations in the latest monitoring execution")
+    assert judge(obs) == (Outcome.PASS, "no constraint violations in the latest monitoring execution" + BY_MTIME)
 
 
 def test_reports_of_a_named_model_share_its_subject() -> None:
