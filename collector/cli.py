@@ -127,7 +127,7 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     try:
         Daemon(loaded).run_forever()
     except DatabaseInUse as exc:
-        err.print(f"database error ({_safe_url(loaded.app.database.url)}): {exc}", highlight=False)
+        err.print(f"database error ({_safe_url(loaded.app.database.url)}): {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(3) from exc
 
 
@@ -180,7 +180,7 @@ def collect(
     if stopped_by:
         signum = stopped_by[0]
         recorded = f"recorded as interrupted: {', '.join(interrupted)}" if interrupted else "no run was in progress"
-        err.print(f"stopped by {signal.Signals(signum).name}; {recorded}", highlight=False)
+        err.print(f"stopped by {signal.Signals(signum).name}; {recorded}", highlight=False, soft_wrap=True)
         raise typer.Exit(128 + signum)
     raise typer.Exit(1 if failed else 0)
 
