@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -203,7 +204,7 @@ def test_a_replica_on_an_older_schema_waits_for_the_migration_instead_of_crashin
 
 def _gaps(starts: list[float]) -> list[float]:
     ordered = sorted(starts)
-    return [round(b - a, 2) for a, b in zip(ordered, ordered[1:], strict=False)]
+    return [round(b - a, 2) for a, b in itertools.pairwise(ordered)]
 
 
 @pytest.mark.slow
