@@ -151,11 +151,12 @@ def collect(
     if not instances:
         err.print("no connectors configured")
         raise typer.Exit(2)
+    shutdown = threading.Event()
+    stopped_by = _stop_on_signals(shutdown)
     store = _open_store(loaded)
     state = State()
     load_state(store, state)
-    runner = Runner(store, state, loaded.mappings)
-    stopped_by = _stop_on_signals(runner.shutdown)
+    runner = Runner(store, state, loaded.mappings, shutdown=shutdown)
     table = Table("connector", "type", "status", "observations", "problems", "error")
     failed = False
     interrupted: list[str] = []
