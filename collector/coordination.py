@@ -166,8 +166,8 @@ class SingleReplica:
 
     def lock_path(self) -> str | None:
         """``<database>.lock`` beside a SQLite file; None for an in-memory database."""
-        database = make_url(self.store.url).database
-        if not database or database == ":memory:" or database.startswith("file:"):
+        database = (make_url(self.store.url).database or "").removeprefix("file:")
+        if not database or database.startswith(":memory:"):
             return None
         return f"{os.path.abspath(database)}.lock"
 

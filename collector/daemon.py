@@ -170,7 +170,9 @@ class Daemon:
                 refresh_state(self.store, self.state)
         except SQLAlchemyError as exc:  # the database is down: /readyz says so, the next refresh retries
             stale_since = self.sync.failed(datetime.now(UTC))
-            log.warning("state_refresh_failed", error=f"{type(exc).__name__}: {exc}", stale_since=stale_since)
+            log.warning(
+                "state_refresh_failed", error=f"{type(exc).__name__}: {exc}", stale_since=stale_since.isoformat()
+            )
             return
         if self.sync.synced():
             log.info("state_current_again")
