@@ -151,6 +151,8 @@ class TcpProxy:
     def cut(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close() alone may not
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, []
@@ -164,6 +166,9 @@ class TcpProxy:
             try:
                 client, _ = listener.accept()
             except OSError:
+                return
+            if self._listener is not listener:
+                client.close()
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)

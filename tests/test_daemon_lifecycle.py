@@ -193,6 +193,8 @@ def test_a_daemon_cut_off_from_its_database_keeps_its_last_state_and_says_since_
 
         cut_at = time.time()
         proxy.cut()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
         wait_for(
             lambda: _metric(port, "evidence_collector_state_current") == [({}, 0.0)],
             timeout=30,
