@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -114,11 +117,18 @@ def _emit_json(document: Any) -> None:
 
 @app.command()
 def run(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Run the daemon: scheduled collection, /metrics, /healthz, /readyz. Stops cleanly on SIGTERM."""
+    """Run the daemon: scheduled collection, /metrics, /healthz, /readyz. Stops cleanly on SIGTERM or Ctrl-C.
+
+    Exits 3 when another daemon already runs on the same SQLite database (SQLite takes one daemon)."""
+    from collector.coordination import DatabaseInUse
     from collector.daemon import Daemon
 
     loaded = _load(ctx, config)
-    Daemon(loaded).run_forever()
+    try:
+        Daemon(loaded).run_forever()
+    except DatabaseInUse as exc:
+        err.print(f"database error ({_safe_url(loaded.app.database.url)}): {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(3) from exc
 
 
 @app.command()
@@ -129,7 +139,10 @@ def collect(
         list[str] | None, typer.Option("--connector", help="Only this connector (repeatable).")
     ] = None,
 ) -> None:
-    """Run every configured connector (or the named ones) once. Exits 1 if a run failed."""
+    """Run every configured connector (or the named ones) once. Exits 1 if a run failed.
+
+    On Ctrl-C or SIGTERM the run in progress is recorded as interrupted, the rest are not started, and the
+    command exits 130 (SIGINT) or 143 (SIGTERM); a second signal stops at once."""
     from collector.daemon import load_state
     from collector.runner import Runner
 
@@ -138,16 +151,23 @@ def collect(
     if not instances:
         err.print("no connectors configured")
         raise typer.Exit(2)
+    shutdown = threading.Event()
+    stopped_by = _stop_on_signals(shutdown)
     store = _open_store(loaded)
     state = State()
     load_state(store, state)
-    runner = Runner(store, state, loaded.mappings)
+    runner = Runner(store, state, loaded.mappings, shutdown=shutdown)
     table = Table("connector", "type", "status", "observations", "problems", "error")
     failed = False
+    interrupted: list[str] = []
     for inst in instances:
+        if stopped_by:
+            break
         outcome = runner.run(inst)
         run_row = outcome.run
         failed = failed or run_row.status == "failed"
+        if run_row.status == "interrupted":
+            interrupted.append(f"{inst.config.name} (run {run_row.id})")
         table.add_row(
             inst.config.name,
             inst.config.type,
@@ -158,7 +178,27 @@ def collect(
         )
     out.print(table)
     store.dispose()
+    if stopped_by:
+        signum = stopped_by[0]
+        recorded = f"recorded as interrupted: {', '.join(interrupted)}" if interrupted else "no run was in progress"
+        err.print(f"stopped by {signal.Signals(signum).name}; {recorded}", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + signum)
     raise typer.Exit(1 if failed else 0)
+
+
+def _stop_on_signals(shutdown: threading.Event) -> list[int]:
+    """SIGINT and SIGTERM set ``shutdown`` (the runner cancels and records the run interrupted) and restore the
+    default handler, so a second signal stops at once. Returns the list the received signal is put in."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        signal.signal(signum, signal.SIG_DFL)
+        shutdown.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+    return received
 
 
 def status_document(loaded: LoadedConfig, state: State, now: datetime, framework: str | None) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 Every replica schedules every job on the same clock-aligned slots (``slot_of``). A run first takes a
 PostgreSQL advisory lock for its job on a connection held for the whole run, then claims the slot in
-``run_leases``; a slot already claimed is skipped. The lock dies with the connection, so a lease still
+``run_leases``; a slot already claimed is skipped. The catch-up run each replica schedules at start-up claims
+the slot whose start is nearest (``catch_up_slot``), so a start late in a slot does not run the job twice within
+moments: once to catch up and again at the next slot's start. The lock dies with the connection, so a lease still
 ``running`` whose lock is free belongs to a replica that died mid-run: its run is recorded ``interrupted``
-and the job runs again at once. SQLite is one file on one node: there the daemon is a single replica and
-coordination does nothing.
+and the job runs again at once. SQLite is one file on one node: there the daemon is a single replica, and a
+lock file beside the database (``<database>.lock``, holding the holder's pid and host) refuses a second daemon.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import socket
@@ -24,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, create_engine, func, select, text, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -33,9 +37,11 @@ from collector.store.schema import collection_runs, run_leases
 
 __all__ = [
     "Coordination",
+    "DatabaseInUse",
     "PostgresCoordination",
     "SchemaMigrationBusy",
     "SingleReplica",
+    "catch_up_slot",
     "coordination_for",
     "job_lock_key",
     "replica_identity",
@@ -61,15 +67,29 @@ class SchemaMigrationBusy(RuntimeError):
     """Another replica holds the migration lock; this one waits and tries again."""
 
 
+class DatabaseInUse(RuntimeError):
+    """Another daemon holds the SQLite database's lock file (or the lock file cannot be opened)."""
+
+
 def replica_identity() -> str:
     """``host:pid``: the pod name in Kubernetes."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _slot_seconds(schedule: Schedule) -> float:
+    return schedule.interval.total_seconds() if schedule.interval is not None else _CRON_SLOT_SECONDS
+
+
 def slot_of(schedule: Schedule, now: datetime) -> int:
     """The scheduling interval ``now`` falls in, counted from the Unix epoch (cron: the minute)."""
-    seconds = schedule.interval.total_seconds() if schedule.interval is not None else _CRON_SLOT_SECONDS
-    return int(now.timestamp() // seconds)
+    return int(now.timestamp() // _slot_seconds(schedule))
+
+
+def catch_up_slot(schedule: Schedule, now: datetime) -> int:
+    """The slot a run started off the grid at ``now`` stands for: the one whose start is nearest. Late in a slot
+    that is the next one, whose aligned run it replaces; every run is then at least half an interval apart."""
+    seconds = _slot_seconds(schedule)
+    return int((now.timestamp() + seconds / 2) // seconds)
 
 
 def job_lock_key(schema: str, name: str) -> int:
@@ -82,7 +102,9 @@ class Coordination(Protocol):
     shared: bool
     """True when several replicas may run: jobs fire on aligned slots and state is reloaded from the database."""
 
-    def run(self, instance: ResolvedInstance) -> Any: ...
+    def run(self, instance: ResolvedInstance, catch_up: bool = False) -> Any:
+        """Run the job for the current slot unless it already ran; ``catch_up``: the off-grid run at start-up."""
+        ...
 
     def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
         """Run ``fn`` on one replica at a time (scheduled exports); None when another replica holds ``job``."""
@@ -90,19 +112,24 @@ class Coordination(Protocol):
 
     def upgrade_schema(self) -> None: ...
 
+    def acquire(self) -> None:
+        """Called once as the daemon starts; raises DatabaseInUse when this database cannot take another daemon."""
+        ...
+
     def dispose(self) -> None: ...
 
 
 class SingleReplica:
-    """SQLite (or one replica): run every job when it fires."""
+    """SQLite (or one replica): run every job when it fires. A daemon holds the database's lock file for its life."""
 
     shared = False
 
     def __init__(self, store: Store, run_fn: RunFn) -> None:
         self.store = store
         self.run_fn = run_fn
+        self._lock_file: int | None = None
 
-    def run(self, instance: ResolvedInstance) -> Any:
+    def run(self, instance: ResolvedInstance, catch_up: bool = False) -> Any:
         return self.run_fn(instance, None)
 
     def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
@@ -111,8 +138,43 @@ class SingleReplica:
     def upgrade_schema(self) -> None:
         self.store.upgrade()
 
+    def acquire(self) -> None:
+        """Take ``<database>.lock`` (an OS lock, released when the process ends however it ends) and write this
+        daemon's identity into it; a second daemon on the same file is refused, naming the first."""
+        path = self.lock_path()
+        if path is None or self._lock_file is not None:
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DatabaseInUse(f"cannot open the database lock file {path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise DatabaseInUse(
+                f"another daemon already runs on this SQLite database ({holder}; lock file {path}). "
+                "SQLite takes one daemon: stop the other one, or use PostgreSQL to run several replicas."
+            ) from None
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        identity = f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, identity, 0)
+        self._lock_file = fd
+        log.info("database_lock_acquired", lock_file=path)
+
+    def lock_path(self) -> str | None:
+        """``<database>.lock`` beside a SQLite file; None for an in-memory database."""
+        database = (make_url(self.store.url).database or "").removeprefix("file:")
+        if not database or database.startswith(":memory:"):
+            return None
+        return f"{os.path.abspath(database)}.lock"
+
     def dispose(self) -> None:
-        return None
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,15 +256,18 @@ class PostgresCoordination:
             finally:
                 conn.execute(select(_advisory("pg_advisory_unlock", key)))
 
+    def acquire(self) -> None:
+        return None
+
     # -- runs -------------------------------------------------------------------------------------
-    def run(self, instance: ResolvedInstance) -> Any:
+    def run(self, instance: ResolvedInstance, catch_up: bool = False) -> Any:
         name = instance.config.name
         try:
             with self._try_job_lock(name) as (conn, locked):
                 if not locked:
                     self._held_elsewhere(conn, name)
                     return None
-                return self._run_locked(conn, instance)
+                return self._run_locked(conn, instance, catch_up)
         except SQLAlchemyError as exc:
             log.error("coordination_unavailable", instance=name, error=f"{type(exc).__name__}: {exc}")
             return None
@@ -219,16 +284,19 @@ class PostgresCoordination:
             log.error("coordination_unavailable", job=job, error=f"{type(exc).__name__}: {exc}")
             return None
 
-    def _run_locked(self, conn: Connection, instance: ResolvedInstance) -> Any:
+    def _run_locked(self, conn: Connection, instance: ResolvedInstance, catch_up: bool) -> Any:
         name = instance.config.name
         now = self.clock()
-        slot = slot_of(instance.config.schedule, now)
+        schedule = instance.config.schedule
+        slot = slot_of(schedule, now)
         lease = self._lease(conn, name)
         if lease is not None and lease.state == "running":
             self._take_over(conn, instance, lease, now)
         elif lease is not None and lease.slot >= slot:
             log.debug("run_skipped", instance=name, reason="already ran in this interval", holder=lease.holder)
             return None
+        if catch_up:
+            slot = catch_up_slot(schedule, now)
         run_id = str(uuid.uuid4())
         self._claim(conn, name, run_id, slot, now)
         with _Heartbeat(conn, name, run_id, self.clock):

@@ -24,7 +24,7 @@ from collector.coordination import coordination_for
 from collector.coverage import basis_for_config
 from collector.export.schedule import run_scheduled_export
 from collector.http import HealthServer, build_app
-from collector.metrics import EvidenceMetrics
+from collector.metrics import EvidenceMetrics, StateSync
 from collector.runner import Runner
 from collector.state import State
 from collector.store import RunRecord, Store
@@ -99,6 +99,7 @@ class Daemon:
         for export in loaded.app.exports:
             self.state.register_export(export.name)
         self.shutdown = threading.Event()
+        self.sync = StateSync(datetime.now(UTC))
         self._refresh_lock = threading.Lock()
         # one path into the in-memory state: every stored record (this process's, other replicas', the `attest`
         # command's) reaches it through refresh_state, right after each local run and on a timer
@@ -113,6 +114,7 @@ class Daemon:
                 version=__version__,
                 coverage=basis_for_config(loaded),
                 active_kinds=loaded.active_kinds,
+                sync=self.sync,
             )
         )
         workers = max(2, min(16, len(loaded.instances) + len(loaded.app.exports)))
@@ -140,8 +142,10 @@ class Daemon:
             self.coordination.upgrade_schema()
             load_state(self.store, self.state)
         except Exception as exc:  # noqa: BLE001 - database down: /readyz says so, a job retries
+            self.sync.failed(datetime.now(UTC))
             log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
             return False
+        self.sync.synced()
         self._db_ready.set()
         log.info("database_ready", revision=self.store.current_revision(), url=self.store.url)
         return True
@@ -150,19 +154,28 @@ class Daemon:
         duration = (run.finished_at - run.started_at).total_seconds()
         self.state.record_run(run.instance, run.connector_type, run.status, run.finished_at, duration, 0)
 
-    def _collect(self, instance: ResolvedInstance) -> None:
-        self.coordination.run(instance)
+    def _collect(self, instance: ResolvedInstance, catch_up: bool = False) -> None:
+        self.coordination.run(instance, catch_up=catch_up)
         self._refresh_state()
 
     def _refresh_state(self) -> None:
-        """New records reach the metrics: this replica's runs, other replicas', and attestations from the CLI."""
+        """New records reach the metrics: this replica's runs, other replicas', and attestations from the CLI.
+
+        When the database cannot be read, the last known state stays and /metrics says since when it is not
+        current (``evidence_collector_state_current``)."""
         if not self._db_ready.is_set():
             return
         try:
             with self._refresh_lock:
                 refresh_state(self.store, self.state)
         except SQLAlchemyError as exc:  # the database is down: /readyz says so, the next refresh retries
-            log.warning("state_refresh_failed", error=f"{type(exc).__name__}: {exc}")
+            stale_since = self.sync.failed(datetime.now(UTC))
+            log.warning(
+                "state_refresh_failed", error=f"{type(exc).__name__}: {exc}", stale_since=stale_since.isoformat()
+            )
+            return
+        if self.sync.synced():
+            log.info("state_current_again")
 
     def _export(self, export: ExportSchedule) -> None:
         """On PostgreSQL, the job's advisory lock lets one replica at a time write the schedule's bundle."""
@@ -175,6 +188,8 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
+        """Raises DatabaseInUse when another daemon holds this (SQLite) database."""
+        self.coordination.acquire()
         http = self.loaded.app.http
         self.http = HealthServer(http.host, http.port, build_app(self.registry, self.readiness))
         self.http.start()
@@ -200,7 +215,11 @@ class Daemon:
             )
             if shared and first_run is not None:
                 self.scheduler.add_job(
-                    self._collect, DateTrigger(first_run), args=[inst], id=f"catch-up:{inst.config.name}"
+                    self._collect,
+                    DateTrigger(first_run),
+                    args=[inst],
+                    kwargs={"catch_up": True},
+                    id=f"catch-up:{inst.config.name}",
                 )
         for export in self.loaded.app.exports:
             self.scheduler.add_job(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Set
 from datetime import UTC, datetime
 
@@ -14,10 +15,38 @@ from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
 from collector.state import EXPORT_OUTCOMES, State, evaluate_controls
 
-__all__ = ["EvidenceMetrics"]
+__all__ = ["EvidenceMetrics", "StateSync"]
 
 _CONTROL = ["framework", "control"]
 _CONNECTOR = ["connector", "instance"]
+
+
+class StateSync:
+    """Whether the in-memory state is current with the database. The daemon reports each load or refresh; while
+    the database cannot be read the state is kept as last known, and this says since when it is not current."""
+
+    def __init__(self, started_at: datetime) -> None:
+        self._lock = threading.Lock()
+        self._stale_since: datetime | None = started_at
+
+    def synced(self) -> bool:
+        """The state now matches the database. True when it was not current before."""
+        with self._lock:
+            was_stale, self._stale_since = self._stale_since is not None, None
+        return was_stale
+
+    def failed(self, at: datetime) -> datetime:
+        """The database could not be read at ``at``. Returns since when the state is not current."""
+        with self._lock:
+            if self._stale_since is None:
+                self._stale_since = at
+            return self._stale_since
+
+    @property
+    def stale_since(self) -> datetime | None:
+        """None while current; else the first failed read since the last success (or the start, if never)."""
+        with self._lock:
+            return self._stale_since
 
 
 class EvidenceMetrics(Collector):
@@ -30,6 +59,7 @@ class EvidenceMetrics(Collector):
         version: str = "0",
         coverage: CoverageBasis | None = None,
         active_kinds: Set[str] | None = None,
+        sync: StateSync | None = None,
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -39,6 +69,9 @@ class EvidenceMetrics(Collector):
         self.active_kinds = active_kinds
         self.coverage = coverage
         """The configured connectors and attestation templates; without it ``control_coverage`` is not exported."""
+        self.sync = sync
+        """The daemon's: until its state is first loaded from the database, freshness, check failures and coverage
+        are unknown and not exported (rather than every control reported missing)."""
 
     def describe(self) -> Iterator[Metric]:
         yield from _Families().all()
@@ -47,9 +80,12 @@ class EvidenceMetrics(Collector):
         now = self.clock()
         snap = self.state.snapshot()
         f = _Families()
-        for fresh, n_failures, _failing in evaluate_controls(
-            snap, self.mappings, now, self.overrides, active_kinds=self.active_kinds
-        ):
+        stale_since = self.sync.stale_since if self.sync is not None else None
+        known = snap.ready or self.sync is None
+        controls = (
+            evaluate_controls(snap, self.mappings, now, self.overrides, active_kinds=self.active_kinds) if known else []
+        )
+        for fresh, n_failures, _failing in controls:
             labels = [fresh.ref.framework, fresh.ref.control]
             if fresh.age is not None:
                 f.age.add_metric(labels, max(fresh.age.total_seconds(), 0.0))
@@ -75,8 +111,11 @@ class EvidenceMetrics(Collector):
         for (connector_type, instance, kind), n in sorted(snap.records_total.items()):
             f.records.add_metric([connector_type, instance, kind], float(n))
         f.ready.add_metric([], 1.0 if snap.ready else 0.0)
+        f.state_current.add_metric([], 1.0 if snap.ready and stale_since is None else 0.0)
+        if stale_since is not None:
+            f.state_stale_since.add_metric([], stale_since.timestamp())
         f.info.add_metric([self.version], 1.0)
-        if self.coverage is not None:
+        if self.coverage is not None and known:
             for totals in compute_coverage(self.mappings, self.coverage, snap.newest, now).frameworks:
                 for state in CoverageState:
                     f.coverage.add_metric([totals.framework, state.value], float(totals.counts.get(state, 0)))
@@ -138,6 +177,14 @@ class _Families:
             "export_runs", "Scheduled export runs by outcome: succeeded, failed, skipped.", labels=["export", "outcome"]
         )
         self.ready = GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database.")
+        self.state_current = GaugeMetricFamily(
+            "evidence_collector_state_current",
+            "1 when the state served is current with the database; 0 while it cannot be read (last known state).",
+        )
+        self.state_stale_since = GaugeMetricFamily(
+            "evidence_collector_state_stale_since_timestamp_seconds",
+            "Since when the state served is not current with the database (absent while it is).",
+        )
         self.info = GaugeMetricFamily("evidence_collector_build_info", "Version of the collector.", labels=["version"])
 
     def all(self) -> list[Metric]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,9 +18,11 @@ from alembic import command
 from collector import coordination
 from collector.config import LoadedConfig, ResolvedInstance, Schedule, load_and_resolve
 from collector.coordination import (
+    DatabaseInUse,
     PostgresCoordination,
     SchemaMigrationBusy,
     SingleReplica,
+    catch_up_slot,
     coordination_for,
     job_lock_key,
     slot_of,
@@ -258,3 +262,60 @@ def test_a_replica_waits_while_another_migrates_then_migrates_itself(
         other.release()
         coord.dispose()
     assert old_schema_store.current_revision() == old_schema_store.head_revision()
+
+
+def test_a_catch_up_run_stands_for_the_slot_whose_start_is_nearest() -> None:
+    every_10s = Schedule(interval=timedelta(seconds=10))
+    slot = slot_of(every_10s, T0)
+    assert catch_up_slot(every_10s, T0 + timedelta(seconds=4)) == slot
+    assert catch_up_slot(every_10s, T0 + timedelta(seconds=5)) == slot + 1
+
+
+@pytest.mark.postgres
+def test_a_catch_up_late_in_a_slot_is_the_next_slot_run_so_the_job_does_not_run_twice_at_start(
+    store: Store, loaded: LoadedConfig, instance: ResolvedInstance
+) -> None:
+    clock = Clock(T0 + timedelta(seconds=8.5))
+    a, b = replica(store, loaded, "a:1", clock), replica(store, loaded, "b:1", clock)
+    try:
+        assert a.run(instance, catch_up=True) is not None, "nothing ran yet: the start-up run catches up"
+        clock.now = T0 + timedelta(seconds=9.6)
+        assert b.run(instance) is None, "the aligned run 1.1 s after the catch-up is the same slot"
+        clock.now = T0 + timedelta(seconds=19.6)
+        assert b.run(instance) is not None
+    finally:
+        a.dispose()
+        b.dispose()
+    assert statuses(store) == ["partial", "partial"]
+
+
+@pytest.mark.postgres
+def test_a_catch_up_early_in_a_slot_leaves_the_next_slot_to_its_aligned_run(
+    store: Store, loaded: LoadedConfig, instance: ResolvedInstance
+) -> None:
+    clock = Clock(T0 + timedelta(seconds=1))
+    a, b = replica(store, loaded, "a:1", clock), replica(store, loaded, "b:1", clock)
+    try:
+        assert a.run(instance, catch_up=True) is not None
+        assert b.run(instance, catch_up=True) is None, "a second replica starting in the same slot"
+        clock.now = T0 + timedelta(seconds=9.6)
+        assert b.run(instance) is not None
+    finally:
+        a.dispose()
+        b.dispose()
+    assert statuses(store) == ["partial", "partial"]
+
+
+def test_a_second_daemon_on_one_sqlite_file_is_refused_naming_the_first(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    first = SingleReplica(Store(f"sqlite:///{db}"), lambda _i, _r: None)
+    second = SingleReplica(Store(f"sqlite:///{db}"), lambda _i, _r: None)
+    first.acquire()
+    try:
+        with pytest.raises(DatabaseInUse, match=rf"pid {os.getpid()} on host {socket.gethostname()}"):
+            second.acquire()
+    finally:
+        first.dispose()
+    second.acquire()
+    second.dispose()
+    assert SingleReplica(Store("sqlite://"), lambda _i, _r: None).lock_path() is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -199,3 +200,52 @@ def test_a_replica_on_an_older_schema_waits_for_the_migration_instead_of_crashin
         code = replica.stop()
         store.dispose()
     assert code == 0, replica.output()
+
+
+def _gaps(starts: list[float]) -> list[float]:
+    ordered = sorted(starts)
+    return [round(b - a, 2) for a, b in itertools.pairwise(ordered)]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_three_replicas_starting_late_in_a_slot_run_each_job_once_from_the_first_slot(
+    tmp_path: Path, postgres_url: str, plugin_path: str
+) -> None:
+    """The replicas are held at start-up (another replica migrating) and let go together so that their catch-up
+    runs fall late in a slot, a moment before the next slot's aligned runs."""
+    store = Store(postgres_url)
+    store.upgrade()
+    migrating = MigrationLock(store)
+    replicas = [Replica(tmp_path, postgres_url, plugin_path) for _ in range(3)]
+    engine = sa.create_engine(postgres_url)
+    try:
+        for r in replicas:
+            wait_for(lambda r=r: get(r.url("/healthz"))[0] == 200, timeout=60, what=f"replica on {r.port} up")
+        time.sleep(0.5)
+        phase = time.time() % INTERVAL_SECONDS
+        time.sleep((2.0 - phase) % INTERVAL_SECONDS)
+        released_at = time.time()
+        migrating.release()
+        for r in replicas:
+            wait_for(r.ready, timeout=30, what=f"replica on {r.port} ready")
+        time.sleep(INTERVAL_SECONDS * 4.5)
+    finally:
+        migrating.release()
+        codes = [r.stop() for r in replicas]
+        store.dispose()
+    outputs = "\n".join(r.output() for r in replicas)
+    assert codes == [0, 0, 0], outputs
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT instance, status, started_at FROM collection_runs")).all()
+    engine.dispose()
+    for instance in ("slow", "scans"):
+        starts = [r.started_at.timestamp() for r in runs if r.instance == instance]
+        assert starts, f"{instance} never ran"
+        first = min(starts)
+        assert first - released_at < 3.5, f"{instance}: no catch-up run at start-up"
+        gaps = _gaps(starts)
+        assert len(gaps) >= 3, (instance, gaps)
+        assert all(g >= INTERVAL_SECONDS / 2 - 0.5 for g in gaps), f"{instance} ran twice within moments: {gaps}"
+        assert all(g <= INTERVAL_SECONDS * 1.5 + 0.5 for g in gaps), f"{instance} skipped a slot: {gaps}"

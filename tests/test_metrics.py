@@ -7,16 +7,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.mappings import load_mappings
-from collector.metrics import EvidenceMetrics
+from collector.metrics import EvidenceMetrics, StateSync
 from collector.state import State
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SCAN_CONTROLS = load_mappings().tags_for("container.scan", ["container.no_fixable_vulns"])
 
 
-def scrape(state: State, now: datetime) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    state: State, now: datetime, sync: StateSync | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry()
-    registry.register(EvidenceMetrics(state, load_mappings(), clock=lambda: now))
+    registry.register(EvidenceMetrics(state, load_mappings(), clock=lambda: now, sync=sync))
     text = generate_latest(registry).decode()
     out = {}
     for family in text_string_to_metric_families(text):
@@ -94,3 +96,32 @@ def test_connector_health_series_and_no_high_cardinality_labels() -> None:
     for _name, labels in m:
         assert {k for k, _ in labels} <= allowed
         assert not any("sha256" in v for _, v in labels)
+
+
+def test_a_state_not_current_is_served_as_last_known_and_says_since_when() -> None:
+    started = NOW - timedelta(hours=1)
+    sync = StateSync(started)
+    never_loaded = scrape(State(), NOW, sync)
+    assert never_loaded[("evidence_collector_state_current", ())] == 0
+    assert never_loaded[("evidence_collector_state_stale_since_timestamp_seconds", ())] == started.timestamp()
+    assert not [name for name, _ in never_loaded if name in ("evidence_stale", "evidence_status")], (
+        "a state never loaded knows nothing: no control is reported missing"
+    )
+
+    state = State()
+    state.rebuild([], {}, {}, {})
+    state.observe("container.scan", "container_image", "img@sha256:1", NOW - timedelta(days=1), [], SCAN_CONTROLS)
+    assert sync.synced()
+    current = scrape(state, NOW, sync)
+    assert current[("evidence_collector_state_current", ())] == 1
+    assert ("evidence_collector_state_stale_since_timestamp_seconds", ()) not in current
+
+    cut_off = NOW + timedelta(minutes=5)
+    assert sync.failed(cut_off) == cut_off
+    assert sync.failed(cut_off + timedelta(minutes=1)) == cut_off, "since the first failed read"
+    during = scrape(state, NOW + timedelta(minutes=10), sync)
+    assert during[("evidence_collector_state_current", ())] == 0
+    assert during[("evidence_collector_state_stale_since_timestamp_seconds", ())] == cut_off.timestamp()
+    assert during[("evidence_status", control("soc2", "CC7.1"))] == 0, "the last known state, still fresh"
+    expired = scrape(state, NOW + timedelta(days=7), sync)
+    assert expired[("evidence_stale", control("soc2", "CC7.1"))] == 1, "evidence that expired meanwhile is stale"

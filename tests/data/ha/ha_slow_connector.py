@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from collector.connector import CollectContext, Connector, ConnectorSettings
 from collector.model import Observation, Subject
@@ -16,6 +17,8 @@ __all__ = ["SlowConnector", "SlowSettings"]
 class SlowSettings(ConnectorSettings):
     run_seconds: float = 2.0
     subjects: int = 4
+    started_file: str | None = None
+    """Touched when a run starts, so a test knows a run is in progress."""
 
 
 class SlowConnector(Connector[SlowSettings]):
@@ -25,6 +28,8 @@ class SlowConnector(Connector[SlowSettings]):
     kinds = frozenset({"container.scan"})
 
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
+        if self.settings.started_file:
+            Path(self.settings.started_file).write_text(ctx.run_id)
         for i in range(self.settings.subjects):
             time.sleep(self.settings.run_seconds / self.settings.subjects)
             ctx.raise_if_cancelled()
