@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SKIP_ALLOWLIST, load_skip_allowlist, unexplained_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPING = '''
+SKIPPING = """
 import pytest
 
 def test_needs_a_tool():
@@ -20,7 +20,7 @@ def test_needs_a_tool():
 
 def test_runs():
     assert True
-'''
+"""
 
 
 def run_pytest(tmp_path: Path, *, strict: bool) -> subprocess.CompletedProcess[str]:
