@@ -1,6 +1,7 @@
 # Evidence collector: `docker build -t evidence-collector .`
 # Runs as a non-root user with a read-only root filesystem; the only writable path is the volume
 # /var/lib/evidence (the SQLite file, when SQLite is used). Kubernetes probes replace HEALTHCHECK.
+# The control mappings ship inside the package; set `mappings:` (or EVIDENCE_COLLECTOR_MAPPINGS) only for your own.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -12,7 +13,8 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY collector ./collector
 COPY connectors ./connectors
-RUN /opt/venv/bin/pip install --no-cache-dir . \
+COPY mappings ./mappings
+RUN /opt/venv/bin/pip install --no-cache-dir ".[all]" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}
@@ -22,15 +24,13 @@ LABEL org.opencontainers.image.title="evidence-collector" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    EVIDENCE_COLLECTOR_CONFIG=/etc/evidence-collector/config.yaml \
-    EVIDENCE_COLLECTOR_MAPPINGS=/opt/evidence-collector/mappings
+    EVIDENCE_COLLECTOR_CONFIG=/etc/evidence-collector/config.yaml
 RUN groupadd --system --gid 10001 evidence \
     && useradd --system --uid 10001 --gid evidence --home-dir /var/lib/evidence --no-create-home \
        --shell /usr/sbin/nologin evidence \
     && mkdir -p /var/lib/evidence /etc/evidence-collector \
     && chown evidence:evidence /var/lib/evidence
 COPY --from=build /opt/venv /opt/venv
-COPY mappings /opt/evidence-collector/mappings
 USER 10001:10001
 WORKDIR /var/lib/evidence
 VOLUME ["/var/lib/evidence"]

@@ -26,7 +26,7 @@ from collector.coverage import (
     basis_for_config,
     compute_coverage,
 )
-from collector.crosswalk import default_crosswalks_dir, load_crosswalks, suggest_links
+from collector.crosswalk import load_crosswalks, suggest_links
 from collector.errors import MappingError
 from collector.state import State
 
@@ -250,7 +250,7 @@ def controls_suggest(
     _check_framework(loaded, framework)
     basis = _basis(loaded, all_connectors=all_connectors)
     try:
-        crosswalks = load_crosswalks(default_crosswalks_dir(), loaded.mappings)
+        crosswalks = load_crosswalks(loaded.mappings.root / "crosswalks", loaded.mappings)
     except MappingError as exc:
         raise _fail(f"mappings error: {exc}") from exc
     report = compute_coverage(loaded.mappings, basis, {}, datetime.now(UTC))

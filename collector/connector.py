@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from collector.errors import extra_needed
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 
@@ -161,12 +162,16 @@ def available_connectors() -> list[str]:
 
 
 def load_connector(type_name: str) -> type[Connector[Any]]:
-    """Load a connector class by its type name, lazily, through its entry point."""
+    """Load a connector class by its type name, lazily, through its entry point.
+
+    An unknown name is a :class:`LookupError`; a connector whose library is not installed is a
+    :class:`collector.errors.MissingExtraError` (also a ``LookupError``) naming the extra to install."""
     eps = _entry_points()
     if type_name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
         raise LookupError(f"unknown connector type {type_name!r} (known: {known})")
-    cls = eps[type_name].load()
+    with extra_needed(f"connector {type_name!r}"):
+        cls = eps[type_name].load()
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise LookupError(f"entry point {type_name!r} does not name a Connector class: {cls!r}")
     return cls

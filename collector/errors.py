@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.util import find_spec
 
 __all__ = [
     "AWS_ERROR_DISPOSITION",
+    "EXTRA_OF_LIBRARY",
     "HTTP_DISPOSITION",
     "CollectorError",
     "ConfigurationError",
     "Disposition",
     "MappingError",
+    "MissingExtraError",
     "SkippableError",
     "TransientError",
     "classify",
+    "extra_needed",
 ]
 
 
@@ -27,6 +33,42 @@ class ConfigurationError(CollectorError):
 
 class MappingError(ConfigurationError):
     """A mappings file is malformed or refers to something unknown."""
+
+
+class MissingExtraError(ConfigurationError, LookupError):
+    """An optional library is not installed; the message names the extra that installs it."""
+
+    def __init__(self, needed_by: str, library: str, extra: str) -> None:
+        super().__init__(
+            f"{needed_by} needs {library}, which is not installed: pip install 'evidence-collector[{extra}]'"
+        )
+        self.library = library
+        self.extra = extra
+
+
+EXTRA_OF_LIBRARY: dict[str, str] = {
+    "boto3": "aws",
+    "botocore": "aws",
+    "mlflow": "mlflow",
+    "kubernetes": "kubernetes",
+    "psycopg": "postgres",
+}
+"""Top-level module of each optional library -> the extra of this package that installs it."""
+
+
+@contextmanager
+def extra_needed(needed_by: str) -> Iterator[None]:
+    """Turn a missing optional library into a :class:`MissingExtraError` naming the extra to install.
+
+    Only a library that is absent altogether counts: an installed one missing a submodule is re-raised as it is."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        library = (exc.name or "").partition(".")[0]
+        extra = EXTRA_OF_LIBRARY.get(library)
+        if extra is None or find_spec(library) is not None:
+            raise
+        raise MissingExtraError(needed_by, library, extra) from None
 
 
 class TransientError(CollectorError):
@@ -89,7 +131,10 @@ AWS_ERROR_DISPOSITION: dict[str, Disposition] = {
 
 def _aws_disposition(exc: BaseException) -> Disposition | None:
     """botocore errors by code (client errors) or by class (credentials, region, connection)."""
-    from botocore import exceptions as aws
+    try:
+        from botocore import exceptions as aws
+    except ModuleNotFoundError:  # without botocore installed no exception can be one of its
+        return None
 
     if isinstance(exc, aws.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")

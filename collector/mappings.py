@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +129,10 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
 
 
 def default_mappings_dir() -> Path:
+    """The mappings shipped in the package (``collector/_mappings`` in a wheel), else the checkout's ``mappings/``."""
+    shipped = resources.files("collector") / "_mappings"
+    if isinstance(shipped, Path) and shipped.is_dir():
+        return shipped
     return Path(__file__).resolve().parent.parent / "mappings"
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,18 @@ import sqlalchemy as sa
 from collector.store import Store
 from tests.helpers import running_moto_server
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SKIP_ALLOWLIST = Path(__file__).resolve().parent / "skip-allowlist.txt"
+STRICT_SKIPS = os.environ.get("EVIDENCE_CI") == "1"
+"""Set by .ci/run: a skip that is not on the allow-list fails, so CI runs the suite a clone runs."""
 PG_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EVIDENCE_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures not present at {SHARED_FIXTURES}")
-    return SHARED_FIXTURES
+    """Real outputs of real tools, vendored under tests/fixtures/<source>/ (origins in its SOURCES.md)."""
+    return FIXTURES
 
 
 def _postgres_available() -> str | None:
@@ -82,3 +84,60 @@ def store(db_url: str) -> Iterator[Store]:
     s.upgrade()
     yield s
     s.dispose()
+
+
+# ------------------------------------------------------------------------------------- skips in CI
+
+
+def load_skip_allowlist(path: Path) -> list[tuple[str, str]]:
+    """``<test id pattern> | <reason>`` per line (fnmatch patterns); ``#`` comments and blank lines ignored."""
+    entries = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, sep, reason = (part.strip() for part in line.partition("|"))
+        if not (sep and pattern and reason):
+            raise pytest.UsageError(f"{path}:{number}: expected '<test id pattern> | <reason>', got {raw!r}")
+        entries.append((pattern, reason))
+    return entries
+
+
+def unexplained_skip(nodeid: str, reason: str, allowlist: list[tuple[str, str]]) -> str | None:
+    """Why a skip may not pass in CI, or None when the allow-list names it. PostgreSQL is never skipped in CI."""
+    if "postgres" in reason.lower():
+        return f"PostgreSQL tests may not be skipped in CI ({reason})"
+    if any(fnmatchcase(nodeid, pattern) for pattern, _ in allowlist):
+        return None
+    return f"skipped, and {SKIP_ALLOWLIST.name} has no entry for it ({reason})"
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_unexplained_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not (STRICT_SKIPS and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if "postgres" in report.keywords:
+        reason = f"{reason} [postgres]"
+    problem = unexplained_skip(report.nodeid, reason, load_skip_allowlist(SKIP_ALLOWLIST))
+    if problem is not None:
+        report.outcome = "failed"
+        report.longrepr = f"EVIDENCE_CI=1: {problem}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    _fail_unexplained_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, None, None]:
+    outcome = yield
+    _fail_unexplained_skip(outcome.get_result())

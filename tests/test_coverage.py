@@ -246,3 +246,23 @@ def test_controls_suggest_command(attested_store: str, tmp_path: Path) -> None:
         "--format", "json",
     )  # fmt: skip
     assert {s["control"].split(":")[0] for s in json.loads(only_iso.stdout)["suggestions"]} == {"iso27001"}
+
+
+def test_controls_suggest_reads_the_crosswalks_of_the_configured_mappings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import shutil
+
+    from collector.mappings import default_mappings_dir
+
+    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'evidence.db'}")
+    shipped = cli(config, "controls-suggest", "--all-connectors", "--format", "json")
+    assert json.loads(shipped.stdout)["suggestions"]
+    custom = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), custom)
+    for crosswalk in (custom / "crosswalks").glob("*.yaml"):
+        crosswalk.unlink()
+    monkeypatch.setenv("EVIDENCE_COLLECTOR_MAPPINGS", str(custom))
+    result = cli(config, "controls-suggest", "--all-connectors", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["suggestions"] == []

@@ -54,8 +54,14 @@ def test_the_final_stage_runs_as_a_numeric_non_root_user_with_no_build_tools() -
     for tool in ("apt-get", "gcc", "build-essential", "pip install", "apk"):
         assert tool not in runs, f"{tool} in the final stage"
     copies = [a for op, a in final if op == "COPY"]
-    assert "--from=build /opt/venv /opt/venv" in copies
-    assert "mappings /opt/evidence-collector/mappings" in copies
+    assert copies == ["--from=build /opt/venv /opt/venv"], "the mappings ship inside the installed package"
+
+
+def test_the_build_stage_installs_the_package_with_its_mappings_and_every_connector_library() -> None:
+    build = instructions("build")
+    assert "mappings ./mappings" in [a for op, a in build if op == "COPY"]
+    runs = " ".join(a for op, a in build if op == "RUN")
+    assert 'pip install --no-cache-dir ".[all]"' in runs
 
 
 def test_the_entrypoint_runs_the_daemon_with_the_config_from_the_env() -> None:
@@ -63,7 +69,7 @@ def test_the_entrypoint_runs_the_daemon_with_the_config_from_the_env() -> None:
     assert json.loads(final["ENTRYPOINT"]) + json.loads(final["CMD"]) == ["evidence-collector", "run"]
     env = final["ENV"]
     assert "EVIDENCE_COLLECTOR_CONFIG=/etc/evidence-collector/config.yaml" in env
-    assert "EVIDENCE_COLLECTOR_MAPPINGS=/opt/evidence-collector/mappings" in env
+    assert "EVIDENCE_COLLECTOR_MAPPINGS" not in env, "the shipped mappings are found without it"
     assert "PYTHONDONTWRITEBYTECODE=1" in env, "a read-only root filesystem cannot take .pyc files"
     assert json.loads(final["VOLUME"]) == ["/var/lib/evidence"]
     assert final["WORKDIR"] == "/var/lib/evidence", "the default SQLite path is relative: it must land in the volume"

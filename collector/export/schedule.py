@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import boto3
 import structlog
-from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import __version__
 from collector.config import ExportSchedule, LoadedConfig
 from collector.durations import format_duration
+from collector.errors import extra_needed
 from collector.export.bundle import ExportResult, build_request, config_digest, export_bundle
 from collector.export.errors import ExportError
 from collector.export.signing import SIGNING_KEY_ENV, load_signing_key
@@ -107,6 +106,8 @@ class S3Destination:
         return f"s3://{self.bucket}/{self._key(name)}"
 
     def exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         except ClientError as exc:
@@ -135,6 +136,9 @@ class S3Destination:
 
 
 def _default_s3_client() -> Any:
+    with extra_needed("an s3:// export destination"):
+        import boto3
+
     return boto3.client("s3")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from collector.errors import extra_needed
 from collector.store.records import (
     GENESIS_HASH,
     PreparedRecord,
@@ -168,7 +169,8 @@ class Store:
             connect_args = {"timeout": 30, "check_same_thread": False}
         elif self.dialect == "postgresql":
             connect_args = {"connect_timeout": 5}
-        self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        with extra_needed(f"database URL {parsed.drivername}://"):
+            self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock()

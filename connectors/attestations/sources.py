@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from collector.attestation import AttestationError, DocumentDigest, digest_file, digest_stream
 from collector.connector import CollectContext
-from collector.errors import ConfigurationError
+from collector.errors import ConfigurationError, extra_needed
 from collector.retry import call_with_retry
 
 from .settings import AttestationsSettings
@@ -75,7 +73,8 @@ def directory_sidecars(settings: AttestationsSettings, ctx: CollectContext) -> I
 
 
 def _s3_client(settings: AttestationsSettings) -> Any:
-    import boto3
+    with extra_needed("an s3_bucket attestations source"):
+        import boto3
 
     return boto3.client("s3", region_name=settings.s3_region, endpoint_url=settings.s3_endpoint_url)
 
@@ -96,6 +95,8 @@ def s3_sidecars(settings: AttestationsSettings, ctx: CollectContext) -> Iterator
     assert settings.s3_bucket is not None
     bucket, suffix = settings.s3_bucket, settings.sidecar_suffix
     client = _s3_client(settings)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     sizes = call_with_retry(_list_objects, client, bucket, settings.s3_prefix)
     for key in sorted(k for k in sizes if k.endswith(suffix)):
         ctx.raise_if_cancelled()

@@ -1,7 +1,7 @@
 """The aws connector where moto has gaps: botocore Stubber fed with real AWS shapes, and real CSV reports.
 
 moto neither pages GetAccountAuthorizationDetails nor writes a ``<root_account>`` row, and its reports
-are always ready at once; these paths run here against recorded responses from ../shared/fixtures/aws-iam.
+are always ready at once; these paths run here against recorded responses from tests/fixtures/aws-iam.
 """
 
 from __future__ import annotations

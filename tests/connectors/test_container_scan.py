@@ -25,7 +25,7 @@ from connectors.container_scan import (
 from connectors.container_scan.connector import read_report
 from connectors.container_scan.parsers import ReportError
 
-FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 SAMPLES = Path(__file__).parents[1] / "data" / "scans"
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -33,8 +33,6 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip("shared fixtures not present")
     return FIXTURES
 
 
@@ -179,8 +177,6 @@ def test_grype_report_without_a_target_is_named_by_its_path(fixtures: Path) -> N
 
 
 def _fixture_files() -> list[str]:
-    if not FIXTURES.is_dir():
-        return []
     return sorted(
         str(p.relative_to(FIXTURES)) for d in ("trivy", "grype", "sarif") for p in (FIXTURES / d).glob("*.json")
     )

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -38,7 +39,8 @@ from connectors.mlflow import source as mlflow_source
 
 pytestmark = pytest.mark.slow
 
-MLFLOW = Path("/work/venv/bin/mlflow")
+MLFLOW = Path(sys.executable).parent / "mlflow"
+"""The full mlflow's server script, from the environment running the tests (the test extra installs it)."""
 NOW = datetime.now(UTC) + timedelta(minutes=5)
 """A fixed collection time just after seeding, so re-runs are comparable."""
 COMMIT = "9f1c2ab47e0d3c6b5a8f7e6d5c4b3a2918070605"
@@ -80,7 +82,7 @@ def _server_command(root: Path, port: int) -> list[str]:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not MLFLOW.exists():
-        pytest.skip(f"the full mlflow (server) is not installed at {MLFLOW}")
+        pytest.skip(f"the full mlflow (server) is not installed beside {sys.executable}: pip install -e '.[test]'")
     root = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
