@@ -16,10 +16,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from collector.store.expressions import counts_for_freshness, fresh_from
 from collector.store.records import (
     GENESIS_HASH,
     PreparedRecord,
@@ -102,6 +103,7 @@ class SubjectLatest:
     valid_until: datetime | None
     controls: list[str]
     checks: list[dict[str, Any]]
+    collected_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class RunSummary:
     finished_at: datetime
     duration_seconds: float
     problems: int = 0
+    observations: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +139,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _subject_latest_columns(c: Any) -> list[Any]:
     return [
         c.instance, c.connector_type, c.kind, c.subject_type, c.subject_id,
-        c.observed_at, c.valid_until, c.controls, c.checks,
+        c.observed_at, c.valid_until, c.controls, c.checks, c.collected_at,
     ]  # fmt: skip
 
 
@@ -150,6 +154,7 @@ def _subject_latest(r: Any) -> SubjectLatest:
         valid_until=r.valid_until,
         controls=json.loads(r.controls),
         checks=json.loads(r.checks),
+        collected_at=r.collected_at,
     )
 
 
@@ -383,27 +388,40 @@ class Store:
         with self.engine.connect() as conn:
             return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
-    def _latest_query(self, max_seq: int | None = None) -> Any:
-        source = evidence.select()
+    def _latest_query(self, max_seq: int | None = None, *, with_counted: bool = False) -> Any:
+        """The latest record per (kind, subject): the newest by freshness time (see
+        :func:`collector.freshness.fresh_from`), the last stored on a tie. ``with_counted`` adds, where that record's
+        checks are all ``error``, the latest one that counts for freshness."""
+        columns: list[Any] = [
+            *evidence.c,
+            fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"),
+        ]
+        if with_counted:
+            columns.append(counts_for_freshness(evidence.c.checks, self.dialect).label("counts"))
+        source = select(*columns)
         if max_seq is not None:
             source = source.where(evidence.c.seq <= max_seq)
         rows = source.subquery()
-        ranked = select(
-            rows,
-            func.row_number()
-            .over(
-                partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
-                order_by=(rows.c.observed_at.desc(), rows.c.seq.desc()),
+        subject = (rows.c.kind, rows.c.subject_type, rows.c.subject_id)
+        newest_first = (rows.c.fresh_from.desc(), rows.c.seq.desc())
+        ranks = [func.row_number().over(partition_by=subject, order_by=newest_first).label("rank")]
+        if with_counted:
+            ranks.append(
+                func.row_number().over(partition_by=(*subject, rows.c.counts), order_by=newest_first).label("crank")
             )
-            .label("rank"),
-        ).subquery()
-        return select(ranked).where(ranked.c.rank == 1)
+        ranked = select(rows, *ranks).subquery()
+        if not with_counted:
+            return select(ranked).where(ranked.c.rank == 1)
+        return select(ranked).where(or_(ranked.c.rank == 1, ranked.c.counts & (ranked.c.crank == 1)))
 
     def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
-        """The newest record of every (kind, subject), up to ``max_seq``: what the in-memory state is rebuilt from."""
-        latest = self._latest_query(max_seq).subquery()
+        """What the in-memory state is rebuilt from, up to ``max_seq``, in stored order: the latest record of every
+        (kind, subject) and, when that record's checks are all ``error``, the latest one that still counts for
+        freshness."""
+        latest = self._latest_query(max_seq, with_counted=True).subquery()
+        query = select(*_subject_latest_columns(latest.c)).order_by(latest.c.seq)
         with self.engine.connect() as conn:
-            for r in conn.execute(select(*_subject_latest_columns(latest.c))):
+            for r in conn.execute(query):
                 yield _subject_latest(r)
 
     def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
@@ -436,6 +454,8 @@ class Store:
                         finished_at=r.finished_at,
                         duration_seconds=(r.finished_at - r.started_at).total_seconds(),
                         problems=r.problems,
+                        observations=r.observations,
+                        error=r.error,
                     )
                 )
         return out
