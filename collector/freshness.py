@@ -60,8 +60,12 @@ def fresh_from(observed_at: datetime, collected_at: datetime | None) -> datetime
 def counts_for_freshness(checks: Iterable[Mapping[str, Any]]) -> bool:
     """False for a record whose checks are all ``error`` (access denied, a failed source): it judged nothing.
     A record without checks (an attestation) counts: it is judged by its validity."""
-    results = [c.get("result") for c in checks]
-    return not results or any(r != "error" for r in results)
+    judged = False
+    for check in checks:
+        if check.get("result") != "error":
+            return True
+        judged = True
+    return not judged
 
 
 @dataclass(frozen=True, slots=True, order=True)

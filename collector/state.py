@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -97,6 +97,8 @@ class KindTimes:
         return cls(ev, ev if ev.valid_until is None else None, ev if ev.valid_until is not None else None)
 
     def merge(self, ev: EvidenceTimes) -> KindTimes:
+        if ev == self.newest and ev == (self.newest_untimed if ev.valid_until is None else self.longest_timed):
+            return self
         newest = ev if ev.fresh_from >= self.newest.fresh_from else self.newest
         untimed, timed = self.newest_untimed, self.longest_timed
         if ev.valid_until is None:
@@ -195,7 +197,7 @@ class State:
         """Account for one stored record: its controls' freshness, and its checks if it is the subject's newest."""
         with self._lock:
             self._observe_locked(
-                kind, subject_type, subject_id, observed_at, checks, controls, valid_until, collected_at
+                kind, subject_type, subject_id, observed_at, list(checks), tuple(controls), valid_until, collected_at
             )
 
     def observe_records(self, records: Iterable[Any], connector_type: str, instance: str) -> None:
@@ -223,8 +225,8 @@ class State:
         subject_type: str,
         subject_id: str,
         observed_at: datetime,
-        checks: Iterable[Mapping[str, Any]],
-        controls: Iterable[str],
+        checks: Sequence[Mapping[str, Any]],
+        controls: Sequence[str],
         valid_until: datetime | None,
         collected_at: datetime | None,
     ) -> None:
@@ -233,11 +235,12 @@ class State:
         subject = self._subjects.get(key)
         if subject is None:
             subject = self._subjects[key] = _Subject()
-        checks = list(checks)
         if subject.latest is None or at >= subject.latest:
             failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
-            self._failing_by_check.subtract(subject.failing)
-            self._failing_by_check.update(failing)
+            if subject.failing:
+                self._failing_by_check.subtract(subject.failing)
+            if failing:
+                self._failing_by_check.update(failing)
             subject.latest, subject.failing = at, failing
         if not counts_for_freshness(checks) or (subject.counted is not None and at < subject.counted.fresh_from):
             return
