@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -26,8 +28,8 @@ from collector.connector import Check
 from collector.daemon import load_state
 from collector.export import build_request
 from collector.export.bundle import _assess
-from collector.freshness import STATUS_CODE, Freshness
-from collector.mappings import load_mappings
+from collector.freshness import STATUS_CODE, Freshness, expires_at
+from collector.mappings import FreshnessPolicy, load_mappings
 from collector.metrics import EvidenceMetrics
 from collector.model import ControlRef, Observation, Outcome
 from collector.runner import Runner
@@ -404,3 +406,38 @@ class DetailedConnector(ScriptedConnector):
 def test_aws_without_ecr_says_it_produces_no_container_scans() -> None:
     settings = AwsConnector.Settings.model_validate({"ecr": {"enabled": False}})
     assert "container.scan" not in AwsConnector(settings).produced_kinds()  # type: ignore[arg-type]
+
+
+# -- the incremental state against the rule written out ----------------------------------------------------------
+
+_RECORD = st.tuples(
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(min_value=-20, max_value=20),  # observed, days from NOW (collected at NOW)
+    st.one_of(st.none(), st.integers(min_value=1, max_value=400)),  # valid for, days
+    st.booleans(),  # every check error
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_RECORD, max_size=12), st.booleans())
+def test_the_state_keeps_the_evidence_valid_longest_of_each_subjects_latest_counted_record(
+    records: list[tuple[str, int, int | None, bool]], overridden: bool
+) -> None:
+    policy = MAPPINGS.kinds["container.scan"].freshness
+    override = FreshnessPolicy(ttl=timedelta(days=3), at_risk=timedelta(hours=1)) if overridden else None
+    state = State()
+    counted: dict[str, tuple[datetime, datetime | None]] = {}
+    for subject, observed_days, valid_days, all_error in records:
+        observed = NOW + timedelta(days=observed_days)
+        valid_until = None if valid_days is None else observed + timedelta(days=valid_days)
+        checks = [{"id": "container.no_fixable_vulns", "result": "error" if all_error else "pass", "message": ""}]
+        state.observe("container.scan", "img", subject, observed, checks, ["soc2:CC7.1"], valid_until, NOW)
+        state.snapshot()
+        since = min(observed, NOW)
+        if not all_error and (subject not in counted or since >= counted[subject][0]):
+            counted[subject] = (since, valid_until)
+    expiries = [expires_at(since, valid_until, policy, override) for since, valid_until in counted.values()]
+    overrides = {CC71: override} if override else {}
+    rows = evaluate_controls(state.snapshot(), MAPPINGS, NOW, overrides, "soc2")
+    fresh = next(f for f, _, _ in rows if f.ref == CC71)
+    assert fresh.expires_at == max(expiries, default=None)
