@@ -16,6 +16,7 @@ from tenacity import RetryCallState
 from collector.canonical import canonical_json, sha256_hex
 from collector.config import ResolvedInstance
 from collector.connector import CollectContext, Connector, Problem, RunCancelled
+from collector.durations import format_duration
 from collector.errors import Disposition, classify
 from collector.freshness import counts_for_freshness
 from collector.mappings import Mappings
@@ -88,13 +89,12 @@ def prepare_record(
 
 def future_dated(rec: PreparedRecord, tolerance: timedelta) -> str | None:
     """Why a record's source dated it later than it was collected (beyond the clock-skew tolerance), else None."""
-    ahead = rec.observed_at - rec.collected_at
-    if ahead <= tolerance:
+    if rec.observed_at - rec.collected_at <= tolerance:
         return None
     return (
-        f"{rec.kind} {rec.subject_type}:{rec.subject_id}: observed_at {rec.observed_at.isoformat()} is {ahead} after "
-        f"it was collected ({rec.collected_at.isoformat()}), beyond the clock-skew tolerance of {tolerance}; "
-        "stored as stated, its freshness counts from the collection time"
+        f"{rec.kind} {rec.subject_type}:{rec.subject_id}: observed_at {rec.observed_at.isoformat()} is in the future: "
+        f"later than its collection ({rec.collected_at.isoformat()}) by more than the clock-skew tolerance "
+        f"({format_duration(tolerance)}); stored as stated, its freshness counts from the collection time"
     )
 
 
