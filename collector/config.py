@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from collector.canonical import content_sha256
 from collector.connector import Connector, ConnectorSettings, load_connector
-from collector.durations import Duration
+from collector.durations import Duration, format_duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
@@ -191,7 +191,8 @@ class AppConfig(BaseSettings):
     @classmethod
     def _skew_in_range(cls, value: timedelta) -> timedelta:
         if not timedelta(0) <= value <= _MAX_CLOCK_SKEW:
-            raise ValueError(f"clock_skew_tolerance must be between 0s and {_MAX_CLOCK_SKEW}, got {value}")
+            limit, given = format_duration(_MAX_CLOCK_SKEW), format_duration(value)
+            raise ValueError(f"clock_skew_tolerance must be between 0s and {limit}, got {given}")
         return value
 
     @model_validator(mode="after")
@@ -233,7 +234,9 @@ class LoadedConfig:
     @property
     def active_kinds(self) -> frozenset[str]:
         """Evidence kinds the configured connectors produce, given their settings."""
-        return frozenset(kind for inst in self.instances for kind in inst.build().produced_kinds())
+        return frozenset(
+            kind for inst in self.instances for kind in inst.build().produced_kinds() & inst.connector_cls.kinds
+        )
 
     def instance(self, name: str) -> ResolvedInstance:
         for inst in self.instances:
