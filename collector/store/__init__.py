@@ -16,10 +16,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from collector import freshness
 from collector.store.expressions import counts_for_freshness, fresh_from
 from collector.store.records import (
     GENESIS_HASH,
@@ -141,6 +142,10 @@ def _subject_latest_columns(c: Any) -> list[Any]:
         c.instance, c.connector_type, c.kind, c.subject_type, c.subject_id,
         c.observed_at, c.valid_until, c.controls, c.checks, c.collected_at,
     ]  # fmt: skip
+
+
+def _subject_key(r: SubjectLatest) -> tuple[str, str, str]:
+    return (r.kind, r.subject_type, r.subject_id)
 
 
 def _subject_latest(r: Any) -> SubjectLatest:
@@ -388,41 +393,45 @@ class Store:
         with self.engine.connect() as conn:
             return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
-    def _latest_query(self, max_seq: int | None = None, *, with_counted: bool = False) -> Any:
+    def _latest_query(self, max_seq: int | None = None, *, counted_only: bool = False) -> Any:
         """The latest record per (kind, subject): the newest by freshness time (see
-        :func:`collector.freshness.fresh_from`), the last stored on a tie. ``with_counted`` adds, where that record's
-        checks are all ``error``, the latest one that counts for freshness."""
-        columns: list[Any] = [
-            *evidence.c,
-            fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"),
-        ]
-        if with_counted:
-            columns.append(counts_for_freshness(evidence.c.checks, self.dialect).label("counts"))
-        source = select(*columns)
+        :func:`collector.freshness.fresh_from`), the last stored on a tie; ``counted_only``: among the records that
+        count for freshness."""
+        source = select(*evidence.c, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
         if max_seq is not None:
             source = source.where(evidence.c.seq <= max_seq)
+        if counted_only:
+            source = source.where(counts_for_freshness(evidence.c.checks, self.dialect))
         rows = source.subquery()
-        subject = (rows.c.kind, rows.c.subject_type, rows.c.subject_id)
-        newest_first = (rows.c.fresh_from.desc(), rows.c.seq.desc())
-        ranks = [func.row_number().over(partition_by=subject, order_by=newest_first).label("rank")]
-        if with_counted:
-            ranks.append(
-                func.row_number().over(partition_by=(*subject, rows.c.counts), order_by=newest_first).label("crank")
+        ranked = select(
+            rows,
+            func.row_number()
+            .over(
+                partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
+                order_by=(rows.c.fresh_from.desc(), rows.c.seq.desc()),
             )
-        ranked = select(rows, *ranks).subquery()
-        if not with_counted:
-            return select(ranked).where(ranked.c.rank == 1)
-        return select(ranked).where(or_(ranked.c.rank == 1, ranked.c.counts & (ranked.c.crank == 1)))
+            .label("rank"),
+        ).subquery()
+        return select(ranked).where(ranked.c.rank == 1)
 
     def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
         """What the in-memory state is rebuilt from, up to ``max_seq``, in stored order: the latest record of every
         (kind, subject) and, when that record's checks are all ``error``, the latest one that still counts for
         freshness."""
-        latest = self._latest_query(max_seq, with_counted=True).subquery()
-        query = select(*_subject_latest_columns(latest.c)).order_by(latest.c.seq)
+        rows = self._subjects_latest(max_seq)
+        uncounted = {_subject_key(r) for _, r in rows if not freshness.counts_for_freshness(r.checks)}
+        if uncounted:
+            rows += [
+                (seq, r) for seq, r in self._subjects_latest(max_seq, counted_only=True) if _subject_key(r) in uncounted
+            ]
+        for _, row in sorted(rows, key=lambda item: item[0]):
+            yield row
+
+    def _subjects_latest(self, max_seq: int | None, *, counted_only: bool = False) -> list[tuple[int, SubjectLatest]]:
+        latest = self._latest_query(max_seq, counted_only=counted_only).subquery()
+        query = select(latest.c.seq, *_subject_latest_columns(latest.c))
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                yield _subject_latest(r)
+            return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
     def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
         """Stored records per (connector type, instance, kind), up to ``max_seq``."""
