@@ -215,6 +215,7 @@ def status_document(loaded: LoadedConfig, state: State, now: datetime, framework
                 "status": fresh.status.value,
                 "age_seconds": None if fresh.age is None else round(max(fresh.age.total_seconds(), 0.0), 3),
                 "ttl_seconds": fresh.ttl.total_seconds(),
+                "expires_at": None if fresh.expires_at is None else fresh.expires_at.isoformat(),
                 "evidence_kinds": list(fresh.evidence_kinds),
                 "failing_checks": failing,
             }
@@ -231,6 +232,7 @@ def status_document(loaded: LoadedConfig, state: State, now: datetime, framework
                 "type": type_,
                 "last_success": health.last_success.isoformat() if health and health.last_success else None,
                 "last_status": health.last_status if health else None,
+                "last_error": health.last_error if health else None,
                 "consecutive_failures": health.consecutive_failures if health else 0,
             }
         )
@@ -289,10 +291,15 @@ def status(
             ", ".join(c["failing_checks"]) or "-",
         )
     out.print(table)
-    ctable = Table("connector", "type", "last success", "last status", "consecutive failures")
+    ctable = Table("connector", "type", "last success", "last status", "consecutive failures", "last error")
     for c in doc["connectors"]:
         ctable.add_row(
-            c["name"], c["type"], c["last_success"] or "never", c["last_status"] or "-", str(c["consecutive_failures"])
+            c["name"],
+            c["type"],
+            c["last_success"] or "never",
+            c["last_status"] or "-",
+            str(c["consecutive_failures"]),
+            c["last_error"] or "",
         )
     out.print(ctable)
 
@@ -348,7 +355,7 @@ def evidence_document(records: list[StoredRecord]) -> dict[str, Any]:
                 "connector": r.connector_type,
                 "instance": r.instance,
                 "controls": r.controls,
-                "checks": [{"id": c["id"], "result": c["result"], "message": c["message"]} for c in r.checks],
+                "checks": [_check_json(c) for c in r.checks],
                 "content_sha256": r.content_sha256,
                 "chain_hash": r.chain_hash,
                 "source": r.source,
@@ -357,6 +364,13 @@ def evidence_document(records: list[StoredRecord]) -> dict[str, Any]:
             for r in records
         ]
     }
+
+
+def _check_json(check: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": check["id"], "result": check["result"], "message": check["message"]}
+    if check.get("details"):
+        out["details"] = check["details"]
+    return out
 
 
 @app.command()

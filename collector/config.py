@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from collector.canonical import content_sha256
 from collector.connector import Connector, ConnectorSettings, load_connector
-from collector.durations import Duration
+from collector.durations import Duration, format_duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
@@ -36,6 +36,7 @@ __all__ = [
 
 CONFIG_ENV = "EVIDENCE_COLLECTOR_CONFIG"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
+_MAX_CLOCK_SKEW = timedelta(days=1)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -169,6 +170,9 @@ class AppConfig(BaseSettings):
     log: LogConfig = LogConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     shutdown_grace: Duration = timedelta(seconds=30)
+    clock_skew_tolerance: Duration = timedelta(minutes=5)
+    """How far a source's ``observed_at`` may run ahead of the collection time before the run records a problem
+    (freshness never counts from later than the collection time, whatever this is)."""
     connectors: list[ConnectorInstance] = Field(default_factory=list)
     exports: list[ExportSchedule] = Field(default_factory=list)
 
@@ -182,6 +186,14 @@ class AppConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (env_settings, init_settings)
+
+    @field_validator("clock_skew_tolerance")
+    @classmethod
+    def _skew_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= _MAX_CLOCK_SKEW:
+            limit, given = format_duration(_MAX_CLOCK_SKEW), format_duration(value)
+            raise ValueError(f"clock_skew_tolerance must be between 0s and {limit}, got {given}")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> AppConfig:
@@ -204,6 +216,8 @@ class ResolvedInstance:
     connector_cls: type[Connector[Any]]
     settings: ConnectorSettings
     config_hash: str
+    clock_skew_tolerance: timedelta = timedelta(minutes=5)
+    """The configuration's top-level ``clock_skew_tolerance``."""
 
     def build(self) -> Connector[Any]:
         return self.connector_cls(self.settings)
@@ -219,8 +233,10 @@ class LoadedConfig:
 
     @property
     def active_kinds(self) -> frozenset[str]:
-        """Evidence kinds the configured connectors produce."""
-        return frozenset(kind for inst in self.instances for kind in inst.connector_cls.kinds)
+        """Evidence kinds the configured connectors produce, given their settings."""
+        return frozenset(
+            kind for inst in self.instances for kind in inst.build().produced_kinds() & inst.connector_cls.kinds
+        )
 
     def instance(self, name: str) -> ResolvedInstance:
         for inst in self.instances:
@@ -344,7 +360,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
                 problems.append(f"connectors[{i}] ({inst.name}): evidence kinds without a mapping: {unmapped}")
         digest = content_sha256({"type": inst.type, "settings": settings.model_dump(mode="json")})
         if inst.enabled:
-            instances.append(ResolvedInstance(inst, cls, settings, digest))
+            instances.append(ResolvedInstance(inst, cls, settings, digest, app.clock_skew_tolerance))
     overrides: dict[ControlRef, FreshnessPolicy] = {}
     if mappings is not None:
         for text, policy in app.freshness.overrides.items():

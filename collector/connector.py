@@ -129,6 +129,12 @@ class Connector(ABC, Generic[S]):
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
         """Yield observations; call ``ctx.problem`` for a bad input and keep going."""
 
+    def produced_kinds(self) -> frozenset[str]:
+        """The evidence kinds this instance will produce with its settings (a subset of :attr:`kinds`). Controls
+        reachable only through kinds it leaves out are not reported missing: override when a setting turns a
+        source off."""
+        return self.kinds
+
     def preflight(self) -> Iterator[Problem]:
         """Checks that need the source itself (a query's syntax, a name that must exist), run by `config check`.
 

@@ -1,11 +1,20 @@
-"""Evidence freshness per control: pure functions of the newest observation times and ``now``."""
+"""Evidence freshness per control: pure functions of evidence times and ``now``.
+
+Three rules every reader of freshness shares (the in-memory state, status, /metrics, coverage, export):
+
+- a record's freshness counts from :func:`fresh_from`: its ``observed_at``, or its ``collected_at`` when the source
+  dated it later (evidence cannot be newer than the moment it was collected, so a future date never keeps it fresh);
+- a record whose checks are all ``error`` proved nothing and does not refresh anything (:func:`counts_for_freshness`);
+- of the evidence of one kind behind a control, the one whose validity ends last counts (:func:`longest_lived`).
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
@@ -13,12 +22,16 @@ from collector.model import ControlRef
 __all__ = [
     "STATUS_CODE",
     "ControlFreshness",
+    "EvidenceTimes",
     "Freshness",
     "KindEvidence",
     "classify_age",
     "classify_expiry",
     "control_freshness",
+    "counts_for_freshness",
     "expires_at",
+    "fresh_from",
+    "longest_lived",
 ]
 
 
@@ -37,9 +50,48 @@ STATUS_CODE: dict[Freshness, int] = {
 }
 
 
+def fresh_from(observed_at: datetime, collected_at: datetime | None) -> datetime:
+    """When a record's freshness starts: the source's ``observed_at``, but never later than ``collected_at``."""
+    if collected_at is None or observed_at <= collected_at:
+        return observed_at
+    return collected_at
+
+
+def counts_for_freshness(checks: Iterable[Mapping[str, Any]]) -> bool:
+    """False for a record whose checks are all ``error`` (access denied, a failed source): it judged nothing.
+    A record without checks (an attestation) counts: it is judged by its validity."""
+    judged = False
+    for check in checks:
+        if check.get("result") != "error":
+            return True
+        judged = True
+    return not judged
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EvidenceTimes:
+    """The times of one stored record that freshness reads."""
+
+    fresh_from: datetime
+    """See :func:`fresh_from`."""
+    valid_until: datetime | None = None
+
+
+def longest_lived(
+    candidates: Iterable[EvidenceTimes], policy: FreshnessPolicy, override: FreshnessPolicy | None = None
+) -> EvidenceTimes | None:
+    """The evidence that keeps the control fresh longest (the newest on a tie), by :func:`expires_at`."""
+    return max(
+        candidates,
+        key=lambda ev: (expires_at(ev.fresh_from, ev.valid_until, policy, override), ev.fresh_from),
+        default=None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class KindEvidence:
-    """The newest evidence of one kind tagged with a control (or none yet), with the policy that judges it."""
+    """The evidence of one kind tagged with a control that keeps it fresh longest (or none yet), with the policy
+    that judges it. ``newest_observed_at`` is that record's :func:`fresh_from` time."""
 
     kind: str
     policy: FreshnessPolicy
@@ -84,8 +136,9 @@ def expires_at(
     policy: FreshnessPolicy,
     override: FreshnessPolicy | None = None,
 ) -> datetime:
-    """When evidence observed at ``observed_at`` stops being fresh: its explicit validity (attestations), unless
-    the configuration overrides the control's policy; otherwise its observation time plus the TTL."""
+    """When evidence whose freshness counts from ``observed_at`` (see :func:`fresh_from`) stops being fresh: its
+    explicit validity (attestations), unless the configuration overrides the control's policy; otherwise that time
+    plus the TTL."""
     if valid_until is not None and override is None:
         return valid_until
     return observed_at + (override or policy).ttl

@@ -13,7 +13,7 @@ from collector.coverage import CoverageBasis, CoverageState, compute_coverage
 from collector.freshness import STATUS_CODE, Freshness
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
-from collector.state import EXPORT_OUTCOMES, State, evaluate_controls
+from collector.state import EXPORT_OUTCOMES, RUN_OUTCOMES, State, evaluate_controls
 
 __all__ = ["EvidenceMetrics", "StateSync"]
 
@@ -97,7 +97,7 @@ class EvidenceMetrics(Collector):
             labels = [health.connector_type, health.instance]
             if health.last_success is not None:
                 f.last_success.add_metric(labels, health.last_success.timestamp())
-            for outcome in ("succeeded", "partial", "failed", "interrupted"):
+            for outcome in RUN_OUTCOMES:
                 f.runs.add_metric([*labels, outcome], float(health.runs.get(outcome, 0)))
             if health.last_duration_seconds is not None:
                 f.duration.add_metric(labels, health.last_duration_seconds)
@@ -150,17 +150,21 @@ class _Families:
         )
         self.last_success = GaugeMetricFamily(
             "connector_last_success_timestamp_seconds",
-            "When the connector instance last finished a run that stored evidence.",
+            "When the connector instance last finished a run that stored evidence (not only error checks).",
             labels=_CONNECTOR,
         )
         self.runs = CounterMetricFamily(
-            "connector_runs", "Collection runs by outcome.", labels=[*_CONNECTOR, "outcome"]
+            "connector_runs",
+            "Collection runs by outcome; inconclusive: every record it stored has only error checks (a failure).",
+            labels=[*_CONNECTOR, "outcome"],
         )
         self.duration = GaugeMetricFamily(
             "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
         )
         self.consecutive = GaugeMetricFamily(
-            "connector_consecutive_failures", "Failed runs since the last successful one.", labels=_CONNECTOR
+            "connector_consecutive_failures",
+            "Failed, interrupted or inconclusive runs since the last successful one.",
+            labels=_CONNECTOR,
         )
         self.problems = CounterMetricFamily(
             "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,14 +16,16 @@ from tenacity import RetryCallState
 from collector.canonical import canonical_json, sha256_hex
 from collector.config import ResolvedInstance
 from collector.connector import CollectContext, Connector, Problem, RunCancelled
+from collector.durations import format_duration
 from collector.errors import Disposition, classify
+from collector.freshness import counts_for_freshness
 from collector.mappings import Mappings
 from collector.model import Observation
 from collector.retry import retrying
-from collector.state import State
+from collector.state import RUN_SUCCESS, State
 from collector.store import PreparedRecord, RunRecord, Store
 
-__all__ = ["RunOutcome", "RunTimedOut", "Runner", "prepare_record"]
+__all__ = ["RunOutcome", "RunTimedOut", "Runner", "future_dated", "inconclusive", "prepare_record"]
 
 
 class RunTimedOut(Exception):
@@ -38,7 +40,7 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.run.status in ("succeeded", "partial")
+        return self.run.status in RUN_SUCCESS
 
 
 def _utc(value: datetime) -> datetime:
@@ -85,6 +87,29 @@ def prepare_record(
     )
 
 
+def future_dated(rec: PreparedRecord, tolerance: timedelta) -> str | None:
+    """Why a record's source dated it later than it was collected (beyond the clock-skew tolerance), else None."""
+    if rec.observed_at - rec.collected_at <= tolerance:
+        return None
+    return (
+        f"{rec.kind} {rec.subject_type}:{rec.subject_id}: observed_at {rec.observed_at.isoformat()} is in the future: "
+        f"later than its collection ({rec.collected_at.isoformat()}) by more than the clock-skew tolerance "
+        f"({format_duration(tolerance)}); stored as stated, its freshness counts from the collection time"
+    )
+
+
+def inconclusive(records: list[PreparedRecord]) -> str | None:
+    """Why a run that stored records proved nothing (every record's checks are ``error``), else None."""
+    if not records or any(counts_for_freshness(r.checks) for r in records):
+        return None
+    first = records[0]
+    check = first.checks[0]
+    return (
+        f"every one of the {len(records)} records has only error checks, so none counts as evidence "
+        f"(first: {first.kind} {first.subject_type}:{first.subject_id}: {check['id']}: {check['message']})"
+    )
+
+
 class Runner:
     def __init__(
         self,
@@ -128,6 +153,8 @@ class Runner:
                     records, problems, new_cursor = self._collect(instance, run_id, cursor, log)
             if problems:
                 status = "partial"
+            if (why := inconclusive(records)) is not None:
+                status, error = "inconclusive", why
         except RunCancelled as exc:
             status, error = ("interrupted" if self.shutdown.is_set() else "failed"), str(exc)
         except RunTimedOut as exc:
@@ -159,7 +186,7 @@ class Runner:
                         run,
                         records,
                         cursor=new_cursor,
-                        save_cursor=status in ("succeeded", "partial") and new_cursor is not None,
+                        save_cursor=status not in ("failed", "interrupted") and new_cursor is not None,
                         return_records=False,
                     )
             stored = len(records)
@@ -169,7 +196,16 @@ class Runner:
             run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
             run.observations = 0
         duration = time.monotonic() - t0
-        self.state.record_run(name, instance.config.type, run.status, finished, duration, len(problems))
+        self.state.record_run(
+            name,
+            instance.config.type,
+            run.status,
+            finished,
+            duration,
+            len(problems),
+            observations=run.observations,
+            error=run.error,
+        )
         log_fn = log.info if run.status == "succeeded" else log.warning
         log_fn(
             "run_finished",
@@ -205,10 +241,15 @@ class Runner:
             out: list[PreparedRecord] = []
             try:
                 for obs in connector.collect(ctx):
+                    source = getattr(obs, "source", "") or instance.config.name
                     try:
-                        out.append(prepare_record(obs, connector, instance, self.mappings, run_id, ctx.now))
+                        rec = prepare_record(obs, connector, instance, self.mappings, run_id, ctx.now)
                     except ValueError as exc:
-                        ctx.problem(getattr(obs, "source", "") or instance.config.name, str(exc))
+                        ctx.problem(source, str(exc))
+                    else:
+                        out.append(rec)
+                        if (why := future_dated(rec, instance.clock_skew_tolerance)) is not None:
+                            ctx.problem(source, why)
                     ctx.raise_if_cancelled()
                 box["records"] = out
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which decides

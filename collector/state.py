@@ -1,27 +1,57 @@
 """In-memory state the write path updates and /metrics, status and readiness read.
 
-Three signals are kept apart: connector health, evidence freshness (newest observation per kind),
-and control results (subjects whose latest record fails a check)."""
+Three signals are kept apart: connector health, evidence freshness (per control and kind, the evidence that keeps it
+fresh longest, from each subject's latest record that counts for freshness), and control results (subjects whose
+latest record fails a check). The freshness rules are :mod:`collector.freshness`'s."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from collector.freshness import ControlFreshness, KindEvidence, control_freshness
+from collector.freshness import (
+    ControlFreshness,
+    EvidenceTimes,
+    KindEvidence,
+    control_freshness,
+    counts_for_freshness,
+    fresh_from,
+    longest_lived,
+)
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
 
-__all__ = ["EXPORT_OUTCOMES", "ConnectorHealth", "ExportHealth", "Snapshot", "State", "SubjectKey", "evaluate_controls"]
+__all__ = [
+    "EXPORT_OUTCOMES",
+    "RUN_OUTCOMES",
+    "RUN_SUCCESS",
+    "ConnectorHealth",
+    "ExportHealth",
+    "KindTimes",
+    "Snapshot",
+    "State",
+    "SubjectKey",
+    "evaluate_controls",
+]
 
 SubjectKey = tuple[str, str, str]
 """(kind, subject type, subject id)"""
 
 _FAILING = frozenset({"fail", "error"})
+
+RUN_OUTCOMES = ("succeeded", "partial", "inconclusive", "failed", "interrupted")
+
+RUN_SUCCESS = frozenset({"succeeded", "partial"})
+"""Run statuses that are not failures. A run is a success for ``last_success`` when it also stored evidence; an
+``inconclusive`` run (every record's checks ``error``) is a failure."""
+
+
+def _stored_evidence(status: str, observations: int | None) -> bool:
+    return status in RUN_SUCCESS and (observations is None or observations > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +61,8 @@ class ConnectorHealth:
     last_success: datetime | None = None
     last_finished: datetime | None = None
     last_status: str | None = None
+    last_error: str | None = None
+    """Why the last run failed (or was inconclusive)."""
     consecutive_failures: int = 0
     last_duration_seconds: float | None = None
     last_problems: int = 0
@@ -52,29 +84,82 @@ class ExportHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class KindTimes:
+    """Of the evidence of one kind behind one control, the records that can keep it fresh longest, whatever the
+    policy: the newest, the newest without an explicit validity, and the one whose explicit validity ends last."""
+
+    newest: EvidenceTimes
+    newest_untimed: EvidenceTimes | None = None
+    longest_timed: EvidenceTimes | None = None
+
+    @classmethod
+    def of(cls, ev: EvidenceTimes) -> KindTimes:
+        return cls(ev, ev if ev.valid_until is None else None, ev if ev.valid_until is not None else None)
+
+    def merge(self, ev: EvidenceTimes) -> KindTimes:
+        if ev == self.newest and ev == (self.newest_untimed if ev.valid_until is None else self.longest_timed):
+            return self
+        newest = ev if ev.fresh_from >= self.newest.fresh_from else self.newest
+        untimed, timed = self.newest_untimed, self.longest_timed
+        if ev.valid_until is None:
+            if untimed is None or ev.fresh_from >= untimed.fresh_from:
+                untimed = ev
+        elif timed is None or (ev.valid_until, ev.fresh_from) >= (timed.valid_until, timed.fresh_from):
+            timed = ev
+        return KindTimes(newest, untimed, timed)
+
+    @property
+    def candidates(self) -> tuple[EvidenceTimes, ...]:
+        return tuple(dict.fromkeys(ev for ev in (self.newest, self.newest_untimed, self.longest_timed) if ev))
+
+    @property
+    def longest(self) -> EvidenceTimes:
+        """Without the kind's TTL at hand: the explicit validity that ends last, else the newest."""
+        return self.longest_timed or self.newest
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """A consistent copy taken under the lock: what a scrape or a status call reads."""
 
-    newest: dict[tuple[str, str], tuple[datetime, datetime | None]]
-    """(control, kind) -> (newest observed_at, its valid_until)"""
+    evidence: dict[tuple[str, str], KindTimes]
+    """(control, kind) -> the evidence that can keep the control fresh longest"""
     failing_by_check: dict[str, int]
     connectors: dict[str, ConnectorHealth]
     records_total: dict[tuple[str, str, str], int]
     ready: bool
     exports: dict[str, ExportHealth] = field(default_factory=dict)
 
+    @property
+    def newest(self) -> dict[tuple[str, str], tuple[datetime, datetime | None]]:
+        """(control, kind) -> (freshness time, valid_until) of :attr:`KindTimes.longest`."""
+        return {key: (times.longest.fresh_from, times.longest.valid_until) for key, times in self.evidence.items()}
+
 
 @dataclass(slots=True)
-class _Latest:
-    observed_at: datetime
-    failing: frozenset[str]
+class _Subject:
+    """One (kind, subject): its latest record's failing checks, and its latest record that counts for freshness."""
+
+    latest: datetime | None = None
+    failing: frozenset[str] = frozenset()
+    counted: EvidenceTimes | None = None
+    controls: tuple[str, ...] = ()
+
+
+def _dominates(new: EvidenceTimes, old: EvidenceTimes) -> bool:
+    """A subject's newer record keeps the control fresh at least as long as its older one did, under any policy."""
+    if (new.valid_until is None) != (old.valid_until is None):
+        return False
+    return old.valid_until is None or (new.valid_until is not None and new.valid_until >= old.valid_until)
 
 
 class State:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: dict[SubjectKey, _Latest] = {}
-        self._newest: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
+        self._subjects: dict[SubjectKey, _Subject] = {}
+        self._evidence: dict[tuple[str, str], KindTimes] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        """(control, kind) whose best evidence a subject's newer record may have shortened: recomputed on read."""
         self._failing_by_check: Counter[str] = Counter()
         self._connectors: dict[str, ConnectorHealth] = {}
         self._records_total: Counter[tuple[str, str, str]] = Counter()
@@ -107,10 +192,13 @@ class State:
         checks: Iterable[Mapping[str, Any]],
         controls: Iterable[str],
         valid_until: datetime | None = None,
+        collected_at: datetime | None = None,
     ) -> None:
         """Account for one stored record: its controls' freshness, and its checks if it is the subject's newest."""
         with self._lock:
-            self._observe_locked(kind, subject_type, subject_id, observed_at, checks, controls, valid_until)
+            self._observe_locked(
+                kind, subject_type, subject_id, observed_at, list(checks), tuple(controls), valid_until, collected_at
+            )
 
     def observe_records(self, records: Iterable[Any], connector_type: str, instance: str) -> None:
         """Account for a committed run's records under one lock: freshness, check results, record counts."""
@@ -121,7 +209,14 @@ class State:
 
     def _observe_row_locked(self, row: Any) -> None:
         self._observe_locked(
-            row.kind, row.subject_type, row.subject_id, row.observed_at, row.checks, row.controls, row.valid_until
+            row.kind,
+            row.subject_type,
+            row.subject_id,
+            row.observed_at,
+            row.checks,
+            row.controls,
+            row.valid_until,
+            row.collected_at,
         )
 
     def _observe_locked(
@@ -130,23 +225,54 @@ class State:
         subject_type: str,
         subject_id: str,
         observed_at: datetime,
-        checks: Iterable[Mapping[str, Any]],
-        controls: Iterable[str],
+        checks: Sequence[Mapping[str, Any]],
+        controls: Sequence[str],
         valid_until: datetime | None,
+        collected_at: datetime | None,
     ) -> None:
-        for control in controls:
-            newest = self._newest.get((control, kind))
-            if newest is None or observed_at >= newest[0]:
-                self._newest[(control, kind)] = (observed_at, valid_until)
         key = (kind, subject_type, subject_id)
-        current = self._latest.get(key)
-        if current is not None and current.observed_at > observed_at:
+        at = fresh_from(observed_at, collected_at)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = _Subject()
+        if subject.latest is None or at >= subject.latest:
+            failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
+            if subject.failing:
+                self._failing_by_check.subtract(subject.failing)
+            if failing:
+                self._failing_by_check.update(failing)
+            subject.latest, subject.failing = at, failing
+        if not counts_for_freshness(checks) or (subject.counted is not None and at < subject.counted.fresh_from):
             return
-        failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
-        if current is not None:
-            self._failing_by_check.subtract(current.failing)
-        self._failing_by_check.update(failing)
-        self._latest[key] = _Latest(observed_at, failing)
+        ev = EvidenceTimes(at, valid_until)
+        tags = tuple(controls)
+        old, old_tags = subject.counted, subject.controls
+        subject.counted, subject.controls = ev, tags
+        for control in tags:
+            times = self._evidence.get((control, kind))
+            self._evidence[(control, kind)] = KindTimes.of(ev) if times is None else times.merge(ev)
+        if old is not None and (old_tags != tags or not _dominates(ev, old)):
+            self._dirty.update((control, kind) for control in old_tags)
+
+    def _recompute_dirty_locked(self) -> None:
+        if not self._dirty:
+            return
+        kinds = {kind for _, kind in self._dirty}
+        rebuilt: dict[tuple[str, str], KindTimes] = {}
+        for (kind, _, _), subject in self._subjects.items():
+            if kind not in kinds or subject.counted is None:
+                continue
+            for control in subject.controls:
+                if (control, kind) in self._dirty:
+                    times = rebuilt.get((control, kind))
+                    ev = subject.counted
+                    rebuilt[(control, kind)] = KindTimes.of(ev) if times is None else times.merge(ev)
+        for key in self._dirty:
+            if key in rebuilt:
+                self._evidence[key] = rebuilt[key]
+            else:
+                self._evidence.pop(key, None)
+        self._dirty.clear()
 
     def record_run(
         self,
@@ -156,17 +282,22 @@ class State:
         finished_at: datetime,
         duration_seconds: float,
         problems: int,
+        *,
+        observations: int | None = None,
+        error: str | None = None,
     ) -> None:
+        """``observations``: records the run stored; a run that stored none is no success for ``last_success``."""
         with self._lock:
             health = self._connectors.get(instance) or ConnectorHealth(instance, connector_type)
             runs = dict(health.runs)
             runs[status] = runs.get(status, 0) + 1
-            ok = status in ("succeeded", "partial")
+            ok = status in RUN_SUCCESS
             self._connectors[instance] = replace(
                 health,
-                last_success=finished_at if ok else health.last_success,
+                last_success=finished_at if _stored_evidence(status, observations) else health.last_success,
                 last_finished=finished_at,
                 last_status=status,
+                last_error=None if ok else error,
                 consecutive_failures=0 if ok else health.consecutive_failures + 1,
                 last_duration_seconds=duration_seconds,
                 last_problems=problems,
@@ -186,8 +317,9 @@ class State:
         """Replace everything with what the database says (at start, or when it comes back)."""
         with self._lock:
             self.last_seq = last_seq
-            self._latest.clear()
-            self._newest.clear()
+            self._subjects.clear()
+            self._evidence.clear()
+            self._dirty.clear()
             self._failing_by_check.clear()
             for row in latest:
                 self._observe_row_locked(row)
@@ -224,10 +356,10 @@ class State:
             if not runs:
                 continue
             newest = runs[0]
-            last_success = next((r.finished_at for r in runs if r.status in ("succeeded", "partial")), None)
+            last_success = next((r.finished_at for r in runs if _stored_evidence(r.status, r.observations)), None)
             failures = 0
             for r in runs:
-                if r.status in ("succeeded", "partial"):
+                if r.status in RUN_SUCCESS:
                     break
                 failures += 1
             counts = {s: n for (_, inst, s), n in run_counts.items() if inst == instance}
@@ -237,6 +369,7 @@ class State:
                 last_success=last_success,
                 last_finished=newest.finished_at,
                 last_status=newest.status,
+                last_error=None if newest.status in RUN_SUCCESS else newest.error,
                 consecutive_failures=failures,
                 last_duration_seconds=newest.duration_seconds,
                 last_problems=newest.problems,
@@ -247,8 +380,9 @@ class State:
     # -- read path --------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         with self._lock:
+            self._recompute_dirty_locked()
             return Snapshot(
-                newest=dict(self._newest),
+                evidence=dict(self._evidence),
                 failing_by_check={k: v for k, v in self._failing_by_check.items() if v > 0},
                 connectors=dict(self._connectors),
                 records_total=dict(self._records_total),
@@ -270,7 +404,7 @@ def evaluate_controls(
     With ``active_kinds`` (the kinds the configured connectors produce), controls only reachable through other
     connectors' evidence are left out, so an unconfigured source does not show as missing evidence."""
     seen: dict[str, set[str]] = {}
-    for control, kind in snapshot.newest:
+    for control, kind in snapshot.evidence:
         seen.setdefault(control, set()).add(kind)
     out = []
     for ref in mappings.all_controls(framework):
@@ -280,20 +414,18 @@ def evaluate_controls(
         kinds = mapped | seen.get(str(ref), set())
         if not kinds:
             continue
+        override = overrides.get(ref)
         evidence = []
         for kind in sorted(kinds):
             if kind not in mappings.kinds:
                 continue
-            newest = snapshot.newest.get((str(ref), kind))
+            policy = mappings.kinds[kind].freshness
+            times = snapshot.evidence.get((str(ref), kind))
+            best = longest_lived(times.candidates, policy, override) if times else None
             evidence.append(
-                KindEvidence(
-                    kind,
-                    mappings.kinds[kind].freshness,
-                    newest[0] if newest else None,
-                    newest[1] if newest else None,
-                )
+                KindEvidence(kind, policy, best.fresh_from if best else None, best.valid_until if best else None)
             )
-        fresh = control_freshness(ref, evidence, now, overrides.get(ref))
+        fresh = control_freshness(ref, evidence, now, override)
         checks = mappings.checks_by_control.get(ref, ())
         failing = [c for c in checks if snapshot.failing_by_check.get(c, 0) > 0]
         failures = sum(snapshot.failing_by_check.get(c, 0) for c in checks)

@@ -42,7 +42,8 @@ def test_collect_then_status_json_has_the_documented_shape(config: Path) -> None
     by_id = {(c["framework"], c["control"]): c for c in doc["controls"]}
     cc71 = by_id[("soc2", "CC7.1")]
     assert set(cc71) == {
-        "framework", "control", "title", "status", "age_seconds", "ttl_seconds", "evidence_kinds", "failing_checks"
+        "framework", "control", "title", "status", "age_seconds", "ttl_seconds", "expires_at", "evidence_kinds",
+        "failing_checks",
     }  # fmt: skip
     assert cc71["status"] in {"fresh", "at_risk", "stale"}
     assert cc71["evidence_kinds"] == ["container.scan"]
@@ -53,6 +54,7 @@ def test_collect_then_status_json_has_the_documented_shape(config: Path) -> None
             "type": "container_scan",
             "last_success": doc["connectors"][0]["last_success"],
             "last_status": "succeeded",
+            "last_error": None,
             "consecutive_failures": 0,
         }
     ]

@@ -80,7 +80,7 @@ def test_connector_health_series_and_no_high_cardinality_labels() -> None:
     state.observe("container.scan", "container_image", "repo@sha256:abcdef", NOW, [], SCAN_CONTROLS)
     stored = SimpleNamespace(
         kind="container.scan", subject_type="container_image", subject_id="repo@sha256:abcdef",
-        observed_at=NOW, checks=[], controls=SCAN_CONTROLS, valid_until=None,
+        observed_at=NOW, checks=[], controls=SCAN_CONTROLS, valid_until=None, collected_at=NOW,
     )  # fmt: skip
     state.observe_records([stored] * 3, "container_scan", "scans")
     m = scrape(state, NOW)

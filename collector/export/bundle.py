@@ -391,8 +391,9 @@ def _feed(sweeps: Mapping[str, CoverageSweep], rows: Iterable[Any], mappings: Ma
         arrival = Arrival(
             queries.to_utc(row.stored_at),
             row.kind,
-            queries.to_utc(row.observed_at),
+            queries.to_utc(row.fresh_from),
             None if row.valid_until is None else queries.to_utc(row.valid_until),
+            row.subject,
         )
         for tag in tags.all(row.controls):
             sweep = sweeps.get(tag)

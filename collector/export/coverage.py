@@ -1,11 +1,12 @@
 """Observation-window coverage: when, within a period, a control's newest evidence was stale or missing.
 
 Pure functions of the evidence arrivals, the period and the freshness policies. At any instant ``t`` a
-control is covered when, for at least one of its evidence kinds, the newest record stored by ``t`` (newest
-by ``observed_at``) has not expired: ``observed_at + ttl`` for most kinds, ``valid_until`` for evidence that
-carries one (attestations), unless the configuration overrides the control's policy. This is the same
-rule :func:`collector.freshness.control_freshness` applies at a single ``now``; ``at_risk`` counts as
-covered. A gap is a maximal interval in which the control is not covered.
+control is covered when, for at least one of its evidence kinds, some record stored by ``t`` that counts for
+freshness has not expired: its freshness time (:func:`collector.freshness.fresh_from`) plus the TTL for most kinds,
+``valid_until`` for evidence that carries one (attestations; a subject's newer attestation replaces its older
+one), unless the configuration overrides the control's policy. This is the same rule
+:func:`collector.freshness.control_freshness` applies at a single ``now`` over the evidence that keeps the control
+fresh longest; ``at_risk`` counts as covered. A gap is a maximal interval in which the control is not covered.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collector.freshness import ControlFreshness, KindEvidence, control_freshness, expires_at
+from collector.freshness import (
+    ControlFreshness,
+    EvidenceTimes,
+    KindEvidence,
+    control_freshness,
+    expires_at,
+    longest_lived,
+)
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
@@ -39,12 +47,16 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
-    """One evidence record of a control becoming known: it was stored at ``stored_at``."""
+    """One evidence record of a control becoming known: it was stored at ``stored_at``. Only records that count for
+    freshness arrive (:func:`collector.freshness.counts_for_freshness`)."""
 
     stored_at: datetime
     kind: str
     observed_at: datetime
+    """When its freshness counts from: :func:`collector.freshness.fresh_from` of the record."""
     valid_until: datetime | None = None
+    subject: str | None = None
+    """For evidence with a ``valid_until``: its subject, whose newer record replaces the older one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +92,31 @@ class ControlCoverage:
 
 
 @dataclass(slots=True)
-class _Newest:
-    observed_at: datetime
-    valid_until: datetime | None
+class _KindTimes:
+    """What can keep a control fresh, of one kind: the newest record without a validity, and per subject the
+    latest one with a validity (arrivals naming no subject each count on their own)."""
+
+    newest_untimed: EvidenceTimes | None = None
+    timed: dict[str | None, EvidenceTimes] = field(default_factory=dict)
+
+    def add(self, arrival: Arrival) -> None:
+        ev = EvidenceTimes(arrival.observed_at, arrival.valid_until)
+        if ev.valid_until is None:
+            if self.newest_untimed is None or ev.fresh_from >= self.newest_untimed.fresh_from:
+                self.newest_untimed = ev
+            return
+        current = self.timed.get(arrival.subject)
+        if current is None:
+            self.timed[arrival.subject] = ev
+        elif arrival.subject is not None:
+            if ev.fresh_from >= current.fresh_from:
+                self.timed[arrival.subject] = ev
+        elif current.valid_until is not None and ev.valid_until >= current.valid_until:
+            self.timed[None] = ev
+
+    @property
+    def candidates(self) -> list[EvidenceTimes]:
+        return [*([self.newest_untimed] if self.newest_untimed else []), *self.timed.values()]
 
 
 @dataclass(slots=True)
@@ -98,7 +132,7 @@ class CoverageSweep:
     as_of: datetime
     period: Period | None = None
     override: FreshnessPolicy | None = None
-    _newest: dict[str, _Newest] = field(default_factory=dict)
+    _kinds: dict[str, _KindTimes] = field(default_factory=dict)
     _clock: datetime | None = None
     _open_gap: tuple[datetime, str, datetime | None] | None = None
     _gaps: list[Gap] = field(default_factory=list)
@@ -122,9 +156,7 @@ class CoverageSweep:
         self._last_stored_at = arrival.stored_at
         if self.period is not None and arrival.stored_at > self.period.start:
             self._advance(arrival.stored_at)
-        current = self._newest.get(arrival.kind)
-        if current is None or arrival.observed_at >= current.observed_at:
-            self._newest[arrival.kind] = _Newest(arrival.observed_at, arrival.valid_until)
+        self._kinds.setdefault(arrival.kind, _KindTimes()).add(arrival)
 
     def finish(self) -> ControlCoverage:
         if self.period is not None:
@@ -139,18 +171,23 @@ class CoverageSweep:
         return control_freshness(self.ref, evidence, self.as_of, self.override)
 
     def _newest_of(self, kind: str) -> tuple[datetime | None, datetime | None]:
-        newest = self._newest.get(kind)
-        return (None, None) if newest is None else (newest.observed_at, newest.valid_until)
+        best = self._best(kind)
+        return (None, None) if best is None else (best.fresh_from, best.valid_until)
 
-    def _expires_at(self, kind: str, newest: _Newest) -> datetime:
-        return expires_at(newest.observed_at, newest.valid_until, self.policies[kind], self.override)
+    def _best(self, kind: str) -> EvidenceTimes | None:
+        times = self._kinds.get(kind)
+        return None if times is None else longest_lived(times.candidates, self.policies[kind], self.override)
 
     def _covered_until(self) -> datetime | None:
-        expiries = [self._expires_at(kind, newest) for kind, newest in self._newest.items()]
+        expiries = [
+            expires_at(best.fresh_from, best.valid_until, self.policies[kind], self.override)
+            for kind in self._kinds
+            if (best := self._best(kind)) is not None
+        ]
         return max(expiries) if expiries else None
 
     def _newest_observed(self) -> datetime | None:
-        return max((n.observed_at for n in self._newest.values()), default=None)
+        return max((ev.fresh_from for times in self._kinds.values() for ev in times.candidates), default=None)
 
     def _advance(self, to: datetime) -> None:
         """Account for ``[clock, to)``, during which the newest evidence does not change."""

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, String, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, Connection, Select, String, case, func, null, or_, select, type_coerce, union_all
 
+from collector.store.expressions import counts_for_freshness, fresh_from
 from collector.store.schema import UTCDateTime, evidence, evidence_content
 
 __all__ = [
@@ -76,6 +77,24 @@ def _in_scope(prefixes: Sequence[str]) -> ColumnElement[bool]:
 
 def _raw_times(*names: str) -> list[Any]:
     return [type_coerce(evidence.c[name], String).label(name) for name in names]
+
+
+def _fresh_from() -> ColumnElement[Any]:
+    return fresh_from(evidence.c.observed_at, evidence.c.collected_at)
+
+
+def _raw_fresh_from() -> Any:
+    return type_coerce(_fresh_from(), String).label("fresh_from")
+
+
+def _timed_subject() -> Any:
+    """The subject of a record with a ``valid_until`` (a subject's newer one replaces it), else null."""
+    subject = evidence.c.subject_type + ":" + evidence.c.subject_id
+    return case((evidence.c.valid_until.is_(None), null()), else_=subject).label("subject")
+
+
+def _counts(conn: Connection) -> ColumnElement[bool]:
+    return counts_for_freshness(evidence.c.checks, conn.dialect.name)
 
 
 def _record_columns(with_payload: bool) -> list[Any]:
@@ -147,14 +166,15 @@ def _stream(conn: Connection, query: Select[Any]) -> Iterator[Any]:
 def iter_latest_per_subject(
     conn: Connection, prefixes: Sequence[str], as_of: datetime, *, with_payload: bool
 ) -> Iterator[Any]:
-    """Per (kind, subject), the newest record by observed_at among those stored by ``as_of``, in seq order."""
+    """Per (kind, subject), the latest record (by freshness time, then seq) among those stored by ``as_of``, in seq
+    order: the store's own rule (:meth:`collector.store.Store.latest_records`)."""
     ranked = (
         select(
             evidence.c.seq,
             func.row_number()
             .over(
                 partition_by=(evidence.c.kind, evidence.c.subject_type, evidence.c.subject_id),
-                order_by=(evidence.c.observed_at.desc(), evidence.c.seq.desc()),
+                order_by=(_fresh_from().desc(), evidence.c.seq.desc()),
             )
             .label("rank"),
         )
@@ -173,43 +193,74 @@ def iter_latest_per_subject(
 
 
 def iter_newest_per_kind(conn: Connection, prefixes: Sequence[str], as_of: datetime) -> Iterator[Any]:
-    """Per (kind, control tags), the newest record by observed_at stored by ``as_of``: the state at a time."""
-    ranked = (
-        select(
-            evidence.c.seq,
-            *_raw_times("stored_at", "observed_at", "valid_until"),
-            evidence.c.kind,
-            evidence.c.controls,
-            func.row_number()
-            .over(
-                partition_by=(evidence.c.kind, evidence.c.controls),
-                order_by=(evidence.c.observed_at.desc(), evidence.c.stored_at.desc(), evidence.c.seq.desc()),
-            )
-            .label("rank"),
+    """The state at a time, as arrivals (see :func:`iter_arrivals`) of the records stored by ``as_of`` that count for
+    freshness: per (kind, control tags) the newest one without a ``valid_until``, and per (kind, subject) the latest
+    one with a ``valid_until``."""
+    counted = select(
+        evidence.c.seq,
+        *_raw_times("stored_at", "valid_until"),
+        _raw_fresh_from(),
+        evidence.c.kind,
+        evidence.c.controls,
+        _timed_subject(),
+        evidence.c.subject_type,
+        evidence.c.subject_id,
+        _fresh_from().label("fresh_at"),
+        evidence.c.stored_at.label("stored_time"),
+    ).where(evidence.c.stored_at <= as_of, _in_scope(prefixes), _counts(conn))
+    rows = counted.subquery()
+    untimed = select(
+        rows,
+        func.row_number()
+        .over(
+            partition_by=(rows.c.kind, rows.c.controls),
+            order_by=(rows.c.fresh_at.desc(), rows.c.stored_time.desc(), rows.c.seq.desc()),
         )
-        .where(evidence.c.stored_at <= as_of, _in_scope(prefixes))
-        .subquery()
-    )
+        .label("rank"),
+    ).where(rows.c.subject.is_(None))
+    timed = select(
+        rows,
+        func.row_number()
+        .over(
+            partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
+            order_by=(rows.c.fresh_at.desc(), rows.c.seq.desc()),
+        )
+        .label("rank"),
+    ).where(rows.c.subject.is_not(None))
+    ranked = union_all(untimed, timed).subquery()
     query = (
-        select(ranked.c.stored_at, ranked.c.observed_at, ranked.c.valid_until, ranked.c.kind, ranked.c.controls)
+        select(
+            ranked.c.stored_at,
+            ranked.c.fresh_from,
+            ranked.c.valid_until,
+            ranked.c.kind,
+            ranked.c.controls,
+            ranked.c.subject,
+        )
         .where(ranked.c.rank == 1)
-        .order_by(ranked.c.stored_at, ranked.c.seq)
+        .order_by(ranked.c.stored_time, ranked.c.seq)
     )
     return _stream(conn, query)
 
 
 def iter_arrivals(conn: Connection, prefixes: Sequence[str], after: datetime, until: datetime) -> Iterator[Any]:
-    """What coverage needs of the records stored in ``(after, until]``, in stored_at order.
+    """What coverage needs of the records stored in ``(after, until]`` that count for freshness, in stored_at order:
+    their freshness time (``fresh_from``), ``valid_until``, kind, control tags, and the subject of those with a
+    ``valid_until``.
 
     Records of one commit with the same kind, tags and times are one arrival (a run stores many subjects at once);
     within a commit, arrivals come in the order of their last record, so the last one stored wins ties as it would
     record by record."""
-    times = _raw_times("stored_at", "observed_at", "valid_until")
-    columns = (*times, evidence.c.kind, evidence.c.controls)
+    times = _raw_times("stored_at", "valid_until")
+    fresh = type_coerce(_fresh_from(), String)
+    subject = case(
+        (evidence.c.valid_until.is_(None), null()), else_=evidence.c.subject_type + ":" + evidence.c.subject_id
+    )
+    columns = (*times, fresh.label("fresh_from"), evidence.c.kind, evidence.c.controls, subject.label("subject"))
     query = (
         select(*columns)
-        .where(evidence.c.stored_at > after, evidence.c.stored_at <= until, _in_scope(prefixes))
-        .group_by(*columns)
+        .where(evidence.c.stored_at > after, evidence.c.stored_at <= until, _in_scope(prefixes), _counts(conn))
+        .group_by(*times, fresh, evidence.c.kind, evidence.c.controls, subject)
         .order_by(times[0], func.max(evidence.c.seq))
     )
     return _stream(conn, query)

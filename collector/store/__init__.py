@@ -20,7 +20,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from collector import freshness
 from collector.errors import extra_needed
+from collector.store.expressions import counts_for_freshness, fresh_from
 from collector.store.records import (
     GENESIS_HASH,
     PreparedRecord,
@@ -103,6 +105,7 @@ class SubjectLatest:
     valid_until: datetime | None
     controls: list[str]
     checks: list[dict[str, Any]]
+    collected_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,8 @@ class RunSummary:
     finished_at: datetime
     duration_seconds: float
     problems: int = 0
+    observations: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +141,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _subject_latest_columns(c: Any) -> list[Any]:
     return [
         c.instance, c.connector_type, c.kind, c.subject_type, c.subject_id,
-        c.observed_at, c.valid_until, c.controls, c.checks,
+        c.observed_at, c.valid_until, c.controls, c.checks, c.collected_at,
     ]  # fmt: skip
+
+
+def _subject_key(r: SubjectLatest) -> tuple[str, str, str]:
+    return (r.kind, r.subject_type, r.subject_id)
 
 
 def _subject_latest(r: Any) -> SubjectLatest:
@@ -151,6 +160,7 @@ def _subject_latest(r: Any) -> SubjectLatest:
         valid_until=r.valid_until,
         controls=json.loads(r.controls),
         checks=json.loads(r.checks),
+        collected_at=r.collected_at,
     )
 
 
@@ -385,28 +395,45 @@ class Store:
         with self.engine.connect() as conn:
             return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
-    def _latest_query(self, max_seq: int | None = None) -> Any:
-        source = evidence.select()
+    def _latest_query(self, max_seq: int | None = None, *, counted_only: bool = False) -> Any:
+        """The latest record per (kind, subject): the newest by freshness time (see
+        :func:`collector.freshness.fresh_from`), the last stored on a tie; ``counted_only``: among the records that
+        count for freshness."""
+        source = select(*evidence.c, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
         if max_seq is not None:
             source = source.where(evidence.c.seq <= max_seq)
+        if counted_only:
+            source = source.where(counts_for_freshness(evidence.c.checks, self.dialect))
         rows = source.subquery()
         ranked = select(
             rows,
             func.row_number()
             .over(
                 partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
-                order_by=(rows.c.observed_at.desc(), rows.c.seq.desc()),
+                order_by=(rows.c.fresh_from.desc(), rows.c.seq.desc()),
             )
             .label("rank"),
         ).subquery()
         return select(ranked).where(ranked.c.rank == 1)
 
     def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
-        """The newest record of every (kind, subject), up to ``max_seq``: what the in-memory state is rebuilt from."""
-        latest = self._latest_query(max_seq).subquery()
+        """What the in-memory state is rebuilt from, up to ``max_seq``, in stored order: the latest record of every
+        (kind, subject) and, when that record's checks are all ``error``, the latest one that still counts for
+        freshness."""
+        rows = self._subjects_latest(max_seq)
+        uncounted = {_subject_key(r) for _, r in rows if not freshness.counts_for_freshness(r.checks)}
+        if uncounted:
+            rows += [
+                (seq, r) for seq, r in self._subjects_latest(max_seq, counted_only=True) if _subject_key(r) in uncounted
+            ]
+        for _, row in sorted(rows, key=lambda item: item[0]):
+            yield row
+
+    def _subjects_latest(self, max_seq: int | None, *, counted_only: bool = False) -> list[tuple[int, SubjectLatest]]:
+        latest = self._latest_query(max_seq, counted_only=counted_only).subquery()
+        query = select(latest.c.seq, *_subject_latest_columns(latest.c))
         with self.engine.connect() as conn:
-            for r in conn.execute(select(*_subject_latest_columns(latest.c))):
-                yield _subject_latest(r)
+            return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
     def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
         """Stored records per (connector type, instance, kind), up to ``max_seq``."""
@@ -438,6 +465,8 @@ class Store:
                         finished_at=r.finished_at,
                         duration_seconds=(r.finished_at - r.started_at).total_seconds(),
                         problems=r.problems,
+                        observations=r.observations,
+                        error=r.error,
                     )
                 )
         return out

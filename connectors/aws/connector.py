@@ -120,6 +120,9 @@ class AwsConnector(Connector[AwsSettings]):
         super().__init__(settings)
         self._session = session
 
+    def produced_kinds(self) -> frozenset[str]:
+        return self.kinds if self.settings.ecr.enabled else self.kinds - {CONTAINER_SCAN_KIND}
+
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
         clients = _Clients(self._session or _default_session(), self.settings)
         regions = clients.regions() if self.settings.ecr.enabled else []
