@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from collector.connector import ConnectorSettings
+from collector.connector import ConnectorSettings, LocalPath
 from collector.durations import Duration
 
 __all__ = ["ContainerScanSettings", "Threshold"]
@@ -16,7 +16,7 @@ Threshold = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 
 
 class ContainerScanSettings(ConnectorSettings):
-    paths: list[str] = Field(min_length=1)
+    paths: list[LocalPath] = Field(min_length=1)
     """Globs of report files; ``**`` matches any depth."""
     max_age: Duration = timedelta(days=7)
     """A scan older than this fails ``container.scan_recent``."""
