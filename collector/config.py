@@ -317,7 +317,7 @@ class _Source:
         return f"{self.label}:{line}" if line else self.label
 
     def problem(self, loc: tuple[str | int, ...], message: str) -> str:
-        return f"{self.at(loc)}: {_fmt(loc)}: {message}"
+        return f"{self.at(loc)}: {_fmt(loc)}: {message.removeprefix('Value error, ')}"
 
 
 _ENV_PREFIX = AppConfig.model_config.get("env_prefix", "")
