@@ -303,18 +303,22 @@ class _Source:
 
     @property
     def base_dir(self) -> Path | None:
-        return self.path.absolute().parent if self.path is not None else None
+        return Path(os.path.abspath(self.path)).parent if self.path is not None else None
 
     def at(self, loc: tuple[str | int, ...]) -> str:
         """Where a value at ``loc`` came from: an environment variable if one supplied it, else file and line."""
         override = _env_override(loc)
         if override is not None:
             return f"environment variable {override}"
+        inside: list[str] = []
         for where, names in self.interpolated.items():
             if loc[: len(where)] == where:
                 return "environment variable " + ", ".join(names)
+            if loc and where[: len(loc)] == loc:
+                inside += names
         line = yaml_line_of(self.node, loc)
-        return f"{self.label}:{line}" if line else self.label
+        at = f"{self.label}:{line}" if line else self.label
+        return f"{at} (with environment variable {', '.join(inside)})" if inside else at
 
     def problem(self, loc: tuple[str | int, ...], message: str) -> str:
         return f"{self.at(loc)}: {_fmt(loc)}: {message.removeprefix('Value error, ')}"
