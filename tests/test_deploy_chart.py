@@ -37,9 +37,17 @@ EVERYTHING: dict[str, Any] = {
                 "type": "container_scan",
                 "schedule": {"interval": "30m"},
                 "settings": {"paths": ["/var/lib/evidence/reports/*.json"]},
-            }
+            },
+            {
+                "name": "cluster",
+                "type": "kubernetes",
+                "settings": {"kubeconfig": "/etc/evidence-collector/secrets/kube/config", "namespaces": ["ml"]},
+            },
         ],
+        "exports": [{"name": "monthly", "cron": "0 0 1 * *", "framework": "soc2", "destination": "s3://bundles/soc2"}],
     },
+    "mappings": {"configMap": "custom-mappings", "items": [{"key": "soc2.yaml", "path": "catalogs/soc2.yaml"}]},
+    "secretFiles": [{"name": "kube", "secretName": "prod-kubeconfig"}],
     "secretEnv": [{"name": "MLFLOW_TOKEN", "secretName": "mlflow", "key": "token"}],
     "extraEnv": [{"name": "AWS_REGION", "value": "eu-west-1"}],
     "signingKey": {"existingSecret": "export-signing", "key": "signing-key.pem"},
@@ -64,8 +72,9 @@ def chart() -> Any:
 def render(chart: Any, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     out = chart.render(values or {}, name="ec", namespace="compliance", is_install=True)
     docs: list[dict[str, Any]] = []
-    for text in out.values():
-        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    for template, text in out.items():
+        if template.endswith(".yaml"):
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
     return docs
 
 
@@ -90,8 +99,6 @@ def test_default_values_render_valid_manifests(chart: Any) -> None:
     docs = render(chart)
     assert sorted(d["kind"] for d in docs) == sorted(
         [
-            "ClusterRole",
-            "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
@@ -149,7 +156,7 @@ def test_credentials_come_from_secrets(chart: Any) -> None:
     env = {e["name"]: e for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["EVIDENCE_COLLECTOR_DATABASE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "evidence-db", "key": "url"}
     assert env["MLFLOW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow", "key": "token"}
-    assert env["EVIDENCE_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
+    assert env["EVIDENCE_COLLECTOR_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
     account = one(docs, "ServiceAccount")
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"
@@ -192,7 +199,7 @@ def test_the_chart_lints_clean(tmp_path: Path) -> None:
 
 
 def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(chart: Any) -> None:
-    role = one(render(chart), "ClusterRole")
+    role = one(render(chart, EVERYTHING), "ClusterRole")
 
     def normal(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
         return {
@@ -200,19 +207,31 @@ def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(char
         }
 
     assert normal(role["rules"]) == normal(REQUIRED_RBAC_RULES)
-    binding = one(render(chart), "ClusterRoleBinding")
+    binding = one(render(chart, EVERYTHING), "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "ec-evidence-collector", "namespace": "compliance"}
     ]
-    assert "ClusterRole" not in {d["kind"] for d in render(chart, {"rbac": {"create": False}})}
+    assert "ClusterRole" not in {d["kind"] for d in render(chart, {**EVERYTHING, "rbac": {"create": False}})}
+
+
+def test_cluster_wide_rbac_only_with_a_kubernetes_connector(chart: Any) -> None:
+    without = {**EVERYTHING, "config": {**EVERYTHING["config"], "connectors": EVERYTHING["config"]["connectors"][:1]}}
+    kinds = {d["kind"] for d in render(chart, without)}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= {d["kind"] for d in render(chart, EVERYTHING)}
 
 
 def test_the_rendered_config_is_one_the_collector_accepts(chart: Any, tmp_path: Path) -> None:
     config_map = next(d for d in render(chart, EVERYTHING) if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
     path = tmp_path / "config.yaml"
     path.write_text(config_map["data"]["config.yaml"])
+    mappings = tmp_path / "etc" / "evidence-collector" / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    path.write_text(path.read_text().replace("/etc/evidence-collector/mappings", str(mappings)))
     loaded = load_and_resolve(path)
-    assert [i.config.name for i in loaded.instances] == ["scans"]
+    assert [i.config.name for i in loaded.instances] == ["scans", "cluster"]
+    assert [e.name for e in loaded.app.exports] == ["monthly"]
+    assert loaded.app.exports[0].sign_key_file == Path("/etc/evidence-collector/signing/signing-key.pem")
     assert loaded.app.http.listen == "0.0.0.0:9464"
     assert loaded.app.log.format == "json"
     assert [str(ref) for ref in loaded.overrides] == ["soc2:CC7.1"]
