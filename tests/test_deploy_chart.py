@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -254,3 +255,182 @@ def test_the_prometheus_rule_is_the_tested_rule_file(chart: Any, tmp_path: Path)
 
 def test_the_chart_dashboard_is_the_published_dashboard() -> None:
     assert (CHART / "files" / "evidence-collector-dashboard.json").read_bytes() == DASHBOARD.read_bytes()
+
+
+# -- the pod as rendered, started on this machine: the real CLI proves the chart's names match the code's ----------
+
+
+def pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def public_pem(key: Any, path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return path
+
+
+def materialise(
+    docs: list[dict[str, Any]],
+    root: Path,
+    secrets: dict[str, dict[str, bytes]],
+    config_maps: dict[str, dict[str, str]],
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """Lay out the rendered pod under ``root``: each volume mount a directory (or a file for a subPath) filled from
+    the rendered ConfigMaps, the given external ConfigMaps and Secrets; every mount path in the container's env and
+    in mounted ConfigMap files is rewritten to its local place. Returns the container env and the mount map."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    rendered = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    all_maps = {**config_maps, **rendered}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: root / m["mountPath"].lstrip("/") for m in container["volumeMounts"]}
+
+    pattern = re.compile(
+        r"(?<![\w./-])(" + "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True)) + r")(?![\w.-])"
+    )
+
+    def localise(text: str) -> str:
+        return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
+
+    for mount in container["volumeMounts"]:
+        volume, local = volumes[mount["name"]], mounts[mount["mountPath"]]
+        data: dict[str, bytes] = {}
+        if "configMap" in volume:
+            data = {k: localise(v).encode() for k, v in all_maps[volume["configMap"]["name"]].items()}
+            items = volume["configMap"].get("items")
+        elif "secret" in volume:
+            data = secrets[volume["secret"]["secretName"]]
+            items = volume["secret"].get("items")
+        else:
+            items = None
+        files = {i["path"]: data[i["key"]] for i in items} if items else data
+        if "subPath" in mount:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(files[mount["subPath"]])
+            continue
+        local.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
+            (local / name).write_bytes(content)
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = localise(entry["value"])
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = secrets[ref["name"]][ref["key"]].decode()
+    return env, mounts
+
+
+def test_the_real_cli_runs_with_the_rendered_pod(chart: Any, tmp_path: Path) -> None:
+    import sys
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from collector.export.signing import fingerprint
+    from collector.export.verify import verify_bundle
+
+    signing, export_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    custom = {
+        f"{p.parent.name}__{p.name}": p.read_text()
+        for directory in ("catalogs", "evidence", "crosswalks", "attestation-templates")
+        for p in sorted((ROOT / "mappings" / directory).glob("*.yaml"))
+    }
+    title = "title: Detect vulnerabilities and risky config changes"
+    assert title in custom["catalogs__soc2.yaml"]
+    custom["catalogs__soc2.yaml"] = custom["catalogs__soc2.yaml"].replace(title, "title: Custom title from a ConfigMap")
+    values = {
+        "config": {
+            "connectors": [
+                {"name": "scans", "type": "container_scan", "settings": {"paths": ["/var/lib/evidence/reports/*"]}},
+                {
+                    "name": "drift",
+                    "type": "model_monitor",
+                    "settings": {
+                        "prometheus": {"url": "http://127.0.0.1:1", "bearer_token": "${PROM_TOKEN}", "attempts": 1},
+                        "monitors": [{"name": "latency", "query": "up", "bound": {"max": 1}}],
+                    },
+                },
+            ],
+            "exports": [
+                {
+                    "name": "default-key",
+                    "cron": "0 0 1 * *",
+                    "framework": "soc2",
+                    "destination": "/var/lib/evidence/out",
+                },
+                {
+                    "name": "own-key",
+                    "cron": "0 0 1 * *",
+                    "framework": "soc2",
+                    "destination": "/var/lib/evidence/out",
+                    "sign_key_file": "/etc/evidence-collector/secrets/export-key/key.pem",
+                },
+            ],
+        },
+        "signingKey": {"existingSecret": "export-signing"},
+        "secretEnv": [{"name": "PROM_TOKEN", "secretName": "prometheus", "key": "token"}],
+        "secretFiles": [{"name": "export-key", "secretName": "export-key"}],
+        "mappings": {
+            "configMap": "custom-mappings",
+            "items": [{"key": k, "path": k.replace("__", "/")} for k in sorted(custom)],
+        },
+    }
+    env, mounts = materialise(
+        render(chart, values),
+        tmp_path / "pod",
+        secrets={
+            "export-signing": {"signing-key.pem": pem(signing)},
+            "export-key": {"key.pem": pem(export_key)},
+            "prometheus": {"token": b"t0ken"},
+        },
+        config_maps={"custom-mappings": custom},
+    )
+    data = mounts["/var/lib/evidence"]
+    shutil.copytree(ROOT / "tests" / "data" / "scans", data / "reports")
+    pod_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), **env}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "collector", *args], env=pod_env, capture_output=True, text=True)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    check = cli("config", "check")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith("configuration ok: 2 connectors")
+    assert cli("collect", "--connector", "scans").returncode == 0
+    controls = json.loads(cli("controls", "--framework", "soc2", "--format", "json").stdout)["controls"]
+    assert {c["control"]: c["title"] for c in controls}["CC7.1"] == "Custom title from a ConfigMap"
+
+    bundle = tmp_path / "soc2.zip"
+    exported = cli("export", "--framework", "soc2", "--as-of", datetime.now(UTC).isoformat(), "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert verify_bundle(bundle, signing.public_key()).fingerprint == fingerprint(signing.public_key())
+
+    scheduled = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, pathlib; from collector.config import load_and_resolve; from collector.store import Store;"
+            "from collector.export.schedule import run_scheduled_export;"
+            "loaded = load_and_resolve(pathlib.Path(os.environ['EVIDENCE_COLLECTOR_CONFIG']));"
+            "store = Store(loaded.app.database.url);"
+            "print('outcomes', [run_scheduled_export(e, loaded, store).outcome for e in loaded.app.exports])",
+        ],
+        env=pod_env,
+        capture_output=True,
+        text=True,
+    )
+    assert "outcomes ['succeeded', 'succeeded']" in scheduled.stdout, scheduled.stdout + scheduled.stderr
+    written = {p.name.split("-20")[0]: p for p in (data / "out").iterdir()}
+    for name, key in (("default-key", signing), ("own-key", export_key)):
+        assert verify_bundle(written[name], key.public_key()).fingerprint == fingerprint(key.public_key())
