@@ -434,3 +434,34 @@ def test_the_real_cli_runs_with_the_rendered_pod(chart: Any, tmp_path: Path) -> 
     written = {p.name.split("-20")[0]: p for p in (data / "out").iterdir()}
     for name, key in (("default-key", signing), ("own-key", export_key)):
         assert verify_bundle(written[name], key.public_key()).fingerprint == fingerprint(key.public_key())
+
+
+def values_reference() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("values_reference", ROOT / "deploy" / "helm" / "values_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_values_reference_is_current() -> None:
+    reference = values_reference()
+    assert (CHART / "VALUES.md").read_text() == reference.render(), "run python deploy/helm/values_reference.py"
+
+
+def test_every_values_comment_describes_a_real_key_in_the_reference() -> None:
+    reference = values_reference()
+    text = (CHART / "values.yaml").read_text()
+    described = reference.comments(text)
+    assert described["signingKey.existingSecret"].startswith("Secret with the Ed25519 export signing key (PEM)")
+    assert "EVIDENCE_COLLECTOR_SIGNING_KEY_FILE" in described["signingKey.existingSecret"]
+    values = yaml.safe_load(text)
+    for key in described:
+        node = values
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, key
+            node = node[part]
+    rendered = reference.render()
+    assert all(f"`{key}`" in rendered for key in described)
