@@ -75,10 +75,7 @@ def attest_command(
         list[str] | None, typer.Option("--control", help="A control it supports, framework:id (repeatable).")
     ] = None,
     template: Annotated[str | None, typer.Option(help="An attestation template: adds its controls.")] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(help="The document; its SHA-256 and size are recorded.", exists=True, dir_okay=False),
-    ] = None,
+    file: Annotated[Path | None, typer.Option(help="The document; its SHA-256 and size are recorded.")] = None,
     url: Annotated[str | None, typer.Option(help="Where the document lives.")] = None,
     valid_for: Annotated[str | None, typer.Option(help="How long it holds: 365d, 26w ...")] = None,
     valid_until: Annotated[str | None, typer.Option(help="Or until when: 2027-01-31.")] = None,

@@ -422,6 +422,10 @@ def _validate_app(source: _Source, problems: list[str]) -> tuple[AppConfig | Non
     return None, _with_absolute_paths(partial, source.base_dir)
 
 
+def _local(path: Path, base: Path) -> Path:
+    return Path(resolve_local_path(str(path), base))
+
+
 def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
     """Relative paths in the file (SQLite database, mappings, export key files and directories) resolve
     against the file's directory, as connector settings typed ``LocalPath`` do."""
@@ -437,7 +441,7 @@ def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
         export.model_copy(
             update={
                 "destination": resolve_local_path(export.destination, base),
-                "sign_key_file": None if export.sign_key_file is None else base / export.sign_key_file,
+                "sign_key_file": None if export.sign_key_file is None else _local(export.sign_key_file, base),
             }
         )
         for export in app.exports
@@ -445,7 +449,7 @@ def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
     return app.model_copy(
         update={
             "database": app.database.model_copy(update={"url": database_url}),
-            "mappings": None if app.mappings is None else base / app.mappings,
+            "mappings": None if app.mappings is None else _local(app.mappings, base),
             "exports": exports,
         }
     )

@@ -179,7 +179,12 @@ def write_config(tmp_path: Path, text: str) -> Path:
         ("", ["controls", "--framework", "nope"], 2, "unknown framework 'nope' (known: iso27001"),
         ("", ["coverage", "--framework", "nope", "--no-store"], 2, "unknown framework 'nope'"),
         ("", ["verify-bundle", "missing.zip"], 2, "'missing.zip' does not exist"),
-        ("", ["attest", "--title", "t", "--by", "me", "--file", "missing.pdf"], 2, "'missing.pdf' does not exist"),
+        (
+            "",
+            ["attest", "--title", "t", "--by", "me", "--control", "soc2:CC1.1", "--file", "missing.pdf"],
+            2,
+            "cannot attest: --file: missing.pdf: no such file",
+        ),
         (
             'database: {url: "postgresql+psycopg://u:sekrit@127.0.0.1:1/x"}\n',
             ["verify"],
