@@ -1,10 +1,5 @@
-"""The ``evidence-collector`` command line.
-
-Exit codes: 0 success; 1 the command ran and found a failure (a failed run, a broken chain, a bundle that does not
-verify); 2 usage or configuration error (bad option, unknown connector, framework or control, missing file, invalid
-configuration, listen address unavailable); 3 database error (unreachable, missing SQLite file, schema not
-migrated); 70 unexpected internal error (rerun with ``--debug`` for the traceback).
-"""
+"""The ``evidence-collector`` command line. Every error is one line on stderr with an exit code from
+:data:`EXIT_CODES`."""
 
 from __future__ import annotations
 
@@ -43,11 +38,6 @@ EXIT_CODES = {
     70: "unexpected internal error (rerun with --debug for the traceback)",
 }
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning.partition(':')[0]}" for code, meaning in EXIT_CODES.items())
-
-_PIPED_WIDTH = 160
-"""Rich assumes 80 columns when not on a terminal; tables and messages read better wider in logs and pipes."""
-out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 
 def _say(message: str) -> None:
@@ -123,6 +113,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration file.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+
+_PIPED_WIDTH = 160
+"""Rich assumes 80 columns when not on a terminal; tables and messages read better wider in logs and pipes."""
+out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 
 class OutputFormat(StrEnum):
