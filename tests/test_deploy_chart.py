@@ -170,6 +170,14 @@ def test_sqlite_with_more_than_one_replica_is_refused(chart: Any) -> None:
         render(chart, {"replicaCount": 2})
 
 
+def test_an_export_without_any_signing_key_is_refused(chart: Any) -> None:
+    export = {"name": "monthly", "cron": "0 0 1 * *", "framework": "soc2", "destination": "/var/lib/evidence/out"}
+    with pytest.raises(helm.HelmRenderError, match=r"config\.exports\[monthly\] needs a signing key"):
+        render(chart, {"config": {"exports": [export]}})
+    with pytest.raises(helm.HelmRenderError, match=r"mappings\.configMap or mappings\.volume, not both"):
+        render(chart, {"mappings": {"configMap": "m", "volume": {"emptyDir": {}}}})
+
+
 def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
     with pytest.raises(helm.HelmRenderError, match=r"database\.postgresql\.existingSecret"):
         render(chart, {"database": {"type": "postgresql"}})
@@ -183,6 +191,9 @@ def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
         ({"database": {"type": "mysql"}}, "/database/type"),
         ({"prometheusRule": {"staleFor": "a while"}}, "/prometheusRule/staleFor"),
         ({"config": {"connectors": [{"name": "Bad Name", "type": "aws"}]}}, "/config/connectors/0/name"),
+        ({"config": {"exports": [{"name": "q", "cron": "@daily", "framework": "soc2"}]}}, "/config/exports/0"),
+        ({"secretFiles": [{"name": "Not_DNS", "secretName": "s"}]}, "/secretFiles/0/name"),
+        ({"mappings": {"configmap": "typo"}}, "configmap"),
     ],
 )
 def test_bad_values_fail_the_schema_naming_the_key(chart: Any, values: dict[str, Any], named: str) -> None:
@@ -465,3 +476,17 @@ def test_every_values_comment_describes_a_real_key_in_the_reference() -> None:
             node = node[part]
     rendered = reference.render()
     assert all(f"`{key}`" in rendered for key in described)
+
+
+def test_custom_mappings_from_any_volume_are_named_in_the_config(chart: Any) -> None:
+    docs = render(chart, {"mappings": {"volume": {"persistentVolumeClaim": {"claimName": "my-mappings"}}}})
+    assert_valid(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["mappings"]["persistentVolumeClaim"] == {"claimName": "my-mappings"}
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "mappings"]
+    config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+    assert config["mappings"] == mount["mountPath"]
+    assert "mappings" not in yaml.safe_load(
+        next(d for d in render(chart) if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    )
