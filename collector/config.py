@@ -410,7 +410,10 @@ def _validate_app(source: _Source, problems: list[str]) -> tuple[AppConfig | Non
                 continue
             problems.append(source.problem(loc, err["msg"]))
     except SettingsError as exc:
-        problems.append(f"environment: {exc}")
+        field = re.search(r'field "([^"]+)"', str(exc))
+        variable = _env_override((field.group(1),)) if field else None
+        where = f"environment variable {variable}: {field.group(1)}" if variable and field else "environment"
+        problems.append(f"{where}: not valid JSON ({exc})")
         return None, None
     else:
         app = _with_absolute_paths(app, source.base_dir)

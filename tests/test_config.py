@@ -266,3 +266,13 @@ def test_supported_database_urls_pass(tmp_path: Path) -> None:
     for url in ("sqlite:///e.db", "sqlite://", "postgresql+psycopg://u:p@h:5432/db", "postgresql://u@h/db"):
         app_config, _ = load_config(write(tmp_path, f'database: {{url: "{url}"}}\n'))
         assert app_config.database.url.startswith(url.partition(":")[0])
+
+
+def test_an_unparseable_environment_override_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVIDENCE_COLLECTOR_HTTP", "{not json")
+    with pytest.raises(
+        ConfigurationError, match=r"^environment variable EVIDENCE_COLLECTOR_HTTP: http: not valid JSON"
+    ):
+        load_and_resolve(write(tmp_path, "log: {level: info}\n"))
