@@ -1,11 +1,15 @@
-"""The ``evidence-collector`` command line."""
+"""The ``evidence-collector`` command line. Every error is one line on stderr with an exit code from
+:data:`EXIT_CODES`."""
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from collector import __version__
 from collector.config import CONFIG_ENV, LoadedConfig, load_and_resolve
@@ -26,10 +30,84 @@ from collector.logging import configure_logging
 from collector.state import State, evaluate_controls
 from collector.store import EvidenceFilter, Store, StoredRecord
 
-__all__ = ["app", "evidence_document", "main", "status_document"]
+__all__ = ["EXIT_CODES", "app", "evidence_document", "main", "status_document"]
+
+EXIT_CODES = {
+    0: "success",
+    1: "the command ran and found a failure: a failed run, a broken evidence chain, a bundle that does not verify",
+    2: "usage or configuration error: a bad option, an unknown connector, framework or control, a missing file, "
+    "an invalid configuration, a listen address that is taken",
+    3: "database error: unreachable, no SQLite file yet, schema not migrated",
+    70: "unexpected internal error (rerun with --debug for the traceback)",
+}
+_EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning.partition(':')[0]}" for code, meaning in EXIT_CODES.items())
+
+
+def _say(message: str) -> None:
+    """One plain line on stderr (no markup, no highlighting, no wrapping)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
+class _Commands(TyperGroup):
+    """Every error is one line on stderr with a documented exit code; a traceback only with ``--debug``."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # click's usage errors (the help for no arguments prints itself)
+            message = exc.format_message()
+            if message:
+                usage = getattr(exc, "ctx", None)
+                hint = f" (see '{usage.command_path} --help')" if usage is not None else ""
+                _say(f"error: {message}{hint}")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _say("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            code, message = _explain(exc)
+            _say(message)
+            raise typer.Exit(code) from exc
+
+
+def _explain(exc: Exception) -> tuple[int, str]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, ConfigurationError):
+        return 2, f"configuration error: {_first_line(exc)}"
+    if isinstance(exc, SQLAlchemyError):
+        return 3, f"database error: {_first_line(exc)} (check database.url and that the database is running)"
+    return 70, f"unexpected error: {type(exc).__name__}: {_first_line(exc)} (rerun with --debug for the traceback)"
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="Continuous-compliance evidence collector for AI/ML systems.",
+    epilog=_EPILOG,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -64,44 +142,100 @@ class _Options:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", envvar=CONFIG_ENV, help="Configuration YAML file.", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        envvar=CONFIG_ENV,
+        help="Configuration YAML file (before or after the command).",
+        show_default=False,
+        exists=True,
+        dir_okay=False,
+    ),
 ]
+"""Every command takes it, so ``-c FILE`` works before or after the command name."""
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(__version__, highlight=False)
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
     config: ConfigOption = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
 ) -> None:
-    if version:
-        out.print(__version__)
-        raise typer.Exit(0)
     ctx.obj = _Options(config)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _say(message)
+    return typer.Exit(code)
+
+
+def _config_error(problems: list[str]) -> typer.Exit:
+    """One line per problem, each naming where it is."""
+    if len(problems) == 1:
+        return _fail(f"configuration error: {problems[0]}")
+    return _fail("\n".join([f"configuration error: {len(problems)} problems", *problems]))
 
 
 def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
     """The configuration named after the command, else before it, else by EVIDENCE_COLLECTOR_CONFIG."""
-    opts: _Options = ctx.obj
+    opts: _Options = ctx.find_root().obj
     try:
         loaded = load_and_resolve(config or opts.config)
     except ConfigurationError as exc:
-        err.print(f"[bold red]configuration error[/]\n{escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise _config_error(str(exc).splitlines()) from exc
     configure_logging(loaded.app.log.level, loaded.app.log.format)
     return loaded
 
 
+def check_framework(loaded: LoadedConfig, framework: str | None) -> None:
+    if framework and framework not in loaded.mappings.catalogs:
+        raise _fail(f"unknown framework {framework!r} (known: {', '.join(loaded.mappings.frameworks())})")
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or "uri" in parsed.query:
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
 def _open_store(loaded: LoadedConfig, *, migrate: bool = True) -> Store:
-    store = Store(loaded.app.database.url)
+    """``migrate``: create or upgrade the schema (writers); otherwise the database must exist at head (readers),
+    and a missing SQLite file is reported, not created."""
+    url = loaded.app.database.url
+    missing = None if migrate else _missing_sqlite_file(url)
+    if missing is not None:
+        raise _fail(
+            f"no evidence database at {missing}: run `evidence-collector collect` (or `db upgrade`) first, "
+            "or point database.url at the existing one",
+            3,
+        )
+    store = Store(url)
     try:
         if migrate:
             store.upgrade()
         else:
             store.ping()
     except Exception as exc:
-        err.print(f"database error ({_safe_url(store.url)}): {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(3) from exc
+        store.dispose()
+        raise _fail(
+            f"database error ({_safe_url(store.url)}): {_first_line(exc)} "
+            "(check database.url and that the database is running)",
+            3,
+        ) from exc
     return store
 
 
@@ -129,6 +263,13 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     except DatabaseInUse as exc:
         err.print(f"database error ({_safe_url(loaded.app.database.url)}): {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(3) from exc
+    except OSError as exc:
+        if not (isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)):
+            raise
+        raise _fail(
+            f"cannot listen on {loaded.app.http.listen} (http.listen): {exc.strerror or exc}; "
+            "stop the other process or choose another address"
+        ) from exc
 
 
 @app.command()
@@ -139,7 +280,8 @@ def collect(
         list[str] | None, typer.Option("--connector", help="Only this connector (repeatable).")
     ] = None,
 ) -> None:
-    """Run every configured connector (or the named ones) once. Exits 1 if a run failed.
+    """Run every configured connector (or the named ones) once. Exits 1 if a run failed or was inconclusive
+    (every record it stored has only errored checks).
 
     On Ctrl-C or SIGTERM the run in progress is recorded as interrupted, the rest are not started, and the
     command exits 130 (SIGINT) or 143 (SIGTERM); a second signal stops at once."""
@@ -147,10 +289,12 @@ def collect(
     from collector.runner import Runner
 
     loaded = _load(ctx, config)
-    instances = [loaded.instance(n) for n in connector] if connector else loaded.instances
+    try:
+        instances = [loaded.instance(n) for n in connector] if connector else loaded.instances
+    except ConfigurationError as exc:
+        raise _fail(f"{exc}; see `evidence-collector config check`") from exc
     if not instances:
-        err.print("no connectors configured")
-        raise typer.Exit(2)
+        raise _fail("no connectors configured: add one under connectors: in the configuration file")
     shutdown = threading.Event()
     stopped_by = _stop_on_signals(shutdown)
     store = _open_store(loaded)
@@ -165,7 +309,7 @@ def collect(
             break
         outcome = runner.run(inst)
         run_row = outcome.run
-        failed = failed or run_row.status == "failed"
+        failed = failed or run_row.status in ("failed", "inconclusive")
         if run_row.status == "interrupted":
             interrupted.append(f"{inst.config.name} (run {run_row.id})")
         table.add_row(
@@ -267,9 +411,7 @@ def status(
     from collector.daemon import load_state
 
     loaded = _load(ctx, config)
-    if framework and framework not in loaded.mappings.catalogs:
-        err.print(f"unknown framework {framework!r} (known: {', '.join(loaded.mappings.frameworks())})")
-        raise typer.Exit(2)
+    check_framework(loaded, framework)
     store = _open_store(loaded, migrate=False)
     state = State()
     load_state(store, state)
@@ -313,6 +455,7 @@ def controls(
 ) -> None:
     """The catalogs, with the evidence kinds and checks mapped to each control."""
     loaded = _load(ctx, config)
+    check_framework(loaded, framework)
     m = loaded.mappings
     rows: list[dict[str, Any]] = []
     for ref in m.all_controls(framework):
@@ -451,8 +594,7 @@ def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
         for problem in inst.build().preflight()
     ]
     if rejected:
-        err.print("[bold red]configuration error[/]\n" + escape("\n".join(rejected)), highlight=False)
-        raise typer.Exit(2)
+        raise _config_error(rejected)
     out.print(
         f"configuration ok: {len(loaded.instances)} connectors, "
         f"{sum(len(c.controls) for c in loaded.mappings.catalogs.values())} controls in "

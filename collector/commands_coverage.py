@@ -15,7 +15,7 @@ from rich.table import Table
 
 from collector.attest import prepare_attestation
 from collector.attestation import AttestationError, AttestationFields
-from collector.cli import _emit_json, _load, _open_store, app, err, out
+from collector.cli import ConfigOption, _emit_json, _fail, _load, _open_store, app, check_framework, err, out
 from collector.config import LoadedConfig
 from collector.coverage import (
     COVERED,
@@ -53,11 +53,6 @@ AllConnectorsOption = Annotated[
 _STATE_STYLE = {"automated": "green", "attested": "cyan", "attestable": "yellow", "uncovered": "red"}
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(message, highlight=False, markup=False)
-    return typer.Exit(code)
-
-
 def _option(loc: Any) -> str:
     name = str(loc[0]) if loc else ""
     return "--control" if name == "controls" else "--" + name.replace("_", "-")
@@ -86,9 +81,10 @@ def attest_command(
     valid_until: Annotated[str | None, typer.Option(help="Or until when: 2027-01-31.")] = None,
     observed_at: Annotated[str | None, typer.Option(help="Approval date (default now; UTC if no offset).")] = None,
     subject: Annotated[str | None, typer.Option(help="Stable id of what is attested (default: the title).")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Store a dated, expiring attestation that a document supports controls; it goes stale like any evidence."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     fields = _fields(
         {
             "title": title,
@@ -207,11 +203,6 @@ def coverage_csv(report: CoverageReport) -> str:
     return buffer.getvalue()
 
 
-def _check_framework(loaded: LoadedConfig, framework: str | None) -> None:
-    if framework and framework not in loaded.mappings.catalogs:
-        raise _fail(f"unknown framework {framework!r} (known: {', '.join(loaded.mappings.frameworks())})")
-
-
 @app.command("coverage")
 def coverage_command(
     ctx: typer.Context,
@@ -221,12 +212,13 @@ def coverage_command(
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not read stored attestations (no database needed).")
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Per control: automated (which kinds/checks, which connectors), attested, attestable (a template), or
     uncovered; totals per framework and group; the goals. Reproduce the shipped figures with
     `coverage --all-connectors --no-store`."""
-    loaded = _load(ctx)
-    _check_framework(loaded, framework)
+    loaded = _load(ctx, config)
+    check_framework(loaded, framework)
     basis = _basis(loaded, all_connectors=all_connectors)
     newest = {} if no_store else _newest(loaded)
     report = compute_coverage(loaded.mappings, basis, newest, datetime.now(UTC), framework)
@@ -244,10 +236,11 @@ def controls_suggest(
     framework: FrameworkOption = None,
     fmt: Annotated[SuggestFormat, typer.Option("--format")] = SuggestFormat.table,
     all_connectors: AllConnectorsOption = False,
+    config: ConfigOption = None,
 ) -> None:
     """Controls not automated whose crosswalk partner is: candidate links to review (never applied automatically)."""
-    loaded = _load(ctx)
-    _check_framework(loaded, framework)
+    loaded = _load(ctx, config)
+    check_framework(loaded, framework)
     basis = _basis(loaded, all_connectors=all_connectors)
     try:
         crosswalks = load_crosswalks(loaded.mappings.root / "crosswalks", loaded.mappings)

@@ -12,10 +12,16 @@ from typing import Any, Literal
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from collector.canonical import content_sha256
-from collector.connector import Connector, ConnectorSettings, load_connector
+from collector.connector import (
+    CONFIG_DIR_CONTEXT,
+    Connector,
+    ConnectorSettings,
+    load_connector,
+    resolve_local_path,
+)
 from collector.durations import Duration, format_duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
@@ -123,8 +129,39 @@ class ExportSchedule(_Strict):
         return self
 
 
+_DATABASE_HINT = "use sqlite:///path/to/evidence.db or postgresql+psycopg://user:password@host:5432/database"
+
+
+def check_database_url(value: str) -> str:
+    """The URL parses, names a supported database, and its driver is installed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {_DATABASE_HINT}") from None
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: {_DATABASE_HINT}")
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown {backend} driver {driver!r}: {_DATABASE_HINT}") from None
+    if dialect.is_async:
+        raise ValueError(f"{driver!r} is an asyncio driver: {_DATABASE_HINT}")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise ValueError(f"the {backend} driver {driver!r} is not installed: {_DATABASE_HINT}") from None
+    return value
+
+
 class DatabaseConfig(_Strict):
     url: str = "sqlite:///evidence.db"
+    """A relative SQLite file resolves against the configuration file's directory."""
+
+    _valid_url = field_validator("url")(check_database_url)
 
 
 class HttpConfig(_Strict):
@@ -264,20 +301,74 @@ def yaml_line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | No
     return best
 
 
-def _interpolate(value: Any, where: str, problems: list[str]) -> Any:
+@dataclass
+class _Source:
+    """The configuration file as read: its label, YAML node tree, values after ``${VAR}`` interpolation."""
+
+    path: Path | None
+    node: yaml.Node | None
+    raw: dict[str, Any]
+    interpolated: dict[tuple[str | int, ...], list[str]]
+    """Where a value came (partly) from ``${VAR}``: its location and the variables."""
+    unset: dict[tuple[str | int, ...], list[str]]
+    """Where a ``${VAR}`` without a default names a variable that is not set."""
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path else "(defaults)"
+
+    @property
+    def base_dir(self) -> Path | None:
+        return Path(os.path.abspath(self.path)).parent if self.path is not None else None
+
+    def at(self, loc: tuple[str | int, ...]) -> str:
+        """Where a value at ``loc`` came from: an environment variable if one supplied it, else file and line."""
+        override = _env_override(loc)
+        if override is not None:
+            return f"environment variable {override}"
+        inside: list[str] = []
+        for where, names in self.interpolated.items():
+            if loc[: len(where)] == where:
+                return "environment variable " + ", ".join(names)
+            if loc and where[: len(loc)] == loc:
+                inside += names
+        line = yaml_line_of(self.node, loc)
+        at = f"{self.label}:{line}" if line else self.label
+        return f"{at} (with environment variable {', '.join(inside)})" if inside else at
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> str:
+        return f"{self.at(loc)}: {_fmt(loc)}: {message.removeprefix('Value error, ')}"
+
+
+_ENV_PREFIX = AppConfig.model_config.get("env_prefix", "")
+_ENV_NESTING = AppConfig.model_config.get("env_nested_delimiter") or "__"
+
+
+def _env_override(loc: tuple[str | int, ...]) -> str | None:
+    """The ``EVIDENCE_COLLECTOR_...`` variable that overrides the value at ``loc``, if one is set."""
+    present = {name.upper(): name for name in os.environ}
+    for end in range(len(loc), 0, -1):
+        candidate = (_ENV_PREFIX + _ENV_NESTING.join(str(part) for part in loc[:end])).upper()
+        if candidate in present:
+            return present[candidate]
+    return None
+
+
+def _interpolate(value: Any, loc: tuple[str | int, ...], source: _Source) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+        return {k: _interpolate(v, (*loc, k), source) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [_interpolate(v, (*loc, i), source) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in os.environ:
+                source.interpolated.setdefault(loc, []).append(name)
                 return os.environ[name]
             if default is not None:
                 return default
-            problems.append(f"{where}: environment variable {name} is not set")
+            source.unset.setdefault(loc, []).append(name)
             return ""
 
         return _ENV_REF.sub(substitute, value)
@@ -291,112 +382,186 @@ def _fmt(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def load_config(path: Path | None) -> tuple[AppConfig, yaml.Node | None]:
-    """Parse and validate the file itself (not yet the connectors' settings)."""
+def _read(path: Path | None) -> _Source:
+    """Read and parse the file (fatal if it cannot be) and expand ``${VAR}`` references."""
     raw: Any = {}
     node: yaml.Node | None = None
-    label = str(path) if path else "(defaults)"
     if path is not None:
         try:
             text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigurationError(f"{path}: no such configuration file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{path}: cannot read configuration: {exc}") from exc
         try:
             node = yaml.compose(text)
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigurationError(f"{path}: the configuration must be a mapping at the top level")
-    problems: list[str] = []
-    raw = _interpolate(raw, "", problems)
-    if problems:
-        raise ConfigurationError("\n".join(f"{label}: {p}" for p in problems))
+    source = _Source(path, node, {}, {}, {})
+    source.raw = _interpolate(raw, (), source)
+    return source
+
+
+def _validate_app(source: _Source, problems: list[str]) -> tuple[AppConfig | None, AppConfig | None]:
+    """The whole configuration if valid, and a partial one (without the failing top-level sections) to keep
+    checking the rest against; every problem found is appended."""
+    problems += [
+        f"{source.label}:{yaml_line_of(source.node, loc)}: {_fmt(loc)}: environment variable {name} is not set"
+        for loc, names in source.unset.items()
+        for name in names
+    ]
     try:
-        return AppConfig(**raw), node
+        app = AppConfig(**source.raw)
     except ValidationError as exc:
-        lines = []
+        failing: set[str | int] = set()
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line = yaml_line_of(node, loc)
-            at = f"{label}:{line}" if line else label
-            lines.append(f"{at}: {_fmt(loc)}: {err['msg']}")
-        raise ConfigurationError("\n".join(lines)) from exc
+            failing.add(loc[0] if loc else "")
+            if any(loc[: len(u)] == u for u in source.unset):
+                continue
+            problems.append(source.problem(loc, err["msg"]))
+    except SettingsError as exc:
+        field = re.search(r'field "([^"]+)"', str(exc))
+        variable = _env_override((field.group(1),)) if field else None
+        where = f"environment variable {variable}: {field.group(1)}" if variable and field else "environment"
+        problems.append(f"{where}: not valid JSON ({exc})")
+        return None, None
+    else:
+        app = _with_absolute_paths(app, source.base_dir)
+        return app, app
+    try:
+        partial = AppConfig(**{k: v for k, v in source.raw.items() if k not in failing})
+    except (ValidationError, SettingsError):
+        return None, None
+    return None, _with_absolute_paths(partial, source.base_dir)
+
+
+def _local(path: Path, base: Path) -> Path:
+    return Path(resolve_local_path(str(path), base))
+
+
+def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
+    """Relative paths in the file (SQLite database, mappings, export key files and directories) resolve
+    against the file's directory, as connector settings typed ``LocalPath`` do."""
+    if base is None:
+        return app
+    from sqlalchemy.engine import make_url
+
+    database_url = app.database.url
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and "uri" not in url.query:
+        database_url = url.set(database=resolve_local_path(url.database, base)).render_as_string(hide_password=False)
+    exports = [
+        export.model_copy(
+            update={
+                "destination": resolve_local_path(export.destination, base),
+                "sign_key_file": None if export.sign_key_file is None else _local(export.sign_key_file, base),
+            }
+        )
+        for export in app.exports
+    ]
+    return app.model_copy(
+        update={
+            "database": app.database.model_copy(update={"url": database_url}),
+            "mappings": None if app.mappings is None else _local(app.mappings, base),
+            "exports": exports,
+        }
+    )
+
+
+def load_config(path: Path | None) -> tuple[AppConfig, yaml.Node | None]:
+    """Parse and validate the file itself (not yet the connectors' settings)."""
+    source = _read(path)
+    problems: list[str] = []
+    app, _partial = _validate_app(source, problems)
+    if problems or app is None:
+        raise ConfigurationError("\n".join(problems))
+    return app, source.node
+
+
+def _connector_entries(source: _Source, app: AppConfig | None) -> list[tuple[int, str, Any, ConnectorInstance | None]]:
+    """Each connector's index, type and raw settings: from the validated config, else as written."""
+    if app is not None:
+        return [(i, c.type, c.settings, c) for i, c in enumerate(app.connectors)]
+    entries = source.raw.get("connectors")
+    if not isinstance(entries, list):
+        return []
+    return [
+        (i, entry["type"], entry.get("settings", {}), None)
+        for i, entry in enumerate(entries)
+        if isinstance(entry, dict) and isinstance(entry.get("type"), str)
+    ]
 
 
 def load_and_resolve(path: Path | None) -> LoadedConfig:
-    """Load the file, the mappings and every connector's settings; collect all problems before failing."""
-    app, node = load_config(path)
-    label = str(path) if path else "(defaults)"
+    """Load the file, the mappings and every connector's settings; report every problem at once."""
+    source = _read(path)
     problems: list[str] = []
+    app, partial = _validate_app(source, problems)
     mappings: Mappings | None = None
-    mappings_dir = app.mappings
-    if mappings_dir is not None and path is not None and not mappings_dir.is_absolute():
-        mappings_dir = (path.parent / mappings_dir).resolve()
     try:
-        mappings = load_mappings(mappings_dir or default_mappings_dir())
+        mappings = load_mappings(partial.mappings if partial and partial.mappings else default_mappings_dir())
     except MappingError as exc:
         problems.append(f"mappings: {exc}")
+    context = {CONFIG_DIR_CONTEXT: source.base_dir}
     instances: list[ResolvedInstance] = []
-    for i, inst in enumerate(app.connectors):
+    for i, type_name, raw_settings, inst in _connector_entries(source, app):
         base = ("connectors", i)
         try:
-            cls = load_connector(inst.type)
+            cls = load_connector(type_name)
         except LookupError as exc:
-            problems.append(f"{label}:{yaml_line_of(node, (*base, 'type'))}: connectors[{i}].type: {exc}")
+            problems.append(source.problem((*base, "type"), str(exc)))
             continue
         try:
-            settings = cls.Settings.model_validate(inst.settings)
+            settings = cls.Settings.model_validate(raw_settings, context=context)
         except ValidationError as exc:
-            for err in exc.errors():
-                loc = (*base, "settings", *err["loc"])
-                problems.append(f"{label}:{yaml_line_of(node, loc)}: {_fmt(loc)}: {err['msg']}")
+            problems += [source.problem((*base, "settings", *err["loc"]), err["msg"]) for err in exc.errors()]
             continue
         if mappings is not None:
             unmapped = sorted(k for k in cls.kinds if k not in mappings.kinds)
             if unmapped:
-                problems.append(f"connectors[{i}] ({inst.name}): evidence kinds without a mapping: {unmapped}")
-        digest = content_sha256({"type": inst.type, "settings": settings.model_dump(mode="json")})
-        if inst.enabled:
+                problems.append(source.problem(base, f"evidence kinds without a mapping: {unmapped}"))
+        digest = content_sha256({"type": type_name, "settings": settings.model_dump(mode="json")})
+        if inst is not None and inst.enabled and app is not None:
             instances.append(ResolvedInstance(inst, cls, settings, digest, app.clock_skew_tolerance))
     overrides: dict[ControlRef, FreshnessPolicy] = {}
-    if mappings is not None:
-        for text, policy in app.freshness.overrides.items():
+    if mappings is not None and partial is not None:
+        for text, policy in partial.freshness.overrides.items():
             try:
                 for ref in mappings.resolve(text):
                     overrides[ref] = policy
             except (LookupError, ValueError) as exc:
-                loc = ("freshness", "overrides", text)
-                problems.append(f"{label}:{yaml_line_of(node, loc)}: freshness.overrides[{text!r}]: {exc}")
-    if mappings is not None:
-        problems += _export_problems(app.exports, mappings, node, label)
-    if problems or mappings is None:
+                problems.append(source.problem(("freshness", "overrides", text), str(exc)))
+        problems += _export_problems(partial.exports, mappings, source)
+    if problems or mappings is None or app is None:
         raise ConfigurationError("\n".join(problems))
     return LoadedConfig(path, app, mappings, instances, overrides)
 
 
-def _export_problems(
-    exports: list[ExportSchedule], mappings: Mappings, node: yaml.Node | None, label: str
-) -> list[str]:
+def _export_problems(exports: list[ExportSchedule], mappings: Mappings, source: _Source) -> list[str]:
     """Each scheduled export's framework and controls must be in the loaded catalogs."""
     problems = []
     for i, export in enumerate(exports):
         if export.framework not in mappings.catalogs:
-            at = f"{label}:{yaml_line_of(node, ('exports', i, 'framework'))}"
             known = ", ".join(mappings.frameworks())
-            problems.append(f"{at}: exports[{i}].framework: unknown framework {export.framework!r} (known: {known})")
+            message = f"unknown framework {export.framework!r} (known: {known})"
+            problems.append(source.problem(("exports", i, "framework"), message))
             continue
         for j, text in enumerate(export.controls):
-            at = f"{label}:{yaml_line_of(node, ('exports', i, 'controls', j))}: exports[{i}].controls[{j}]"
+            loc = ("exports", i, "controls", j)
             try:
                 refs = mappings.resolve(text if ":" in text else f"{export.framework}:{text}")
             except (LookupError, ValueError) as exc:
-                problems.append(f"{at}: {exc}")
+                problems.append(source.problem(loc, str(exc)))
                 continue
             if any(ref.framework != export.framework for ref in refs):
-                problems.append(f"{at}: {text!r} is not a control of the exported framework {export.framework!r}")
+                message = f"{text!r} is not a control of the exported framework {export.framework!r}"
+                problems.append(source.problem(loc, message))
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -10,24 +11,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar, Generic, TypeVar, get_args
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
 
 from collector.errors import extra_needed
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 
 __all__ = [
+    "CONFIG_DIR_CONTEXT",
     "ENTRY_POINT_GROUP",
     "Check",
     "CollectContext",
     "Connector",
     "ConnectorSettings",
+    "LocalPath",
     "Problem",
     "RunCancelled",
     "available_connectors",
     "load_connector",
+    "resolve_local_path",
     "secret_fields",
 ]
 
@@ -39,6 +44,26 @@ class ConnectorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+CONFIG_DIR_CONTEXT = "config_dir"
+"""Validation-context key: the directory of the configuration file the settings came from."""
+
+
+def resolve_local_path(text: str, base: Path | None) -> str:
+    """A relative file path or glob, made absolute against ``base``; URLs, ``~`` and absolute paths are kept."""
+    if base is None or not text.strip() or "://" in text or text.startswith("~") or os.path.isabs(text):
+        return text
+    return str(base / text)
+
+
+def _against_config_dir(value: str, info: ValidationInfo) -> str:
+    base = info.context.get(CONFIG_DIR_CONTEXT) if isinstance(info.context, dict) else None
+    return resolve_local_path(value, base)
+
+
+LocalPath = Annotated[str, AfterValidator(_against_config_dir)]
+"""A setting naming a local file, directory or glob: relative values resolve against the configuration
+file's directory (the core passes it in the validation context), so a config runs from any directory."""
 
 S = TypeVar("S", bound=ConnectorSettings)
 

@@ -114,3 +114,207 @@ def test_controls_lists_the_catalog_with_mapped_kinds(config: Path) -> None:
     controls = {c["control"]: c for c in json.loads(out)["controls"]}
     assert len(controls) == 93
     assert "container.scan" in controls["A.8.8"]["evidence_kinds"]
+
+
+# -- every user error: one line naming the thing, a hint, a documented exit code, no traceback ----------------
+
+
+def run_cli(*args: str) -> tuple[int, str, BaseException | None]:
+    """The exit code, stderr, and any exception that escaped the CLI (there should be none but SystemExit)."""
+    result = CliRunner().invoke(app, list(args))
+    escaped = None if isinstance(result.exception, SystemExit) else result.exception
+    return result.exit_code, result.stderr, escaped
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def cli_commands() -> list[tuple[str, ...]]:
+    """Every command a user can run (groups such as `db` excluded), walked from the click tree."""
+    from typer.core import TyperGroup
+
+    from collector.cli_reference import commands
+
+    return [path for path, command in commands() if path and not isinstance(command, TyperGroup)]
+
+
+def test_version_alone_prints_the_version() -> None:
+    from collector import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == __version__
+
+
+@pytest.mark.parametrize("path", cli_commands(), ids=" ".join)
+def test_config_is_accepted_before_or_after_every_command(path: tuple[str, ...], config: Path) -> None:
+    for args in (["--config", str(config), *path, "--help"], [*path, "-c", str(config), "--help"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+
+
+def test_every_command_is_covered_by_the_config_test() -> None:
+    assert {" ".join(p) for p in cli_commands()} >= {
+        "run", "collect", "status", "controls", "evidence", "verify", "attest", "coverage", "controls-suggest",
+        "export", "verify-bundle", "db upgrade", "config check",
+    }  # fmt: skip
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "args", "code", "says"),
+    [
+        ("", ["collect", "--connector", "nosuch"], 2, "no connector named 'nosuch'"),
+        ('database: {url: "mysql://"}\n', ["config", "check"], 2, "database.url: unsupported database 'mysql'"),
+        ('database: {url: "mysql://"}\n', ["status"], 2, "database.url: unsupported database 'mysql'"),
+        ('database: {url: "garbage"}\n', ["collect"], 2, "database.url: not a database URL: use sqlite:///"),
+        ('database: {url: "postgresql+nosuch://h/d"}\n', ["config", "check"], 2, "unknown postgresql driver"),
+        ("", ["controls", "--framework", "nope"], 2, "unknown framework 'nope' (known: iso27001"),
+        ("", ["coverage", "--framework", "nope", "--no-store"], 2, "unknown framework 'nope'"),
+        ("", ["verify-bundle", "missing.zip"], 2, "'missing.zip' does not exist"),
+        (
+            "",
+            ["attest", "--title", "t", "--by", "me", "--control", "soc2:CC1.1", "--file", "missing.pdf"],
+            2,
+            "cannot attest: --file: missing.pdf: no such file",
+        ),
+        (
+            'database: {url: "postgresql+psycopg://u:sekrit@127.0.0.1:1/x"}\n',
+            ["verify"],
+            3,
+            "database error (postgresql+psycopg://u:***@127.0.0.1:1/x): connection failed",
+        ),
+    ],
+)
+def test_a_user_error_is_one_line_with_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yaml_text: str, args: list[str], code: int, says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path, yaml_text)
+    exit_code, stderr, escaped = run_cli("--config", str(path), *args)
+    assert escaped is None
+    assert exit_code == code
+    assert says in one_line(stderr)
+    assert "sekrit" not in stderr
+
+
+def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    exit_code, stderr, escaped = run_cli("status", "--config", str(tmp_path / "nope.yaml"))
+    assert (exit_code, escaped) == (2, None)
+    assert "nope.yaml' does not exist" in one_line(stderr)
+
+
+@pytest.mark.timeout(60)
+def test_run_with_the_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(
+            tmp_path, f'database: {{url: "sqlite:///{tmp_path / "e.db"}"}}\nhttp: {{listen: "127.0.0.1:{port}"}}\n'
+        )
+        exit_code, stderr, escaped = run_cli("run", "--config", str(path))
+    assert (exit_code, escaped) == (2, None)
+    line = one_line(stderr)
+    assert f"cannot listen on 127.0.0.1:{port} (http.listen)" in line and "in use" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["evidence"],
+        ["verify"],
+        ["coverage"],
+        ["export", "--framework", "soc2", "--out", "b.zip", "--as-of", "2026-01-01", "--sign-key", "key.pem"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_read_only_commands_on_a_missing_sqlite_file_say_so_and_create_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "key.pem").write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    db = tmp_path / "fresh" / "evidence.db"
+    path = write_config(tmp_path, f'database: {{url: "sqlite:///{db}"}}\n')
+    exit_code, stderr, escaped = run_cli(*args, "--config", str(path))
+    assert (exit_code, escaped) == (3, None)
+    assert f"no evidence database at {db}" in one_line(stderr)
+    assert not db.parent.exists()
+
+
+def test_controls_needs_no_database_and_creates_none(tmp_path: Path) -> None:
+    db = tmp_path / "fresh" / "evidence.db"
+    path = write_config(tmp_path, f'database: {{url: "sqlite:///{db}"}}\n')
+    exit_code, _, escaped = run_cli("controls", "--config", str(path), "--format", "json")
+    assert (exit_code, escaped) == (0, None)
+    assert not db.parent.exists()
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.cli
+
+    def broken(_path: Path | None) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(collector.cli, "load_and_resolve", broken)
+    exit_code, stderr, escaped = run_cli("status", "--config", str(config))
+    assert (exit_code, escaped) == (70, None)
+    assert one_line(stderr) == "unexpected error: RuntimeError: boom (rerun with --debug for the traceback)"
+    _, _, escaped = run_cli("--debug", "status", "--config", str(config))
+    assert isinstance(escaped, RuntimeError)
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write_config(tmp_path, 'database: {url: "mysql://"}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "--config", str(path), "status"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "unsupported database 'mysql'" in one_line(proc.stderr)
+
+
+def test_the_generated_reference_lists_every_command_and_its_options() -> None:
+    import re
+
+    import typer
+
+    from collector.cli_reference import render
+
+    text = render()
+    sections = dict(re.findall(r"^#+ `([^`]+)`\n(.*?)(?=^#+ `|^## Exit codes)", text, flags=re.M | re.S))
+
+    def walk(command: typer.core.TyperGroup | typer.core.TyperCommand, path: tuple[str, ...]) -> int:
+        section = sections[" ".join(("evidence-collector", *path))]
+        for param in command.params:
+            if not param.hidden and isinstance(param, typer.core.TyperOption):
+                assert param.opts[-1] in section, (path, param.opts)
+        subs = command.commands if isinstance(command, typer.core.TyperGroup) else {}
+        return 1 + sum(walk(sub, (*path, name)) for name, sub in subs.items() if not sub.hidden)
+
+    assert walk(typer.main.get_command(app), ()) == len(sections) >= 16
+    assert "| 3 | database error" in text

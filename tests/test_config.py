@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,158 @@ def test_config_check_exits_non_zero_and_prints_problems(tmp_path: Path) -> None
 def test_malformed_yaml_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not valid YAML"):
         load_config(write(tmp_path, "connectors: [\n"))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_relative_paths_resolve_against_the_config_files_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "maps").symlink_to(ROOT / "mappings", target_is_directory=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = conf / "config.yaml"
+    path.write_text(
+        """\
+database: {url: "sqlite:///data/e.db"}
+mappings: maps
+connectors:
+  - name: scans
+    type: container_scan
+    settings: {paths: ["reports/*.json", "/abs/*.json", "~/home/*.json"]}
+  - name: docs
+    type: attestations
+    settings: {directory: policies}
+  - name: monitor
+    type: model_monitor
+    settings: {reports: [{path: "drift/*.json"}, {path: "s3://bucket/prefix"}]}
+exports:
+  - {name: q, cron: "0 0 1 * *", framework: soc2, destination: bundles, sign_key_file: keys/k.pem}
+  - {name: s3, cron: "0 0 1 * *", framework: soc2, destination: "s3://b/p", sign_key_env: KEY}
+"""
+    )
+    loaded = load_and_resolve(Path("..") / "conf" / "config.yaml")
+    assert loaded.app.database.url == f"sqlite:///{conf / 'data' / 'e.db'}"
+    assert loaded.app.mappings == conf / "maps"
+    scans, docs, monitor = (i.settings for i in loaded.instances)
+    assert scans.paths == [f"{conf}/reports/*.json", "/abs/*.json", "~/home/*.json"]
+    assert docs.directory == str(conf / "policies")
+    assert [r.path for r in monitor.reports] == [f"{conf}/drift/*.json", "s3://bucket/prefix"]
+    local, s3 = loaded.app.exports
+    assert (local.destination, local.sign_key_file) == (str(conf / "bundles"), conf / "keys" / "k.pem")
+    assert s3.destination == "s3://b/p"
+
+
+def test_the_demo_runs_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    demo = tmp_path / "demo"
+    shutil.copytree(ROOT / "deploy" / "demo", demo, ignore=shutil.ignore_patterns(".evidence"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(app, ["collect", "--config", "../demo/config.yaml"])
+    assert result.exit_code == 0, result.output
+    assert (demo / ".evidence" / "demo.db").is_file()
+    assert list(elsewhere.iterdir()) == []
+    evidence = CliRunner().invoke(app, ["evidence", "-c", str(demo / "config.yaml"), "--format", "json"])
+    assert evidence.exit_code == 0, evidence.output
+    sources = sorted(Path(r["source"]).name for r in json.loads(evidence.stdout)["records"])
+    assert sources == ["grype-feature-pipeline.json", "trivy-fraud-model-serving.json"]
+
+
+def test_every_problem_of_every_stage_is_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EC_TEST_UNSET", raising=False)
+    path = write(
+        tmp_path,
+        """http: {listen: nonsense}
+database: {url: "${EC_TEST_UNSET}"}
+freshness:
+  overrides:
+    'soc2:CC99.9': {ttl: 1d}
+connectors:
+  - name: scans
+    type: container_scan
+    settings: {paths: [], fail_on_severity: SEVERE}
+  - name: Bad Name
+    type: nosuch
+""",
+    )
+    with pytest.raises(ConfigurationError) as info:
+        load_and_resolve(path)
+    problems = str(info.value).splitlines()
+    assert f"{path}:1: http.listen: 'nonsense' is not host:port" in problems
+    assert f"{path}:2: database.url: environment variable EC_TEST_UNSET is not set" in problems
+    assert (
+        f"{path}:9: connectors[0].settings.paths: List should have at least 1 item after validation, not 0" in problems
+    )
+    assert any(p.startswith(f"{path}:9: connectors[0].settings.fail_on_severity:") for p in problems)
+    assert any(p.startswith(f"{path}:10: connectors[1].name:") for p in problems)
+    assert any(p.startswith(f"{path}:11: connectors[1].type: unknown connector type 'nosuch'") for p in problems)
+    assert any("freshness.overrides" in p and "unknown control 'CC99.9'" in p for p in problems)
+    assert len(problems) == 7, problems
+
+
+def test_a_bad_value_from_an_environment_variable_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EC_TEST_DB", "mysql://db/evidence")
+    monkeypatch.setenv("EC_TEST_PATHS", "")
+    path = write(
+        tmp_path,
+        """database: {url: "${EC_TEST_DB}"}
+connectors:
+  - name: scans
+    type: container_scan
+    settings: {paths: ["${EC_TEST_PATHS}"]}
+""",
+    )
+    with pytest.raises(ConfigurationError) as info:
+        load_and_resolve(path)
+    problems = str(info.value).splitlines()
+    assert problems[0].startswith("environment variable EC_TEST_DB: database.url: unsupported database 'mysql'")
+    assert problems[1].startswith(f"{path}:5 (with environment variable EC_TEST_PATHS): connectors[0].settings.paths")
+    assert str(path) not in problems[0]
+
+    monkeypatch.setenv("EVIDENCE_COLLECTOR_HTTP__LISTEN", "nowhere")
+    with pytest.raises(ConfigurationError) as info:
+        load_config(write(tmp_path, 'http: {listen: "127.0.0.1:9464"}\n'))
+    assert (
+        str(info.value)
+        == "environment variable EVIDENCE_COLLECTOR_HTTP__LISTEN: http.listen: 'nowhere' is not host:port"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u@h/db", "unsupported database 'mysql'"),
+        ("garbage", "not a database URL"),
+        ("postgresql+nosuch://h/db", "unknown postgresql driver 'nosuch'"),
+        ("postgresql+asyncpg://h/db", "'asyncpg' is an asyncio driver"),
+        ("postgresql+psycopg2://h/db", "the postgresql driver 'psycopg2' is not installed"),
+    ],
+)
+def test_database_urls_are_checked_for_dialect_and_driver(tmp_path: Path, url: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"database.url: {re.escape(says)}: use sqlite:///"):
+        load_config(write(tmp_path, f'database: {{url: "{url}"}}\n'))
+
+
+def test_supported_database_urls_pass(tmp_path: Path) -> None:
+    for url in ("sqlite:///e.db", "sqlite://", "postgresql+psycopg://u:p@h:5432/db", "postgresql://u@h/db"):
+        app_config, _ = load_config(write(tmp_path, f'database: {{url: "{url}"}}\n'))
+        assert app_config.database.url.startswith(url.partition(":")[0])
+
+
+def test_an_unparseable_environment_override_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVIDENCE_COLLECTOR_HTTP", "{not json")
+    with pytest.raises(
+        ConfigurationError, match=r"^environment variable EVIDENCE_COLLECTOR_HTTP: http: not valid JSON"
+    ):
+        load_and_resolve(write(tmp_path, "log: {level: info}\n"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,9 +38,17 @@ EVERYTHING: dict[str, Any] = {
                 "type": "container_scan",
                 "schedule": {"interval": "30m"},
                 "settings": {"paths": ["/var/lib/evidence/reports/*.json"]},
-            }
+            },
+            {
+                "name": "cluster",
+                "type": "kubernetes",
+                "settings": {"kubeconfig": "/etc/evidence-collector/secrets/kube/config", "namespaces": ["ml"]},
+            },
         ],
+        "exports": [{"name": "monthly", "cron": "0 0 1 * *", "framework": "soc2", "destination": "s3://bundles/soc2"}],
     },
+    "mappings": {"configMap": "custom-mappings", "items": [{"key": "soc2.yaml", "path": "catalogs/soc2.yaml"}]},
+    "secretFiles": [{"name": "kube", "secretName": "prod-kubeconfig"}],
     "secretEnv": [{"name": "MLFLOW_TOKEN", "secretName": "mlflow", "key": "token"}],
     "extraEnv": [{"name": "AWS_REGION", "value": "eu-west-1"}],
     "signingKey": {"existingSecret": "export-signing", "key": "signing-key.pem"},
@@ -64,8 +73,9 @@ def chart() -> Any:
 def render(chart: Any, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     out = chart.render(values or {}, name="ec", namespace="compliance", is_install=True)
     docs: list[dict[str, Any]] = []
-    for text in out.values():
-        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    for template, text in out.items():
+        if template.endswith(".yaml"):
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
     return docs
 
 
@@ -90,8 +100,6 @@ def test_default_values_render_valid_manifests(chart: Any) -> None:
     docs = render(chart)
     assert sorted(d["kind"] for d in docs) == sorted(
         [
-            "ClusterRole",
-            "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
@@ -149,7 +157,7 @@ def test_credentials_come_from_secrets(chart: Any) -> None:
     env = {e["name"]: e for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["EVIDENCE_COLLECTOR_DATABASE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "evidence-db", "key": "url"}
     assert env["MLFLOW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow", "key": "token"}
-    assert env["EVIDENCE_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
+    assert env["EVIDENCE_COLLECTOR_SIGNING_KEY_FILE"]["value"] == "/etc/evidence-collector/signing/signing-key.pem"
     account = one(docs, "ServiceAccount")
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/evidence"
@@ -160,6 +168,14 @@ def test_credentials_come_from_secrets(chart: Any) -> None:
 def test_sqlite_with_more_than_one_replica_is_refused(chart: Any) -> None:
     with pytest.raises(helm.HelmRenderError, match=r"replicaCount > 1 needs database\.type=postgresql"):
         render(chart, {"replicaCount": 2})
+
+
+def test_an_export_without_any_signing_key_is_refused(chart: Any) -> None:
+    export = {"name": "monthly", "cron": "0 0 1 * *", "framework": "soc2", "destination": "/var/lib/evidence/out"}
+    with pytest.raises(helm.HelmRenderError, match=r"config\.exports\[monthly\] needs a signing key"):
+        render(chart, {"config": {"exports": [export]}})
+    with pytest.raises(helm.HelmRenderError, match=r"mappings\.configMap or mappings\.volume, not both"):
+        render(chart, {"mappings": {"configMap": "m", "volume": {"emptyDir": {}}}})
 
 
 def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
@@ -175,6 +191,9 @@ def test_postgresql_without_a_secret_is_refused(chart: Any) -> None:
         ({"database": {"type": "mysql"}}, "/database/type"),
         ({"prometheusRule": {"staleFor": "a while"}}, "/prometheusRule/staleFor"),
         ({"config": {"connectors": [{"name": "Bad Name", "type": "aws"}]}}, "/config/connectors/0/name"),
+        ({"config": {"exports": [{"name": "q", "cron": "@daily", "framework": "soc2"}]}}, "/config/exports/0"),
+        ({"secretFiles": [{"name": "Not_DNS", "secretName": "s"}]}, "/secretFiles/0/name"),
+        ({"mappings": {"configmap": "typo"}}, "configmap"),
     ],
 )
 def test_bad_values_fail_the_schema_naming_the_key(chart: Any, values: dict[str, Any], named: str) -> None:
@@ -192,7 +211,7 @@ def test_the_chart_lints_clean(tmp_path: Path) -> None:
 
 
 def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(chart: Any) -> None:
-    role = one(render(chart), "ClusterRole")
+    role = one(render(chart, EVERYTHING), "ClusterRole")
 
     def normal(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
         return {
@@ -200,19 +219,31 @@ def test_the_cluster_role_grants_exactly_what_the_kubernetes_connector_uses(char
         }
 
     assert normal(role["rules"]) == normal(REQUIRED_RBAC_RULES)
-    binding = one(render(chart), "ClusterRoleBinding")
+    binding = one(render(chart, EVERYTHING), "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "ec-evidence-collector", "namespace": "compliance"}
     ]
-    assert "ClusterRole" not in {d["kind"] for d in render(chart, {"rbac": {"create": False}})}
+    assert "ClusterRole" not in {d["kind"] for d in render(chart, {**EVERYTHING, "rbac": {"create": False}})}
+
+
+def test_cluster_wide_rbac_only_with_a_kubernetes_connector(chart: Any) -> None:
+    without = {**EVERYTHING, "config": {**EVERYTHING["config"], "connectors": EVERYTHING["config"]["connectors"][:1]}}
+    kinds = {d["kind"] for d in render(chart, without)}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= {d["kind"] for d in render(chart, EVERYTHING)}
 
 
 def test_the_rendered_config_is_one_the_collector_accepts(chart: Any, tmp_path: Path) -> None:
     config_map = next(d for d in render(chart, EVERYTHING) if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
     path = tmp_path / "config.yaml"
     path.write_text(config_map["data"]["config.yaml"])
+    mappings = tmp_path / "etc" / "evidence-collector" / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    path.write_text(path.read_text().replace("/etc/evidence-collector/mappings", str(mappings)))
     loaded = load_and_resolve(path)
-    assert [i.config.name for i in loaded.instances] == ["scans"]
+    assert [i.config.name for i in loaded.instances] == ["scans", "cluster"]
+    assert [e.name for e in loaded.app.exports] == ["monthly"]
+    assert loaded.app.exports[0].sign_key_file == Path("/etc/evidence-collector/signing/signing-key.pem")
     assert loaded.app.http.listen == "0.0.0.0:9464"
     assert loaded.app.log.format == "json"
     assert [str(ref) for ref in loaded.overrides] == ["soc2:CC7.1"]
@@ -235,3 +266,227 @@ def test_the_prometheus_rule_is_the_tested_rule_file(chart: Any, tmp_path: Path)
 
 def test_the_chart_dashboard_is_the_published_dashboard() -> None:
     assert (CHART / "files" / "evidence-collector-dashboard.json").read_bytes() == DASHBOARD.read_bytes()
+
+
+# -- the pod as rendered, started on this machine: the real CLI proves the chart's names match the code's ----------
+
+
+def pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def public_pem(key: Any, path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return path
+
+
+def materialise(
+    docs: list[dict[str, Any]],
+    root: Path,
+    secrets: dict[str, dict[str, bytes]],
+    config_maps: dict[str, dict[str, str]],
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """Lay out the rendered pod under ``root``: each volume mount a directory (or a file for a subPath) filled from
+    the rendered ConfigMaps, the given external ConfigMaps and Secrets; every mount path in the container's env and
+    in mounted ConfigMap files is rewritten to its local place. Returns the container env and the mount map."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    rendered = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    all_maps = {**config_maps, **rendered}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: root / m["mountPath"].lstrip("/") for m in container["volumeMounts"]}
+
+    pattern = re.compile(
+        r"(?<![\w./-])(" + "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True)) + r")(?![\w.-])"
+    )
+
+    def localise(text: str) -> str:
+        return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
+
+    for mount in container["volumeMounts"]:
+        volume, local = volumes[mount["name"]], mounts[mount["mountPath"]]
+        data: dict[str, bytes] = {}
+        if "configMap" in volume:
+            data = {k: localise(v).encode() for k, v in all_maps[volume["configMap"]["name"]].items()}
+            items = volume["configMap"].get("items")
+        elif "secret" in volume:
+            data = secrets[volume["secret"]["secretName"]]
+            items = volume["secret"].get("items")
+        else:
+            items = None
+        files = {i["path"]: data[i["key"]] for i in items} if items else data
+        if "subPath" in mount:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(files[mount["subPath"]])
+            continue
+        local.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
+            (local / name).write_bytes(content)
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = localise(entry["value"])
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = secrets[ref["name"]][ref["key"]].decode()
+    return env, mounts
+
+
+def test_the_real_cli_runs_with_the_rendered_pod(chart: Any, tmp_path: Path) -> None:
+    import sys
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from collector.export.signing import fingerprint
+    from collector.export.verify import verify_bundle
+
+    signing, export_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    custom = {
+        f"{p.parent.name}__{p.name}": p.read_text()
+        for directory in ("catalogs", "evidence", "crosswalks", "attestation-templates")
+        for p in sorted((ROOT / "mappings" / directory).glob("*.yaml"))
+    }
+    title = "title: Detect vulnerabilities and risky config changes"
+    assert title in custom["catalogs__soc2.yaml"]
+    custom["catalogs__soc2.yaml"] = custom["catalogs__soc2.yaml"].replace(title, "title: Custom title from a ConfigMap")
+    values = {
+        "config": {
+            "connectors": [
+                {"name": "scans", "type": "container_scan", "settings": {"paths": ["/var/lib/evidence/reports/*"]}},
+                {
+                    "name": "drift",
+                    "type": "model_monitor",
+                    "settings": {
+                        "prometheus": {"url": "http://127.0.0.1:1", "bearer_token": "${PROM_TOKEN}", "attempts": 1},
+                        "monitors": [{"name": "latency", "query": "up", "bound": {"max": 1}}],
+                    },
+                },
+            ],
+            "exports": [
+                {
+                    "name": "default-key",
+                    "cron": "0 0 1 * *",
+                    "framework": "soc2",
+                    "destination": "/var/lib/evidence/out",
+                },
+                {
+                    "name": "own-key",
+                    "cron": "0 0 1 * *",
+                    "framework": "soc2",
+                    "destination": "/var/lib/evidence/out",
+                    "sign_key_file": "/etc/evidence-collector/secrets/export-key/key.pem",
+                },
+            ],
+        },
+        "signingKey": {"existingSecret": "export-signing"},
+        "secretEnv": [{"name": "PROM_TOKEN", "secretName": "prometheus", "key": "token"}],
+        "secretFiles": [{"name": "export-key", "secretName": "export-key"}],
+        "mappings": {
+            "configMap": "custom-mappings",
+            "items": [{"key": k, "path": k.replace("__", "/")} for k in sorted(custom)],
+        },
+    }
+    env, mounts = materialise(
+        render(chart, values),
+        tmp_path / "pod",
+        secrets={
+            "export-signing": {"signing-key.pem": pem(signing)},
+            "export-key": {"key.pem": pem(export_key)},
+            "prometheus": {"token": b"t0ken"},
+        },
+        config_maps={"custom-mappings": custom},
+    )
+    data = mounts["/var/lib/evidence"]
+    shutil.copytree(ROOT / "tests" / "data" / "scans", data / "reports")
+    pod_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), **env}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "collector", *args], env=pod_env, capture_output=True, text=True)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    check = cli("config", "check")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith("configuration ok: 2 connectors")
+    assert cli("collect", "--connector", "scans").returncode == 0
+    controls = json.loads(cli("controls", "--framework", "soc2", "--format", "json").stdout)["controls"]
+    assert {c["control"]: c["title"] for c in controls}["CC7.1"] == "Custom title from a ConfigMap"
+
+    bundle = tmp_path / "soc2.zip"
+    exported = cli("export", "--framework", "soc2", "--as-of", datetime.now(UTC).isoformat(), "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert verify_bundle(bundle, signing.public_key()).fingerprint == fingerprint(signing.public_key())
+
+    scheduled = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, pathlib; from collector.config import load_and_resolve; from collector.store import Store;"
+            "from collector.export.schedule import run_scheduled_export;"
+            "loaded = load_and_resolve(pathlib.Path(os.environ['EVIDENCE_COLLECTOR_CONFIG']));"
+            "store = Store(loaded.app.database.url);"
+            "print('outcomes', [run_scheduled_export(e, loaded, store).outcome for e in loaded.app.exports])",
+        ],
+        env=pod_env,
+        capture_output=True,
+        text=True,
+    )
+    assert "outcomes ['succeeded', 'succeeded']" in scheduled.stdout, scheduled.stdout + scheduled.stderr
+    written = {p.name.split("-20")[0]: p for p in (data / "out").iterdir()}
+    for name, key in (("default-key", signing), ("own-key", export_key)):
+        assert verify_bundle(written[name], key.public_key()).fingerprint == fingerprint(key.public_key())
+
+
+def values_reference() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("values_reference", ROOT / "deploy" / "helm" / "values_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_values_reference_is_current() -> None:
+    reference = values_reference()
+    assert (CHART / "VALUES.md").read_text() == reference.render(), "run python deploy/helm/values_reference.py"
+
+
+def test_every_values_comment_describes_a_real_key_in_the_reference() -> None:
+    reference = values_reference()
+    text = (CHART / "values.yaml").read_text()
+    described = reference.comments(text)
+    assert described["signingKey.existingSecret"].startswith("Secret with the Ed25519 export signing key (PEM)")
+    assert "EVIDENCE_COLLECTOR_SIGNING_KEY_FILE" in described["signingKey.existingSecret"]
+    values = yaml.safe_load(text)
+    for key in described:
+        node = values
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, key
+            node = node[part]
+    rendered = reference.render()
+    assert all(f"`{key}`" in rendered for key in described)
+
+
+def test_custom_mappings_from_any_volume_are_named_in_the_config(chart: Any) -> None:
+    docs = render(chart, {"mappings": {"volume": {"persistentVolumeClaim": {"claimName": "my-mappings"}}}})
+    assert_valid(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["mappings"]["persistentVolumeClaim"] == {"claimName": "my-mappings"}
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "mappings"]
+    config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+    assert config["mappings"] == mount["mountPath"]
+    assert "mappings" not in yaml.safe_load(
+        next(d for d in render(chart) if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    )

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from collector import __version__
-from collector.cli import _load, _open_store, app, err, out
+from collector.cli import ConfigOption, _load, _open_store, app, err, out
 from collector.export.bundle import build_request, config_digest, export_bundle
 from collector.export.errors import BundleMismatch, ExportError
 from collector.export.signing import load_public_key, load_signing_key
@@ -96,11 +96,14 @@ def export(
             envvar=SIGNING_KEY_FILE_ENV,
             help="Ed25519 private key (PEM); or put the PEM itself in $EVIDENCE_COLLECTOR_SIGNING_KEY.",
             show_default=False,
+            exists=True,
+            dir_okay=False,
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Write a signed evidence bundle: records, control matrix, coverage gaps, HTML report and OSCAL."""
-    loaded = _load(ctx)
+    loaded = _load(ctx, config)
     try:
         request = build_request(
             loaded.mappings,
@@ -136,9 +139,19 @@ def export(
 
 @app.command("verify-bundle")
 def verify_bundle_command(
-    bundle: Annotated[Path, typer.Argument(help="The bundle (.zip) to check.")],
+    bundle: Annotated[Path, typer.Argument(help="The bundle (.zip) to check.", exists=True, dir_okay=False)],
     public_key: Annotated[
-        Path | None, typer.Option("--public-key", help="The signer's Ed25519 public key (PEM).", show_default=False)
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="The signer's Ed25519 public key (PEM).",
+            show_default=False,
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Accepted for uniformity; not used.", hidden=True)
     ] = None,
 ) -> None:
     """Check every file hash, the signature and the evidence chain links. Exits 1 on the first mismatch."""

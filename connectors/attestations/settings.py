@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from collector.attestation import SIDECAR_SUFFIX
-from collector.connector import ConnectorSettings
+from collector.connector import ConnectorSettings, LocalPath
 
 __all__ = ["AttestationsSettings"]
 
 
 class AttestationsSettings(ConnectorSettings):
-    directory: str | None = None
+    directory: LocalPath | None = None
     """A directory searched at any depth for sidecars (``<document>.attestation.yaml``)."""
     s3_bucket: str | None = None
     s3_prefix: str = ""

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from collector.connector import ConnectorSettings
+from collector.connector import ConnectorSettings, LocalPath
 from collector.durations import Duration
 
 __all__ = ["DEFAULT_CLOCK_SKEW_TOLERANCE", "ContainerScanSettings", "Threshold"]
@@ -18,7 +18,7 @@ DEFAULT_CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
 
 
 class ContainerScanSettings(ConnectorSettings):
-    paths: list[str] = Field(min_length=1)
+    paths: list[LocalPath] = Field(min_length=1)
     """Globs of report files; ``**`` matches any depth."""
     max_age: Duration = timedelta(days=7)
     """A scan older than this fails ``container.scan_recent``."""

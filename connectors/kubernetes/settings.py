@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.connector import ConnectorSettings
+from collector.connector import ConnectorSettings, LocalPath
 from collector.durations import Duration
 from connectors.container_scan.settings import ContainerScanSettings, Threshold
 
@@ -45,7 +45,7 @@ class TrivyOperatorSettings(ConnectorSettings):
 
 
 class KubernetesSettings(ConnectorSettings):
-    kubeconfig: str | None = None
+    kubeconfig: LocalPath | None = None
     """A kubeconfig file; default: the in-cluster service account, then ``$KUBECONFIG`` / ``~/.kube/config``."""
     context: str | None = None
     """A context of the kubeconfig (default: its current context)."""

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from collector.connector import ConnectorSettings
+from collector.connector import ConnectorSettings, LocalPath
 from collector.durations import Duration
 from collector.errors import ConfigurationError
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
@@ -85,7 +85,7 @@ class PrometheusSettings(ConnectorSettings):
     bearer_token: SecretStr | None = None
     bearer_token_env: str | None = None
     tls_verify: bool = True
-    ca_file: str | None = None
+    ca_file: LocalPath | None = None
     """A CA bundle to verify the server with (implies tls_verify)."""
     timeout: Duration = timedelta(seconds=30)
     attempts: int = Field(default=3, ge=1, le=10)
@@ -126,7 +126,7 @@ class Monitor(ConnectorSettings):
 
 
 class ReportSource(ConnectorSettings):
-    path: str | None = None
+    path: LocalPath | None = None
     """A glob of report files (``**`` matches any depth) or an ``s3://bucket/prefix``."""
     s3: str | None = Field(default=None, pattern=r"^s3://[^/]+(/.*)?$")
     format: Literal["auto", "evidently", "sagemaker", "clarify"] = "auto"

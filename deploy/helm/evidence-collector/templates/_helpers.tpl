@@ -43,6 +43,34 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{- define "evidence-collector.signingKeyPath" -}}
+/etc/evidence-collector/signing/{{ .Values.signingKey.key }}
+{{- end }}
+
+{{- define "evidence-collector.mappingsPath" -}}
+/etc/evidence-collector/mappings
+{{- end }}
+
+{{/* "true" when a kubernetes connector is configured: only then does the chart create cluster-wide RBAC. */}}
+{{- define "evidence-collector.kubernetesConnector" -}}
+{{- range .Values.config.connectors }}{{ if eq .type "kubernetes" }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/* Scheduled exports as the collector reads them: one without its own key is signed with signingKey. */}}
+{{- define "evidence-collector.exports" -}}
+{{- $exports := list }}
+{{- range .Values.config.exports }}
+{{- if or .sign_key_file .sign_key_env }}
+{{- $exports = append $exports . }}
+{{- else if $.Values.signingKey.existingSecret }}
+{{- $exports = append $exports (merge (dict "sign_key_file" (include "evidence-collector.signingKeyPath" $)) .) }}
+{{- else }}
+{{- fail (printf "config.exports[%s] needs a signing key: set signingKey.existingSecret, or sign_key_file / sign_key_env on the export" (toString .name)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $exports }}
+{{- end }}
+
 {{/* Refuse what cannot work, before anything is rendered. */}}
 {{- define "evidence-collector.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (eq .Values.database.type "sqlite") }}
@@ -50,5 +78,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and (eq .Values.database.type "postgresql") (not .Values.database.postgresql.existingSecret) }}
 {{- fail "database.type=postgresql needs database.postgresql.existingSecret (a Secret holding the database URL)" }}
+{{- end }}
+{{- if and .Values.mappings.configMap .Values.mappings.volume }}
+{{- fail "give mappings.configMap or mappings.volume, not both" }}
 {{- end }}
 {{- end }}
