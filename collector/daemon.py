@@ -188,10 +188,15 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Raises DatabaseInUse when another daemon holds this (SQLite) database."""
-        self.coordination.acquire()
+        """Raises OSError when the listen address is taken, DatabaseInUse when another daemon holds this (SQLite)
+        database; the address is bound first, so neither leaves anything behind."""
         http = self.loaded.app.http
         self.http = HealthServer(http.host, http.port, build_app(self.registry, self.readiness))
+        try:
+            self.coordination.acquire()
+        except BaseException:
+            self.http.stop()
+            raise
         self.http.start()
         log.info("http_listening", host=http.host, port=self.http.port)
         if not self.prepare_database():
