@@ -51,6 +51,28 @@ def _decode(data: bytes) -> str:
         raise ReportError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
 
 
+_UNREAD_FIELDS = frozenset(
+    {
+        # Trivy
+        "CVSS", "CweIDs", "DataSource", "Description", "DiffIDs", "Fingerprint", "ImageConfig", "LastModifiedDate",
+        "Layer", "Layers", "Licenses", "Misconfigurations", "Packages", "PkgIdentifier", "PrimaryURL",
+        "PublishedDate", "References", "Secrets", "Title", "VendorSeverity", "CustomResources",
+        # Grype
+        "advisories", "cpes", "cvss", "description", "epss", "knownExploited", "licenses", "matchDetails",
+        "metadata", "relatedVulnerabilities", "upstreams", "urls", "configuration", "layers",
+        # SARIF
+        "fullDescription", "shortDescription", "markdown", "locations", "partialFingerprints", "helpUri",
+    }
+)
+"""Fields no parser reads: dropped as each object is decoded, so a large report is not held whole."""
+
+
+def _without_unread_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    for key in _UNREAD_FIELDS.intersection(obj):
+        del obj[key]
+    return obj
+
+
 def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
     """The decoded JSON document and the file's mtime (UTC); :class:`ReportError` says why not."""
     try:
@@ -58,7 +80,7 @@ def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
             status = os.fstat(fh.fileno())
             if status.st_size > max_bytes:
                 raise ReportError(f"file too large: {status.st_size} bytes, max_file_bytes is {max_bytes}")
-            data = fh.read(max_bytes + 1)
+            data = fh.read(min(status.st_size, max_bytes) + 1)
     except OSError as exc:
         raise ReportError(f"unreadable: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
@@ -66,8 +88,9 @@ def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
     if not data or data.isspace():
         raise ReportError("empty file" if not data else "empty file (whitespace only)")
     text = _decode(data)
+    del data
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_hook=_without_unread_fields)
     except json.JSONDecodeError as exc:
         raise ReportError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
