@@ -30,8 +30,9 @@ def _at_or_above(threshold: str) -> list[str]:
 
 
 def _listing(counts: dict[str, int]) -> str:
-    """``CRITICAL 2, HIGH 0``; UNKNOWN only when there is one."""
-    return ", ".join(f"{s} {count}" for s, count in counts.items() if count or s != "UNKNOWN")
+    """``CRITICAL 2, HIGH 0``; UNKNOWN only when there is one, and then said to count."""
+    listed = ", ".join(f"{s} {count}" for s, count in counts.items() if count or s != "UNKNOWN")
+    return listed + (" (an unknown severity counts as at or above the threshold)" if counts.get("UNKNOWN") else "")
 
 
 def _plural(count: int) -> str:

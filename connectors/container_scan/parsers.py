@@ -69,17 +69,20 @@ def _array(container: dict[str, Any], key: str, where: str) -> list[Any] | None:
     return value
 
 
-def _holding(container: dict[str, Any], key: str, marker: str, known: frozenset[str]) -> str | None:
-    """The unknown key of ``container`` that holds what belongs under ``key`` (objects carrying ``marker``)."""
+def _holding(container: dict[str, Any], key: str, markers: frozenset[str], known: frozenset[str]) -> str | None:
+    """The other key of ``container`` that holds what belongs under ``key``: an unknown near namesake of it, or
+    any key whose array holds objects with one of the ``markers`` (fields only ``key``'s items have)."""
     renamed = renamed_field(container, (key,), known)
     if renamed is not None:
         return renamed[0]
     for name, value in container.items():
-        if name in known or name == key or not isinstance(value, list):
-            continue
-        if any(isinstance(item, dict) and marker in item for item in value):
+        if name != key and isinstance(value, list) and any(_marked(item, markers) for item in value):
             return name
     return None
+
+
+def _marked(item: Any, markers: frozenset[str]) -> bool:
+    return isinstance(item, dict) and not markers.isdisjoint(item)
 
 
 def _text(value: Any) -> str | None:
@@ -212,15 +215,22 @@ _TRIVY_NO_FIX = frozenset(
 )
 
 
-def _trivy_fixable(fixed_version: str | None, status: str | None) -> bool | None:
-    """A fixed version or ``Status: fixed`` is a fix. A no-fix status, or no ``Status`` key at all (Trivy before
-    v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), is none; ``unknown`` or any other
-    status word is an unknown fix state."""
+_VULNERABILITY_MARKERS = frozenset({"VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion"})
+"""Fields of a Trivy vulnerability record that no other Trivy array's items (packages, misconfigurations,
+secrets, licenses) carry."""
+_RESULT_MARKERS = frozenset({"Target", "Class", "Type", "Vulnerabilities"})
+
+
+def _trivy_fixable(fixed_version: str | None, status: str | None, *, status_expected: bool) -> bool | None:
+    """A fixed version or ``Status: fixed`` is a fix; a no-fix status is none; ``unknown`` or any other status
+    word is an unknown fix state. Without a ``Status`` key: no fix where no record of the report has one (Trivy
+    before v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), else unknown (a report that
+    speaks ``Status`` leaves it out only when Trivy does not know it)."""
     if fixed_version is not None or status == "fixed":
         return True
-    if status is None or status in _TRIVY_NO_FIX:
-        return False
-    return None
+    if status is None:
+        return None if status_expected else False
+    return False if status in _TRIVY_NO_FIX else None
 
 
 def _renamed(record: dict[str, Any], expected: tuple[str, ...], known: frozenset[str], where: str) -> None:
@@ -235,11 +245,13 @@ def _required_obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS) -> list[Finding]:
+def trivy_findings(
+    vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS, *, status_expected: bool = False
+) -> list[Finding]:
     """One array of Trivy vulnerabilities (``where`` names it); see :func:`_trivy_fixable` for the fix state.
 
-    A record without an id or a severity, or with a field the checks read renamed or of the wrong type,
-    raises :class:`ReportError` naming it."""
+    A record without an id or a severity, or with a field the checks read renamed, ``null`` or of the wrong
+    type, raises :class:`ReportError` naming it."""
     model = trivy_record_model(*keys)
     expected = tuple(key for key in keys if key is not None)
     known = frozenset(k for k in _TRIVY_RECORD_KEYS if k.lower() not in {e.lower() for e in expected})
@@ -248,6 +260,9 @@ def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEY
         here = f"{where}[{j}]"
         record = _required_obj(raw, here)
         _renamed(record, expected, known, here)
+        for key in expected:
+            if key in record and record[key] is None:  # Trivy leaves an empty field out, never null
+                raise _Malformed(f"{here}.{key} is null")
         parsed = read_record(model, record, here)
         fixed_version = _text(parsed.fixed_version)
         status = parsed.status.strip().lower() if parsed.status is not None else None
@@ -258,7 +273,7 @@ def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEY
                 installed_version=_text(parsed.installed_version),
                 fixed_version=fixed_version,
                 severity=normalise_severity(parsed.severity),
-                fixable=_trivy_fixable(fixed_version, status),
+                fixable=_trivy_fixable(fixed_version, status, status_expected=status_expected),
             )
         )
     return findings
@@ -266,19 +281,33 @@ def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEY
 
 def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
     """Every result's findings. A result without ``Vulnerabilities`` (or with ``null``) is clean, as Trivy writes
-    it, unless an unknown key of it is a near namesake or holds vulnerability records: then the key was renamed."""
-    findings = []
+    it, unless another key of it is a near namesake or holds vulnerability records: then the key was renamed."""
     for i, raw in enumerate(results):
         here = f"{where}[{i}]"
         result = _required_obj(raw, here)
+        if not isinstance(result.get("Target"), str):
+            state = f"a JSON {_json_type(result['Target'])}" if "Target" in result else "missing"
+            raise _Malformed(f"{here}.Target is {state}, expected a string")
+        for key in ("Class", "Type"):
+            if key in result and not isinstance(result[key], str):
+                raise _Malformed(f"{here}.{key} is a JSON {_json_type(result[key])}, expected a string")
+    status_expected = any(
+        isinstance(record, dict) and "Status" in record
+        for result in results
+        if isinstance(result.get("Vulnerabilities"), list)
+        for record in result["Vulnerabilities"]
+    )
+    findings = []
+    for i, result in enumerate(results):
+        here = f"{where}[{i}]"
         vulnerabilities = _items(result.get("Vulnerabilities"), f"{here}.Vulnerabilities")
         if not vulnerabilities:
-            misplaced = _holding(result, "Vulnerabilities", "VulnerabilityID", _TRIVY_RESULT_KEYS)
+            misplaced = _holding(result, "Vulnerabilities", _VULNERABILITY_MARKERS, _TRIVY_RESULT_KEYS)
             if misplaced is not None:
                 state = "empty" if "Vulnerabilities" in result else "missing"
                 raise _Malformed(f"{here}.Vulnerabilities is {state}; found `{misplaced}`")
             continue
-        findings += trivy_findings(vulnerabilities, f"{here}.Vulnerabilities")
+        findings += trivy_findings(vulnerabilities, f"{here}.Vulnerabilities", status_expected=status_expected)
     return findings
 
 
@@ -302,7 +331,7 @@ def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
     )
     results = _array(document, "Results", "Results")
     if results is None:
-        misplaced = _holding(document, "Results", "Target", _TRIVY_REPORT_KEYS)
+        misplaced = _holding(document, "Results", _RESULT_MARKERS, _TRIVY_REPORT_KEYS)
         if misplaced is not None:
             raise _Malformed(f"Results is missing; found `{misplaced}`")
         results = []
