@@ -77,16 +77,13 @@ def trivy_record_model(
     }
     if status is not None:
         aliases["status"] = status
-    fields: Any = {
-        name: (TrivyRecord.model_fields[name].annotation, Field(validation_alias=alias, default=_default(name)))
-        for name, alias in aliases.items()
-    }
+    fields: Any = {}
+    for name, alias in aliases.items():
+        declared = TrivyRecord.model_fields[name]
+        annotation = Annotated[declared.annotation, *declared.metadata] if declared.metadata else declared.annotation
+        default = ... if declared.is_required() else declared.default
+        fields[name] = (annotation, Field(validation_alias=alias, default=default))
     return create_model(f"TrivyRecord_{id}", __base__=TrivyRecord, **fields)
-
-
-def _default(name: str) -> Any:
-    field = TrivyRecord.model_fields[name]
-    return ... if field.is_required() else field.default
 
 
 class GrypeFix(_Record):
