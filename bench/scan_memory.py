@@ -65,9 +65,7 @@ def main() -> None:
         path = args.keep or Path(tmp) / "large-trivy.json"
         records = generate(path, args.size_mb * 1024 * 1024)
         size = path.stat().st_size
-        child = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(path), str(ROOT)], capture_output=True, text=True
-        )
+        child = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(ROOT)], capture_output=True, text=True)
         if child.returncode:
             sys.exit(child.stderr)
         before, peak, count, problems = (int(x) for x in child.stdout.split())

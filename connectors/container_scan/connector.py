@@ -53,18 +53,51 @@ def _decode(data: bytes) -> str:
 
 _UNREAD_FIELDS = frozenset(
     {
-        # Trivy
-        "CVSS", "CweIDs", "DataSource", "Description", "DiffIDs", "Fingerprint", "ImageConfig", "LastModifiedDate",
-        "Layer", "Layers", "Licenses", "Misconfigurations", "Packages", "PkgIdentifier", "PrimaryURL",
-        "PublishedDate", "References", "Secrets", "Title", "VendorSeverity", "CustomResources",
-        # Grype
-        "advisories", "cpes", "cvss", "description", "epss", "knownExploited", "licenses", "matchDetails",
-        "metadata", "relatedVulnerabilities", "upstreams", "urls", "configuration", "layers",
-        # SARIF
-        "fullDescription", "shortDescription", "markdown", "locations", "partialFingerprints", "helpUri",
+        "CVSS",
+        "CweIDs",
+        "DataSource",
+        "Description",
+        "DiffIDs",
+        "Fingerprint",
+        "ImageConfig",
+        "LastModifiedDate",
+        "Layer",
+        "Layers",
+        "Licenses",
+        "Misconfigurations",
+        "Packages",
+        "PkgIdentifier",
+        "PrimaryURL",
+        "PublishedDate",
+        "References",
+        "Secrets",
+        "Title",
+        "VendorSeverity",
+        "CustomResources",
+        "advisories",
+        "cpes",
+        "cvss",
+        "description",
+        "epss",
+        "knownExploited",
+        "licenses",
+        "matchDetails",
+        "metadata",
+        "relatedVulnerabilities",
+        "upstreams",
+        "urls",
+        "configuration",
+        "layers",
+        "fullDescription",
+        "shortDescription",
+        "markdown",
+        "locations",
+        "partialFingerprints",
+        "helpUri",
     }
 )
-"""Fields no parser reads: dropped as each object is decoded, so a large report is not held whole."""
+"""Fields no parser reads (Trivy's, Grype's, SARIF's): dropped as each object is decoded, so that a large report
+is never held whole in memory."""
 
 
 def _without_unread_fields(obj: dict[str, Any]) -> dict[str, Any]:

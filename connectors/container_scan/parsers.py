@@ -189,26 +189,80 @@ TRIVY_KEYS = TrivyKeys("VulnerabilityID", "PkgName", "InstalledVersion", "FixedV
 
 _TRIVY_RECORD_KEYS = frozenset(
     {
-        # the CLI's DetectedVulnerability
-        "VulnerabilityID", "VendorIDs", "PkgID", "PkgName", "PkgPath", "PkgIdentifier", "InstalledVersion",
-        "FixedVersion", "Status", "Layer", "SeveritySource", "PrimaryURL", "DataSource", "Custom", "Title",
-        "Description", "Severity", "CweIDs", "VendorSeverity", "CVSS", "References", "PublishedDate",
-        "LastModifiedDate", "Fingerprint",
-        # Trivy Operator's Vulnerability
-        "vulnerabilityID", "resource", "installedVersion", "fixedVersion", "severity", "title", "primaryLink",
-        "links", "score", "target", "class", "packageType", "pkgPath", "packagePURL", "description", "cvss",
-        "cvsssource", "publishedDate", "lastModifiedDate",
+        "VulnerabilityID",
+        "VendorIDs",
+        "PkgID",
+        "PkgName",
+        "PkgPath",
+        "PkgIdentifier",
+        "InstalledVersion",
+        "FixedVersion",
+        "Status",
+        "Layer",
+        "SeveritySource",
+        "PrimaryURL",
+        "DataSource",
+        "Custom",
+        "Title",
+        "Description",
+        "Severity",
+        "CweIDs",
+        "VendorSeverity",
+        "CVSS",
+        "References",
+        "PublishedDate",
+        "LastModifiedDate",
+        "Fingerprint",
+        "vulnerabilityID",
+        "resource",
+        "installedVersion",
+        "fixedVersion",
+        "severity",
+        "title",
+        "primaryLink",
+        "links",
+        "score",
+        "target",
+        "class",
+        "packageType",
+        "pkgPath",
+        "packagePURL",
+        "description",
+        "cvss",
+        "cvsssource",
+        "publishedDate",
+        "lastModifiedDate",
     }
 )
 """Every field Trivy writes in a vulnerability record: none of them is a misspelling of another."""
 
 _TRIVY_RESULT_KEYS = frozenset(
-    {"Target", "Class", "Type", "Packages", "Vulnerabilities", "Misconfigurations", "MisconfSummary", "Secrets",
-     "Licenses", "CustomResources", "ModifiedFindings"}
+    {
+        "Target",
+        "Class",
+        "Type",
+        "Packages",
+        "Vulnerabilities",
+        "Misconfigurations",
+        "MisconfSummary",
+        "Secrets",
+        "Licenses",
+        "CustomResources",
+        "ModifiedFindings",
+    }
 )
 _TRIVY_REPORT_KEYS = frozenset(
-    {"SchemaVersion", "Trivy", "ReportID", "CreatedAt", "ArtifactID", "ArtifactName", "ArtifactType", "Metadata",
-     "Results"}
+    {
+        "SchemaVersion",
+        "Trivy",
+        "ReportID",
+        "CreatedAt",
+        "ArtifactID",
+        "ArtifactName",
+        "ArtifactType",
+        "Metadata",
+        "Results",
+    }
 )
 _TRIVY_NO_FIX = frozenset(
     {"affected", "not_affected", "under_investigation", "will_not_fix", "fix_deferred", "end_of_life"}
@@ -427,12 +481,25 @@ _GRYPE_FIX_STATES: dict[Any, bool] = {"fixed": True, "not-fixed": False, "wont-f
 _GRYPE_KNOWN_KEYS: dict[tuple[str, ...], frozenset[str]] = {
     (): frozenset({"relatedVulnerabilities", "matchDetails"}),
     ("vulnerability",): frozenset(
-        {"dataSource", "namespace", "urls", "links", "description", "cvss", "cvssV2", "cvssV3", "epss",
-         "knownExploited", "advisories", "risk"}
+        {
+            "dataSource",
+            "namespace",
+            "urls",
+            "links",
+            "description",
+            "cvss",
+            "cvssV2",
+            "cvssV3",
+            "epss",
+            "knownExploited",
+            "advisories",
+            "risk",
+        }
     ),
     ("vulnerability", "fix"): frozenset({"available"}),
-    ("artifact",): frozenset({"id", "type", "locations", "language", "licenses", "cpes", "purl", "upstreams",
-                              "metadata", "metadataType"}),
+    ("artifact",): frozenset(
+        {"id", "type", "locations", "language", "licenses", "cpes", "purl", "upstreams", "metadata", "metadataType"}
+    ),
 }
 """Other fields grype writes beside the ones the checks read (none a misspelling of those)."""
 

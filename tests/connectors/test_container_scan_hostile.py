@@ -155,8 +155,14 @@ def test_an_unknown_trivy_severity_with_a_fix_fails_even_at_critical(tmp_path: P
 def test_a_trivy_operator_record_without_severity_is_an_error_naming_it() -> None:
     report = real("trivy-operator", "vulnerabilityreport-no-vuln.json")
     report["report"]["vulnerabilities"] = [
-        {"vulnerabilityID": "CVE-2019-14697", "resource": "musl", "installedVersion": "1.1.20-r4",
-         "fixedVersion": "1.1.20-r5", "title": "", "primaryLink": ""}
+        {
+            "vulnerabilityID": "CVE-2019-14697",
+            "resource": "musl",
+            "installedVersion": "1.1.20-r4",
+            "fixedVersion": "1.1.20-r5",
+            "title": "",
+            "primaryLink": "",
+        }
     ]
     with pytest.raises(ValueError, match=r"report\.vulnerabilities\[0\]\.severity is missing"):
         read_operator_report(report, "vulnerabilityreports/x")

@@ -33,16 +33,56 @@ Path_ = tuple[str | int, ...]
 
 READ_KEYS = {
     "trivy": {
-        "SchemaVersion", "Results", "Target", "Class", "Type", "Vulnerabilities",
-        "VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion", "Severity", "Status",
+        "SchemaVersion",
+        "Results",
+        "Target",
+        "Class",
+        "Type",
+        "Vulnerabilities",
+        "VulnerabilityID",
+        "PkgName",
+        "InstalledVersion",
+        "FixedVersion",
+        "Severity",
+        "Status",
     },
     "grype": {
-        "matches", "vulnerability", "artifact", "id", "severity", "fix", "state", "versions", "fixedInVersion",
-        "name", "version", "descriptor", "db", "source", "type", "target",
+        "matches",
+        "vulnerability",
+        "artifact",
+        "id",
+        "severity",
+        "fix",
+        "state",
+        "versions",
+        "fixedInVersion",
+        "name",
+        "version",
+        "descriptor",
+        "db",
+        "source",
+        "type",
+        "target",
     },
     "sarif": {
-        "version", "runs", "tool", "driver", "name", "rules", "id", "properties", "tags", "security-severity",
-        "help", "text", "results", "ruleId", "ruleIndex", "level", "message", "defaultConfiguration",
+        "version",
+        "runs",
+        "tool",
+        "driver",
+        "name",
+        "rules",
+        "id",
+        "properties",
+        "tags",
+        "security-severity",
+        "help",
+        "text",
+        "results",
+        "ruleId",
+        "ruleIndex",
+        "level",
+        "message",
+        "defaultConfiguration",
     },
 }
 """Per format, the keys on the way from the document to a finding's id, severity and fix state."""
@@ -56,9 +96,26 @@ FAILING_SAMPLES = [
 ]
 
 VALID_WORDS = {
-    "critical", "high", "medium", "low", "unknown", "negligible", "informational",
-    "fixed", "affected", "not_affected", "under_investigation", "will_not_fix", "fix_deferred", "end_of_life",
-    "not-fixed", "wont-fix", "none", "note", "warning", "error",
+    "critical",
+    "high",
+    "medium",
+    "low",
+    "unknown",
+    "negligible",
+    "informational",
+    "fixed",
+    "affected",
+    "not_affected",
+    "under_investigation",
+    "will_not_fix",
+    "fix_deferred",
+    "end_of_life",
+    "not-fixed",
+    "wont-fix",
+    "none",
+    "note",
+    "warning",
+    "error",
 }
 """Values a scanner really writes for a severity, a fix state or a level: changing one to another is a
 different report, not a hostile one."""
@@ -205,4 +262,3 @@ def test_no_mutation_of_a_failing_report_is_a_pass(fmt: str, sample: str, thresh
     reports, mutations = sum(judged.values()), sum(counts.values())
     print(f"\n{sample}: {reports} reports, {mutations} mutations {dict(counts)}; {dict(judged)}")
     assert reports >= 200
-
