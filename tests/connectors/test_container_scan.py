@@ -568,7 +568,7 @@ def test_settings_defaults_and_normalisation() -> None:
     assert (defaults.max_age, defaults.fail_on_severity, defaults.max_file_bytes) == (
         timedelta(days=7),
         "HIGH",
-        256 * 1024 * 1024,
+        100 * 1024 * 1024,
     )
 
 
