@@ -140,15 +140,26 @@ def _describe(exc: ValidationError, where: str) -> str:
     problems = []
     for error in exc.errors(include_url=False)[:3]:
         path = where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-        if error["type"] == "missing":
+        kind = error["type"]
+        if kind == "missing":
             problems.append(f"{path} is missing")
-        elif error["type"] == "model_type" or error["type"].endswith("_type") or error["type"] == "literal_error":
-            shown = _shown(error["input"])
-            expected = error["msg"].removeprefix("Input should be ").removeprefix("a valid ")
-            problems.append(f"{path} is {shown}, expected {expected}")
+        elif kind == "string_too_short":
+            problems.append(f"{path} is blank")
+        elif kind in _EXPECTED or kind == "literal_error":
+            expected = _EXPECTED.get(kind) or error["msg"].removeprefix("Input should be ")
+            problems.append(f"{path} is {_shown(error['input'])}, expected {expected}")
         else:
             problems.append(f"{path}: {error['msg']}")
     return "; ".join(problems)
+
+
+_EXPECTED = {
+    "model_type": "an object",
+    "dict_type": "an object",
+    "list_type": "an array",
+    "string_type": "a string",
+    "int_type": "an integer",
+}
 
 
 def _shown(value: Any) -> str:

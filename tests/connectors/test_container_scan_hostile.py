@@ -79,9 +79,9 @@ def test_a_trivy_result_without_vulnerabilities_is_still_a_clean_target(tmp_path
     ("change", "reason"),
     [
         ({"Severity": None}, "Results[0].Vulnerabilities[4].Severity is null"),
-        ({"Severity": 9.8}, "Results[0].Vulnerabilities[4].Severity is a JSON number (9.8), expected string"),
-        ({"FixedVersion": ["1.2"]}, "Results[0].Vulnerabilities[4].FixedVersion is a JSON array, expected string"),
-        ({"VulnerabilityID": " "}, "Results[0].Vulnerabilities[4].VulnerabilityID: String should have at least 1"),
+        ({"Severity": 9.8}, "Results[0].Vulnerabilities[4].Severity is a JSON number (9.8), expected a string"),
+        ({"FixedVersion": ["1.2"]}, "Results[0].Vulnerabilities[4].FixedVersion is a JSON array, expected a string"),
+        ({"VulnerabilityID": " "}, "Results[0].Vulnerabilities[4].VulnerabilityID is blank"),
     ],
 )
 def test_a_mistyped_trivy_field_is_a_problem_naming_its_path(
@@ -214,7 +214,7 @@ def test_a_renamed_grype_field_is_a_problem_naming_it(tmp_path: Path, field: str
 def test_grype_fix_versions_of_the_wrong_type_are_a_problem(tmp_path: Path) -> None:
     report, critical = grype_critical()
     critical["fix"]["versions"] = "1.2.1"
-    assert "matches[1].vulnerability.fix.versions is '1.2.1', expected list" in problem(tmp_path, report)
+    assert "matches[1].vulnerability.fix.versions is '1.2.1', expected an array" in problem(tmp_path, report)
 
 
 # ------------------------------------------------------------------------------------------- SARIF
