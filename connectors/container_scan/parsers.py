@@ -1,7 +1,9 @@
 """Read Trivy, Grype and SARIF vulnerability reports into :class:`ScannedArtifact` values.
 
 One function per format; :func:`parse_report` picks the format from the document's shape.
-A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``.
+A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``: every field a check reads
+is validated (:mod:`.records`), and a missing, renamed, ``null`` or mistyped one is named by its JSON path, so
+that a damaged report is never read as one with no findings.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an object")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
     return value
 
 
@@ -55,7 +57,7 @@ def _items(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an array")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an array")
     return value
 
 
@@ -65,7 +67,7 @@ def _array(container: dict[str, Any], key: str, where: str) -> list[Any] | None:
         return None
     value = container[key]
     if not isinstance(value, list):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an array")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an array")
     return value
 
 
@@ -92,9 +94,6 @@ def _text(value: Any) -> str | None:
 
 def _texts(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if _text(item)) if isinstance(value, list) else ()
-
-
-_json_type = json_type
 
 
 def _digest_of(repo_digests: tuple[str, ...]) -> str | None:
@@ -150,7 +149,7 @@ def detect_format(document: Any) -> str:
     if document is None or isinstance(document, list):
         return "trivy-legacy"
     if not isinstance(document, dict):
-        raise ReportError(f"unknown report format: top-level JSON {_json_type(document)}")
+        raise ReportError(f"unknown report format: top-level JSON {json_type(document)}")
     if "SchemaVersion" in document:
         return "trivy"
     if "matches" in document:
@@ -295,7 +294,7 @@ def _renamed(record: dict[str, Any], expected: tuple[str, ...], known: frozenset
 
 def _required_obj(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an object")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
     return value
 
 
@@ -340,11 +339,11 @@ def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
         here = f"{where}[{i}]"
         result = _required_obj(raw, here)
         if not isinstance(result.get("Target"), str):
-            state = f"a JSON {_json_type(result['Target'])}" if "Target" in result else "missing"
+            state = f"a JSON {json_type(result['Target'])}" if "Target" in result else "missing"
             raise _Malformed(f"{here}.Target is {state}, expected a string")
         for key in ("Class", "Type"):
             if key in result and not isinstance(result[key], str):
-                raise _Malformed(f"{here}.{key} is a JSON {_json_type(result[key])}, expected a string")
+                raise _Malformed(f"{here}.{key} is a JSON {json_type(result[key])}, expected a string")
     status_expected = any(
         isinstance(record, dict) and "Status" in record
         for result in results
