@@ -277,8 +277,8 @@ _RESULT_MARKERS = frozenset({"Target", "Class", "Type", "Vulnerabilities"})
 def _trivy_fixable(fixed_version: str | None, status: str | None, *, status_expected: bool) -> bool | None:
     """A fixed version or ``Status: fixed`` is a fix; a no-fix status is none; ``unknown`` or any other status
     word is an unknown fix state. Without a ``Status`` key: no fix where no record of the report has one (Trivy
-    before v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), else unknown (a report that
-    speaks ``Status`` leaves it out only when Trivy does not know it)."""
+    before v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), else unknown (the report
+    speaks ``Status`` but does not say it for this record)."""
     if fixed_version is not None or status == "fixed":
         return True
     if status is None:

@@ -136,6 +136,13 @@ def test_trivy_status_and_fixed_version_decide_the_fix_state(
     assert verdict(tmp_path, report).result is outcome
 
 
+def test_trivy_status_fixed_without_a_version_and_status_unknown_fail(tmp_path: Path) -> None:
+    # a real report with one record per Trivy status, none with a FixedVersion
+    result = verdict(tmp_path, real("trivy", "trivy-all-statuses.json"), threshold="LOW")
+    assert result.result is Outcome.FAIL
+    assert (result.details["with_fix"], result.details["fix_state_unknown"]) == (1, 1)  # fixed; unknown
+
+
 def test_a_secret_result_class_does_not_hide_the_vulnerabilities_it_holds(tmp_path: Path) -> None:
     report = real("trivy", "trivy-alpine-39-critical.json")
     report["Results"][0]["Class"] = "secret"
