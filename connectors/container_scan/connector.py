@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from collector.connector import CollectContext, Connector
 from collector.model import Observation
@@ -106,6 +106,18 @@ def _without_unread_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _read_at_most(fh: BinaryIO, limit: int, size_hint: int) -> bytes:
+    """Up to ``limit + 1`` bytes (the one more tells a file over the limit), without allocating ``limit`` up
+    front; ``size_hint`` (the size ``fstat`` saw) is only a hint: the file may have grown since."""
+    data = fh.read(min(size_hint, limit) + 1)
+    while len(data) <= limit:
+        more = fh.read(min(limit + 1 - len(data), 1 << 20))
+        if not more:
+            break
+        data += more
+    return data
+
+
 def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
     """The decoded JSON document and the file's mtime (UTC); :class:`ReportError` says why not."""
     try:
@@ -113,7 +125,7 @@ def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
             status = os.fstat(fh.fileno())
             if status.st_size > max_bytes:
                 raise ReportError(f"file too large: {status.st_size} bytes, max_file_bytes is {max_bytes}")
-            data = fh.read(min(status.st_size, max_bytes) + 1)
+            data = _read_at_most(fh, max_bytes, status.st_size)
     except OSError as exc:
         raise ReportError(f"unreadable: {exc.strerror or exc}") from None
     if len(data) > max_bytes:

@@ -6,6 +6,8 @@ SOURCES.md) with one field changed."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -288,3 +290,19 @@ def test_a_report_over_the_limit_is_a_problem_naming_its_size_and_is_not_read(tm
     observations, problems = collect(tmp_path, report, max_file_bytes=size - 1)
     assert observations == []
     assert [p.reason for p in problems] == [f"file too large: {size} bytes, max_file_bytes is {size - 1}"]
+
+
+def test_a_report_that_grew_after_its_size_was_taken_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:
+        fields = list(real_fstat(fd))
+        fields[stat.ST_SIZE] = 1
+        return os.stat_result(fields)
+
+    monkeypatch.setattr("connectors.container_scan.connector.os.fstat", stale_fstat)
+    observations, problems = collect(tmp_path, real("grype", "grype-image-newest-fields.json"))
+    assert problems == []
+    assert len(observations) == 1
