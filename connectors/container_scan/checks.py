@@ -24,11 +24,15 @@ _SCAN_RECENT_ID = "container.scan_recent"
 
 
 def _at_or_above(threshold: str) -> list[str]:
-    return [s for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW") if SEVERITY_RANK[s] >= SEVERITY_RANK[threshold]]
+    """The severities that count at ``threshold``: an unknown severity is never taken to be below it."""
+    known = [s for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW") if SEVERITY_RANK[s] >= SEVERITY_RANK[threshold]]
+    return [*known, "UNKNOWN"]
 
 
 def _listing(counts: dict[str, int]) -> str:
-    return ", ".join(f"{severity} {count}" for severity, count in counts.items())
+    """``CRITICAL 2, HIGH 0``; UNKNOWN only when there is one, and then said to count."""
+    listed = ", ".join(f"{s} {count}" for s, count in counts.items() if count or s != "UNKNOWN")
+    return listed + (" (an unknown severity counts as at or above the threshold)" if counts.get("UNKNOWN") else "")
 
 
 def _plural(count: int) -> str:
@@ -55,7 +59,8 @@ def _scanned_nothing(check_id: str, payload: Mapping[str, Any]) -> CheckResult |
 
 
 def no_fixable_vulns(observation: Observation, settings: ContainerScanSettings, now: datetime) -> CheckResult:
-    """FAIL on any fixable vulnerability at or above the threshold; an unknown fix state counts as fixable.
+    """FAIL on any fixable vulnerability at or above the threshold; an unknown fix state counts as fixable and
+    an unknown severity as at or above the threshold.
 
     ERROR when the scan did not complete; NOT_APPLICABLE when the report scanned nothing."""
     payload = observation.payload

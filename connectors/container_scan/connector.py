@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from collector.connector import CollectContext, Connector
 from collector.model import Observation
@@ -51,6 +51,73 @@ def _decode(data: bytes) -> str:
         raise ReportError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
 
 
+_UNREAD_FIELDS = frozenset(
+    {
+        "CVSS",
+        "CweIDs",
+        "DataSource",
+        "Description",
+        "DiffIDs",
+        "Fingerprint",
+        "ImageConfig",
+        "LastModifiedDate",
+        "Layer",
+        "Layers",
+        "Licenses",
+        "Misconfigurations",
+        "Packages",
+        "PkgIdentifier",
+        "PrimaryURL",
+        "PublishedDate",
+        "References",
+        "Secrets",
+        "Title",
+        "VendorSeverity",
+        "CustomResources",
+        "advisories",
+        "cpes",
+        "cvss",
+        "description",
+        "epss",
+        "knownExploited",
+        "licenses",
+        "matchDetails",
+        "metadata",
+        "relatedVulnerabilities",
+        "upstreams",
+        "urls",
+        "configuration",
+        "layers",
+        "fullDescription",
+        "shortDescription",
+        "markdown",
+        "locations",
+        "partialFingerprints",
+        "helpUri",
+    }
+)
+"""Fields no parser reads (Trivy's, Grype's, SARIF's): dropped as each object is decoded, so that a large report
+is never held whole in memory."""
+
+
+def _without_unread_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    for key in _UNREAD_FIELDS.intersection(obj):
+        del obj[key]
+    return obj
+
+
+def _read_at_most(fh: BinaryIO, limit: int, size_hint: int) -> bytes:
+    """Up to ``limit + 1`` bytes (the one more tells a file over the limit), without allocating ``limit`` up
+    front; ``size_hint`` (the size ``fstat`` saw) is only a hint: the file may have grown since."""
+    data = fh.read(min(size_hint, limit) + 1)
+    while len(data) <= limit:
+        more = fh.read(min(limit + 1 - len(data), 1 << 20))
+        if not more:
+            break
+        data += more
+    return data
+
+
 def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
     """The decoded JSON document and the file's mtime (UTC); :class:`ReportError` says why not."""
     try:
@@ -58,7 +125,7 @@ def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
             status = os.fstat(fh.fileno())
             if status.st_size > max_bytes:
                 raise ReportError(f"file too large: {status.st_size} bytes, max_file_bytes is {max_bytes}")
-            data = fh.read(max_bytes + 1)
+            data = _read_at_most(fh, max_bytes, status.st_size)
     except OSError as exc:
         raise ReportError(f"unreadable: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
@@ -66,8 +133,9 @@ def read_report(path: str, max_bytes: int) -> tuple[Any, datetime]:
     if not data or data.isspace():
         raise ReportError("empty file" if not data else "empty file (whitespace only)")
     text = _decode(data)
+    del data
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_hook=_without_unread_fields)
     except json.JSONDecodeError as exc:
         raise ReportError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:

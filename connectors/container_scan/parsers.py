@@ -1,7 +1,9 @@
 """Read Trivy, Grype and SARIF vulnerability reports into :class:`ScannedArtifact` values.
 
 One function per format; :func:`parse_report` picks the format from the document's shape.
-A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``.
+A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``: every field a check reads
+is validated (:mod:`.records`), and a missing, renamed, ``null`` or mistyped one is named by its JSON path, so
+that a damaged report is never read as one with no findings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ from typing import Any, NamedTuple
 from collector.model import Subject
 from collector.timestamps import UnreadableTimestamp, read_timestamp
 
+from .records import (
+    GRYPE_MATCH_FIELDS,
+    GrypeMatch,
+    ReportError,
+    SarifResult,
+    json_type,
+    read_record,
+    renamed_field,
+    security_severity,
+    trivy_record_model,
+)
+from .records import Malformed as _Malformed
 from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity
 
 __all__ = [
@@ -31,22 +45,11 @@ __all__ = [
 ]
 
 
-class ReportError(ValueError):
-    """The file is not a report this connector can read; the message says why."""
-
-
-class _Malformed(ReportError):
-    """A known format with content of the wrong shape; :func:`parse_report` names the format."""
-
-
-# ---------------------------------------------------------------------------------------------- shape helpers
-
-
 def _obj(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an object")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
     return value
 
 
@@ -54,8 +57,34 @@ def _items(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Malformed(f"{where} is a JSON {_json_type(value)}, expected an array")
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an array")
     return value
+
+
+def _array(container: dict[str, Any], key: str, where: str) -> list[Any] | None:
+    """``container[key]`` as an array, ``None`` when the key is absent; ``null`` is an error, not "none"."""
+    if key not in container:
+        return None
+    value = container[key]
+    if not isinstance(value, list):
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an array")
+    return value
+
+
+def _holding(container: dict[str, Any], key: str, markers: frozenset[str], known: frozenset[str]) -> str | None:
+    """The other key of ``container`` that holds what belongs under ``key``: an unknown near namesake of it, or
+    any key whose array holds objects with one of the ``markers`` (fields only ``key``'s items have)."""
+    renamed = renamed_field(container, (key,), known)
+    if renamed is not None:
+        return renamed[0]
+    for name, value in container.items():
+        if name != key and isinstance(value, list) and any(_marked(item, markers) for item in value):
+            return name
+    return None
+
+
+def _marked(item: Any, markers: frozenset[str]) -> bool:
+    return isinstance(item, dict) and not markers.isdisjoint(item)
 
 
 def _text(value: Any) -> str | None:
@@ -65,11 +94,6 @@ def _text(value: Any) -> str | None:
 
 def _texts(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if _text(item)) if isinstance(value, list) else ()
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _digest_of(repo_digests: tuple[str, ...]) -> str | None:
@@ -125,7 +149,7 @@ def detect_format(document: Any) -> str:
     if document is None or isinstance(document, list):
         return "trivy-legacy"
     if not isinstance(document, dict):
-        raise ReportError(f"unknown report format: top-level JSON {_json_type(document)}")
+        raise ReportError(f"unknown report format: top-level JSON {json_type(document)}")
     if "SchemaVersion" in document:
         return "trivy"
     if "matches" in document:
@@ -156,44 +180,188 @@ class TrivyKeys(NamedTuple):
     installed_version: str
     fixed_version: str
     severity: str
+    status: str | None = None
+    """The CLI's ``Status`` (fixed, affected, will_not_fix, …); Trivy Operator's records carry none."""
 
 
-TRIVY_KEYS = TrivyKeys("VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion", "Severity")
+TRIVY_KEYS = TrivyKeys("VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion", "Severity", "Status")
+
+_TRIVY_RECORD_KEYS = frozenset(
+    {
+        "VulnerabilityID",
+        "VendorIDs",
+        "PkgID",
+        "PkgName",
+        "PkgPath",
+        "PkgIdentifier",
+        "InstalledVersion",
+        "FixedVersion",
+        "Status",
+        "Layer",
+        "SeveritySource",
+        "PrimaryURL",
+        "DataSource",
+        "Custom",
+        "Title",
+        "Description",
+        "Severity",
+        "CweIDs",
+        "VendorSeverity",
+        "CVSS",
+        "References",
+        "PublishedDate",
+        "LastModifiedDate",
+        "Fingerprint",
+        "vulnerabilityID",
+        "resource",
+        "installedVersion",
+        "fixedVersion",
+        "severity",
+        "title",
+        "primaryLink",
+        "links",
+        "score",
+        "target",
+        "class",
+        "packageType",
+        "pkgPath",
+        "packagePURL",
+        "description",
+        "cvss",
+        "cvsssource",
+        "publishedDate",
+        "lastModifiedDate",
+    }
+)
+"""Every field Trivy writes in a vulnerability record: none of them is a misspelling of another."""
+
+_TRIVY_RESULT_KEYS = frozenset(
+    {
+        "Target",
+        "Class",
+        "Type",
+        "Packages",
+        "Vulnerabilities",
+        "Misconfigurations",
+        "MisconfSummary",
+        "Secrets",
+        "Licenses",
+        "CustomResources",
+        "ModifiedFindings",
+    }
+)
+_TRIVY_REPORT_KEYS = frozenset(
+    {
+        "SchemaVersion",
+        "Trivy",
+        "ReportID",
+        "CreatedAt",
+        "ArtifactID",
+        "ArtifactName",
+        "ArtifactType",
+        "Metadata",
+        "Results",
+    }
+)
+_TRIVY_NO_FIX = frozenset(
+    {"affected", "not_affected", "under_investigation", "will_not_fix", "fix_deferred", "end_of_life"}
+)
 
 
-def trivy_findings(vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS) -> list[Finding]:
-    """One array of Trivy vulnerabilities (``where`` names it); a fixed version makes a finding fixable.
+_VULNERABILITY_MARKERS = frozenset({"VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion"})
+"""Fields of a Trivy vulnerability record that no other Trivy array's items (packages, misconfigurations,
+secrets, licenses) carry."""
+_RESULT_MARKERS = frozenset({"Target", "Class", "Type", "Vulnerabilities"})
 
-    A record without an id raises :class:`ReportError`.
-    """
+
+def _trivy_fixable(fixed_version: str | None, status: str | None, *, status_expected: bool) -> bool | None:
+    """A fixed version or ``Status: fixed`` is a fix; a no-fix status is none; ``unknown`` or any other status
+    word is an unknown fix state. Without a ``Status`` key: no fix where no record of the report has one (Trivy
+    before v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), else unknown (the report
+    speaks ``Status`` but does not say it for this record)."""
+    if fixed_version is not None or status == "fixed":
+        return True
+    if status is None:
+        return None if status_expected else False
+    return False if status in _TRIVY_NO_FIX else None
+
+
+def _renamed(record: dict[str, Any], expected: tuple[str, ...], known: frozenset[str], where: str) -> None:
+    renamed = renamed_field(record, expected, known)
+    if renamed is not None:
+        raise _Malformed(f"{where}.{renamed[1]} is missing; found `{renamed[0]}`")
+
+
+def _required_obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
+    return value
+
+
+def trivy_findings(
+    vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS, *, status_expected: bool = False
+) -> list[Finding]:
+    """One array of Trivy vulnerabilities (``where`` names it); see :func:`_trivy_fixable` for the fix state.
+
+    A record without an id or a severity, or with a field the checks read renamed, ``null`` or of the wrong
+    type, raises :class:`ReportError` naming it."""
+    model = trivy_record_model(*keys)
+    expected = tuple(key for key in keys if key is not None)
+    known = frozenset(k for k in _TRIVY_RECORD_KEYS if k.lower() not in {e.lower() for e in expected})
     findings = []
     for j, raw in enumerate(_items(vulnerabilities, where)):
-        vulnerability = _obj(raw, f"{where}[{j}]")
-        vulnerability_id = _text(vulnerability.get(keys.id))
-        if vulnerability_id is None:
-            raise _Malformed(f"{where}[{j}] has no {keys.id}")
-        fixed_version = _text(vulnerability.get(keys.fixed_version))
+        here = f"{where}[{j}]"
+        record = _required_obj(raw, here)
+        _renamed(record, expected, known, here)
+        for key in expected:
+            if key in record and record[key] is None:  # Trivy leaves an empty field out, never null
+                raise _Malformed(f"{here}.{key} is null")
+        parsed = read_record(model, record, here)
+        fixed_version = _text(parsed.fixed_version)
+        status = parsed.status.strip().lower() if parsed.status is not None else None
         findings.append(
             Finding(
-                id=vulnerability_id,
-                package=_text(vulnerability.get(keys.package)),
-                installed_version=_text(vulnerability.get(keys.installed_version)),
+                id=parsed.id,
+                package=_text(parsed.package),
+                installed_version=_text(parsed.installed_version),
                 fixed_version=fixed_version,
-                severity=normalise_severity(vulnerability.get(keys.severity)),
-                fixable=fixed_version is not None,
+                severity=normalise_severity(parsed.severity),
+                fixable=_trivy_fixable(fixed_version, status, status_expected=status_expected),
             )
         )
     return findings
 
 
 def _trivy_findings(results: list[Any], where: str) -> list[Finding]:
-    return [
-        finding
-        for i, result in enumerate(results)
-        for finding in trivy_findings(
-            _obj(result, f"{where}[{i}]").get("Vulnerabilities"), f"{where}[{i}].Vulnerabilities"
-        )
-    ]
+    """Every result's findings. A result without ``Vulnerabilities`` (or with ``null``) is clean, as Trivy writes
+    it, unless another key of it is a near namesake or holds vulnerability records: then the key was renamed."""
+    for i, raw in enumerate(results):
+        here = f"{where}[{i}]"
+        result = _required_obj(raw, here)
+        if not isinstance(result.get("Target"), str):
+            state = f"a JSON {json_type(result['Target'])}" if "Target" in result else "missing"
+            raise _Malformed(f"{here}.Target is {state}, expected a string")
+        for key in ("Class", "Type"):
+            if key in result and not isinstance(result[key], str):
+                raise _Malformed(f"{here}.{key} is a JSON {json_type(result[key])}, expected a string")
+    status_expected = any(
+        isinstance(record, dict) and "Status" in record
+        for result in results
+        if isinstance(result.get("Vulnerabilities"), list)
+        for record in result["Vulnerabilities"]
+    )
+    findings = []
+    for i, result in enumerate(results):
+        here = f"{where}[{i}]"
+        vulnerabilities = _items(result.get("Vulnerabilities"), f"{here}.Vulnerabilities")
+        if not vulnerabilities:
+            misplaced = _holding(result, "Vulnerabilities", _VULNERABILITY_MARKERS, _TRIVY_RESULT_KEYS)
+            if misplaced is not None:
+                state = "empty" if "Vulnerabilities" in result else "missing"
+                raise _Malformed(f"{here}.Vulnerabilities is {state}; found `{misplaced}`")
+            continue
+        findings += trivy_findings(vulnerabilities, f"{here}.Vulnerabilities", status_expected=status_expected)
+    return findings
 
 
 def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
@@ -214,7 +382,13 @@ def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
         repo_tags=_texts(metadata.get("RepoTags")),
         repo_digests=repo_digests,
     )
-    results = _items(document.get("Results"), "Results")
+    results = _array(document, "Results", "Results")
+    if results is None:
+        misplaced = _holding(document, "Results", _RESULT_MARKERS, _TRIVY_REPORT_KEYS)
+        if misplaced is not None:
+            raise _Malformed(f"Results is missing; found `{misplaced}`")
+        results = []
+    findings = _trivy_findings(results, "Results")
     scanned_at, time_error = _scan_time(document.get("CreatedAt"), "CreatedAt")
     return ScannedArtifact(
         format="trivy",
@@ -223,8 +397,8 @@ def parse_trivy(document: dict[str, Any], source: str) -> ScannedArtifact:
         subject=_subject(artifact, name_from_report=name is not None, source=source),
         artifact=artifact,
         scanned_at=scanned_at,
-        findings=_trivy_findings(results, "Results"),
-        scanned_nothing=_trivy_scanned_nothing(results),
+        findings=findings,
+        scanned_nothing=None if findings else _trivy_scanned_nothing(results),
         time_error=time_error,
     )
 
@@ -303,29 +477,64 @@ def _grype_artifact(source_block: dict[str, Any], source: str) -> tuple[Artifact
 _GRYPE_FIX_STATES: dict[Any, bool] = {"fixed": True, "not-fixed": False, "wont-fix": False}
 """Grype's ``fix.state``; ``unknown``, ``""`` or anything else is an unknown fix state, never "no fix"."""
 
+_GRYPE_KNOWN_KEYS: dict[tuple[str, ...], frozenset[str]] = {
+    (): frozenset({"relatedVulnerabilities", "matchDetails"}),
+    ("vulnerability",): frozenset(
+        {
+            "dataSource",
+            "namespace",
+            "urls",
+            "links",
+            "description",
+            "cvss",
+            "cvssV2",
+            "cvssV3",
+            "epss",
+            "knownExploited",
+            "advisories",
+            "risk",
+        }
+    ),
+    ("vulnerability", "fix"): frozenset({"available"}),
+    ("artifact",): frozenset(
+        {"id", "type", "locations", "language", "licenses", "cpes", "purl", "upstreams", "metadata", "metadataType"}
+    ),
+}
+"""Other fields grype writes beside the ones the checks read (none a misspelling of those)."""
+
+
+def _grype_renamed(match: dict[str, Any], where: str) -> None:
+    for path, expected in GRYPE_MATCH_FIELDS.items():
+        node: Any = match
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            _renamed(node, expected, _GRYPE_KNOWN_KEYS[path], "".join((where, *(f".{key}" for key in path))))
+
 
 def _grype_finding(raw: Any, where: str) -> Finding:
-    match = _obj(raw, where)
-    vulnerability = _obj(match.get("vulnerability"), f"{where}.vulnerability")
-    package = _obj(match.get("artifact"), f"{where}.artifact")
-    vulnerability_id = _text(vulnerability.get("id"))
-    if vulnerability_id is None:
-        raise _Malformed(f"{where}.vulnerability has no id")
-    fix = vulnerability.get("fix")
-    fixed_in = _text(vulnerability.get("fixedInVersion"))
-    if isinstance(fix, dict):
-        fixable: bool | None = _GRYPE_FIX_STATES.get(fix.get("state"))
-        fixed_version = ", ".join(_texts(fix.get("versions"))) or None
+    match = _required_obj(raw, where)
+    _grype_renamed(match, where)
+    parsed = read_record(GrypeMatch, match, where)
+    vulnerability = parsed.vulnerability
+    fix = vulnerability.fix
+    fixed_in = _text(vulnerability.fixed_in_version)
+    fixable: bool | None
+    if fix is not None:
+        versions = [version for version in fix.versions or () if version.strip()]
+        fixable = True if versions else _GRYPE_FIX_STATES.get(fix.state)
+        fixed_version = ", ".join(versions) or None
     elif fixed_in is not None:  # grype before 0.13 names the fix in `fixedInVersion`
         fixable, fixed_version = True, fixed_in
     else:  # no fix block and no `fixedInVersion`: say unknown, not "no fix"
         fixable, fixed_version = None, None
+    package = parsed.artifact
     return Finding(
-        id=vulnerability_id,
-        package=_text(package.get("name")),
-        installed_version=_text(package.get("version")),
+        id=vulnerability.id,
+        package=_text(package.name) if package else None,
+        installed_version=_text(package.version) if package else None,
         fixed_version=fixed_version,
-        severity=normalise_severity(vulnerability.get("severity")),
+        severity=normalise_severity(vulnerability.severity),
         fixable=fixable,
     )
 
@@ -334,7 +543,7 @@ def parse_grype(document: dict[str, Any], source: str) -> ScannedArtifact:
     """``grype -o json``: ``source.target`` is an object for images, a string for directories."""
     artifact, name_known = _grype_artifact(_obj(document.get("source"), "source"), source)
     descriptor = _obj(document.get("descriptor"), "descriptor")
-    matches = _items(document.get("matches"), "matches")
+    matches = _array(document, "matches", "matches") or []
     scanned_at, time_error = _scan_time(descriptor.get("timestamp"), "descriptor.timestamp")
     nothing = None
     if not matches and not name_known and artifact.type == "unknown":
@@ -397,32 +606,26 @@ def _message(value: Any) -> str:
     return _text(_obj(value, "message").get("text")) or ""
 
 
-def _score(properties: dict[str, Any]) -> float | None:
-    try:
-        return float(properties["security-severity"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _sarif_severity(result: dict[str, Any], rule: dict[str, Any], rule_help: str, message: str) -> str:
+def _sarif_severity(result: SarifResult, rule: dict[str, Any], rule_help: str, message: str) -> str:
     """Severity word first (Trivy tags, legacy ``[LOW] CVE-…`` ids, ``Severity:`` lines), then level.
 
     ``security-severity`` alone is the CVSS score, which can disagree with the scanner's own severity
     (grype's fixture: a "low" vulnerability with 8.2), so it only splits ``error`` into CRITICAL/HIGH.
+    A score that is not a number in [0, 10] (``NaN``, ``-1``, ``11``) is no score: UNKNOWN without a level.
     """
     properties = _obj(rule.get("properties"), "rule properties")
     for tag in _texts(properties.get("tags")):
         if tag in SEVERITY_RANK:
             return tag
-    legacy = _LEGACY_RULE_ID.match(_text(result.get("ruleId")) or "")
+    legacy = _LEGACY_RULE_ID.match(_text(result.rule_id) or "")
     if legacy:
         return normalise_severity(legacy["severity"])
     for text in (message, rule_help):
         line = _SEVERITY_LINE.search(text)
         if line:
             return normalise_severity(line[1])
-    level = _text(result.get("level")) or _text(_obj(rule.get("defaultConfiguration"), "rule").get("level"))
-    score = _score(properties)
+    level = result.level or _text(_obj(rule.get("defaultConfiguration"), "rule").get("level"))
+    score = security_severity(properties.get("security-severity"))
     if level == "error":
         return "CRITICAL" if score is not None and score >= 9.0 else "HIGH"
     if level == "warning":
@@ -446,10 +649,10 @@ def _sarif_package(message: str, rule_help: str) -> tuple[str | None, str | None
     return None, None
 
 
-def _rule_for(result: dict[str, Any], rules: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    rule_id = _text(result.get("ruleId"))
-    index = result.get("ruleIndex")
-    if isinstance(index, int) and 0 <= index < len(rules) and rules[index].get("id") == rule_id:
+def _rule_for(result: SarifResult, rules: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    rule_id = _text(result.rule_id)
+    index = result.rule_index
+    if index is not None and 0 <= index < len(rules) and rules[index].get("id") == rule_id:
         return rules[index]
     return by_id.get(rule_id or "", {})
 
@@ -466,14 +669,15 @@ def _sarif_findings(results: list[Any], rules: list[dict[str, Any]], where: str)
         by_id.setdefault(_text(rule.get("id")) or "", rule)
     findings = []
     for i, raw in enumerate(results):
-        result = _obj(raw, f"{where}.results[{i}]")
+        raw_result = _required_obj(raw, f"{where}.results[{i}]")
+        result = read_record(SarifResult, raw_result, f"{where}.results[{i}]")
         rule = _rule_for(result, rules, by_id)
         if not _is_vulnerability(rule):
             continue
-        message = _message(result.get("message"))
+        message = _message(raw_result.get("message"))
         rule_help = _message(rule.get("help"))
         named = _VULNERABILITY_LINE.search(message) or _VULNERABILITY_LINE.search(rule_help)
-        rule_id = _text(result.get("ruleId"))
+        rule_id = _text(result.rule_id)
         legacy = _LEGACY_RULE_ID.match(rule_id or "")
         vulnerability_id = named[1] if named else legacy["id"] if legacy else rule_id
         if vulnerability_id is None:
@@ -627,6 +831,10 @@ def parse_sarif(document: dict[str, Any], source: str) -> list[ScannedArtifact]:
         scanner = _scanner_of(driver, where)
         rules = [_obj(rule, f"{where}.tool.driver.rules[]") for rule in _items(driver.get("rules"), "rules")]
         results = _items(run.get("results"), f"{where}.results")
+        no_results: tuple[str, ...] = ()
+        if run.get("results") is None:
+            state = "null" if "results" in run else "missing"
+            no_results = (f"{where}.results is {state}: in SARIF that means the tool produced no results",)
         artifact, name_known = _sarif_artifact(run, results, source)
         fallback = source
         if len(runs) > 1:
@@ -643,7 +851,7 @@ def parse_sarif(document: dict[str, Any], source: str) -> list[ScannedArtifact]:
                 scanned_at=scanned_at,
                 findings=_sarif_findings(results, rules, where),
                 fix_state_known=False,
-                scan_errors=_sarif_errors(run, where),
+                scan_errors=_sarif_errors(run, where) + no_results,
                 time_error=time_error,
             )
         )

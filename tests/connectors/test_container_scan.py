@@ -460,11 +460,11 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "trivy-bad-shape": (b'{"SchemaVersion": 2, "Results": "oops"}', "malformed trivy report: Results is a JSON string"),
     "trivy-no-id": (
         b'{"SchemaVersion": 2, "Results": [{"Target": "x", "Vulnerabilities": [{"PkgName": "p"}]}]}',
-        "malformed trivy report: Results[0].Vulnerabilities[0] has no VulnerabilityID",
+        "malformed trivy report: Results[0].Vulnerabilities[0].VulnerabilityID is missing",
     ),
     "grype-no-id": (
         b'{"matches": [{"vulnerability": {}}]}',
-        "malformed grype report: matches[0].vulnerability has no id",
+        "malformed grype report: matches[0].vulnerability.id is missing",
     ),
     "sarif-old": (b'{"version": "1.0.0", "runs": []}', "unsupported SARIF version '1.0.0'"),
     "sarif-codeql": (
@@ -564,7 +564,7 @@ def test_settings_defaults_and_normalisation() -> None:
     assert (defaults.max_age, defaults.fail_on_severity, defaults.max_file_bytes) == (
         timedelta(days=7),
         "HIGH",
-        256 * 1024 * 1024,
+        100 * 1024 * 1024,
     )
 
 
@@ -609,7 +609,7 @@ def test_fixable_critical_fails_and_names_the_counts(fixtures: Path) -> None:
     result = NO_FIXABLE_VULNS.run(observation, settings(), NOW)
     assert result.result is Outcome.FAIL
     assert "CRITICAL 2, HIGH 0" in result.message
-    assert result.details["counts"] == {"CRITICAL": 2, "HIGH": 0}
+    assert result.details["counts"] == {"CRITICAL": 2, "HIGH": 0, "UNKNOWN": 0}
 
 
 def test_fixable_vulns_below_the_threshold_pass(fixtures: Path) -> None:

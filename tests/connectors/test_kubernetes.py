@@ -498,7 +498,7 @@ def test_a_malformed_report_is_a_problem_and_the_others_are_kept(api_server: Fak
         Problem(
             "vulnerabilityreports/model-serving/broken",
             "unreadable VulnerabilityReport: vulnerabilityreports/model-serving/broken: "
-            "report.vulnerabilities[0] has no vulnerabilityID",
+            "report.vulnerabilities[0].vulnerabilityID is missing",
         )
     ]
     assert len(by_subject(observations, "container.scan")) == 2
