@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import builtins
+import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from collector.durations import format_duration
 from collector.errors import extra_needed
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 
 __all__ = [
+    "CLOCK_SKEW_TOLERANCE",
     "ENTRY_POINT_GROUP",
     "Check",
     "CollectContext",
@@ -28,10 +31,13 @@ __all__ = [
     "RunCancelled",
     "available_connectors",
     "load_connector",
+    "non_finite_path",
     "secret_fields",
 ]
 
 ENTRY_POINT_GROUP = "evidence_collector.connectors"
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+"""How far ahead of ``now`` an observation may be dated before it counts as observed in the future."""
 
 
 class ConnectorSettings(BaseModel):
@@ -43,6 +49,21 @@ class ConnectorSettings(BaseModel):
 S = TypeVar("S", bound=ConnectorSettings)
 
 
+def non_finite_path(payload: Mapping[str, Any]) -> str | None:
+    """The JSON path (``$.a.b[0]``) of the first NaN or infinite float in ``payload``, or ``None``."""
+    pending: list[tuple[str, Any]] = [("$", payload)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return path
+        elif isinstance(value, Mapping):
+            pending.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Check(Generic[S]):
     """A pure judgement over one observation. Thresholds come from the connector's settings."""
@@ -52,7 +73,21 @@ class Check(Generic[S]):
     title: str
     evaluate: Callable[[Observation, S, datetime], CheckResult]
 
-    def run(self, observation: Observation, settings: S, now: datetime) -> CheckResult:
+    def run(
+        self, observation: Observation, settings: S, now: datetime, skew: timedelta = CLOCK_SKEW_TOLERANCE
+    ) -> CheckResult:
+        """The check's judgement, except that evidence holding a non-finite number is an ``error`` and evidence
+        dated later than ``now`` plus ``skew`` is a ``fail``, whatever the check would say."""
+        where = non_finite_path(observation.payload)
+        if where is not None:
+            message = f"the evidence holds a non-finite number at {where}, which is not a measurement"
+            return CheckResult(self.id, Outcome.ERROR, message, {"path": where})
+        if observation.observed_at > now + skew:
+            message = (
+                f"observed in the future: {observation.observed_at.isoformat()} is later than {now.isoformat()} "
+                f"plus the clock-skew tolerance of {format_duration(skew)}"
+            )
+            return CheckResult(self.id, Outcome.FAIL, message, {"observed_at": observation.observed_at.isoformat()})
         try:
             result = self.evaluate(observation, settings, now)
         except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass

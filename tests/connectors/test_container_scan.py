@@ -359,7 +359,7 @@ def test_old_grype_without_fix_blocks_has_unknown_fix_state(tmp_path: Path) -> N
     assert observation.payload["fix_state_known"] is False
     assert observation.payload["fixable_counts"] is None
     assert observation.subject == Subject("container_image", "alpine:3.12")
-    result = NO_FIXABLE_VULNS.run(observation, ContainerScanSettings(paths=["x"]), NOW)
+    result = NO_FIXABLE_VULNS.run(observation, ContainerScanSettings(paths=["x"]), observation.observed_at)
     assert result.result is Outcome.FAIL
     assert "fix state unknown" in result.message
 
