@@ -15,13 +15,12 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from collector.durations import format_duration
 from collector.errors import extra_needed
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
 
 __all__ = [
-    "CLOCK_SKEW_TOLERANCE",
     "ENTRY_POINT_GROUP",
     "Check",
     "CollectContext",
@@ -36,8 +35,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "evidence_collector.connectors"
-CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
-"""How far ahead of ``now`` an observation may be dated before it counts as observed in the future."""
 
 
 class ConnectorSettings(BaseModel):
@@ -74,7 +71,7 @@ class Check(Generic[S]):
     evaluate: Callable[[Observation, S, datetime], CheckResult]
 
     def run(
-        self, observation: Observation, settings: S, now: datetime, skew: timedelta = CLOCK_SKEW_TOLERANCE
+        self, observation: Observation, settings: S, now: datetime, skew: timedelta = DEFAULT_CLOCK_SKEW_TOLERANCE
     ) -> CheckResult:
         """The check's judgement, except that evidence holding a non-finite number is an ``error`` and evidence
         dated later than ``now`` plus ``skew`` is a ``fail``, whatever the check would say."""
@@ -82,12 +79,10 @@ class Check(Generic[S]):
         if where is not None:
             message = f"the evidence holds a non-finite number at {where}, which is not a measurement"
             return CheckResult(self.id, Outcome.ERROR, message, {"path": where})
-        if observation.observed_at > now + skew:
-            message = (
-                f"observed in the future: {observation.observed_at.isoformat()} is later than {now.isoformat()} "
-                f"plus the clock-skew tolerance of {format_duration(skew)}"
-            )
-            return CheckResult(self.id, Outcome.FAIL, message, {"observed_at": observation.observed_at.isoformat()})
+        future = in_the_future(observation.observed_at, now, skew)
+        if future is not None:
+            details = {"observed_at": observation.observed_at.isoformat()}
+            return CheckResult(self.id, Outcome.FAIL, f"observed at {future}", details)
         try:
             result = self.evaluate(observation, settings, now)
         except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass
