@@ -1,16 +1,22 @@
 """What is never a pass, for every check of every installed connector (present and future).
 
 Each check is judged over observations that the connector's own code builds from real sample data (see
-tests/fixtures/SOURCES.md and tests/data/), then over mutations of them drawn by hypothesis:
+tests/fixtures/SOURCES.md and tests/data/), starting from a passing one, then over mutations drawn by hypothesis:
 
-- a number in the evidence becomes NaN, +Inf or -Inf (a float in the payload; in the source document a float, or
-  the string Prometheus writes, where the source writes numbers as strings);
-- a time becomes unreadable or lies in the future (the observation's ``observed_at``, a time in the payload, a
-  time in the source document);
-- the source says it failed (a table per source: SARIF ``executionSuccessful: false``, an errored Evidently test,
-  a failed SageMaker execution, Prometheus warnings, AccessDenied ...).
+- a number becomes NaN, +Inf or -Inf: anywhere in the evidence (always ``error``, naming the path), or in the
+  source document as a float or, where the source writes numbers as text (Prometheus, MLflow), as that text;
+- a time becomes unreadable or lies beyond the clock-skew tolerance in the future: the evidence's ``observed_at``
+  (always ``fail``), a time in the evidence, a time in the source document;
+- the source says that it failed (a table per source below: SARIF ``executionSuccessful: false``, a grype DB
+  error, a failed or errored Evidently test, a failed SageMaker execution or schedule, Prometheus warnings or an
+  error envelope, AccessDenied, a forbidden Kubernetes list, an MLflow run that FAILED).
 
-None of these may come out ``pass``. A check without a sample fails the suite, so no new check escapes it.
+None of these may come out ``pass``. A mutated field counts where it reaches a judgement: a check reads it when
+setting it to another valid value (another finite number, another past time) changes the check's result, and a
+check reads ``observed_at`` when moving it changes the result. A field no check reads (a SARIF line number, a
+user's creation time under ``root_mfa``) may carry anything.
+
+A check without a sample, or whose samples never pass, fails the suite: a new check cannot escape the net.
 """
 
 from __future__ import annotations
