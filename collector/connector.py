@@ -47,8 +47,8 @@ S = TypeVar("S", bound=ConnectorSettings)
 
 
 def non_finite_path(payload: Mapping[str, Any]) -> str | None:
-    """The JSON path (``$.a.b[0]``) of the first NaN or infinite float in ``payload``, or ``None``."""
-    pending: list[tuple[str, Any]] = [("$", payload)]
+    """The path (``a.b[0]``) of the first NaN or infinite float in ``payload``, or ``None``."""
+    pending: list[tuple[str, Any]] = [(str(key), value) for key, value in payload.items()]
     while pending:
         path, value = pending.pop()
         if isinstance(value, float):
@@ -73,22 +73,23 @@ class Check(Generic[S]):
     def run(
         self, observation: Observation, settings: S, now: datetime, skew: timedelta = DEFAULT_CLOCK_SKEW_TOLERANCE
     ) -> CheckResult:
-        """The check's judgement, except that evidence holding a non-finite number is an ``error`` and evidence
-        dated later than ``now`` plus ``skew`` is a ``fail``, whatever the check would say."""
-        where = non_finite_path(observation.payload)
-        if where is not None:
-            message = f"the evidence holds a non-finite number at {where}, which is not a measurement"
-            return CheckResult(self.id, Outcome.ERROR, message, {"path": where})
-        future = in_the_future(observation.observed_at, now, skew)
-        if future is not None:
-            details = {"observed_at": observation.observed_at.isoformat()}
-            return CheckResult(self.id, Outcome.FAIL, f"observed at {future}", details)
+        """The check's judgement; a ``pass`` over evidence holding a non-finite number becomes an ``error``, and
+        one over evidence dated later than ``now`` plus ``skew`` a ``fail``, whatever the check overlooked."""
         try:
             result = self.evaluate(observation, settings, now)
         except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass
             return CheckResult(self.id, Outcome.ERROR, f"check raised {type(exc).__name__}: {exc}")
         if result.check_id != self.id:
             raise RuntimeError(f"check {self.id} returned a result labelled {result.check_id}")
+        if result.result is not Outcome.PASS:
+            return result
+        where = non_finite_path(observation.payload)
+        if where is not None:
+            return CheckResult(self.id, Outcome.ERROR, f"not evidence: non-finite number at {where}", {"path": where})
+        future = in_the_future(observation.observed_at, now, skew)
+        if future is not None:
+            details = {"observed_at": observation.observed_at.isoformat()}
+            return CheckResult(self.id, Outcome.FAIL, f"observed at {future}", details)
         return result
 
     def result(self, outcome: Outcome, message: str, **details: Any) -> CheckResult:
