@@ -8,7 +8,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -19,6 +19,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, Validatio
 from collector.errors import extra_needed
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
+from collector.numbers import non_finite_paths
+from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
 
 __all__ = [
     "CONFIG_DIR_CONTEXT",
@@ -77,13 +79,27 @@ class Check(Generic[S]):
     title: str
     evaluate: Callable[[Observation, S, datetime], CheckResult]
 
-    def run(self, observation: Observation, settings: S, now: datetime) -> CheckResult:
+    def run(
+        self, observation: Observation, settings: S, now: datetime, skew: timedelta = DEFAULT_CLOCK_SKEW_TOLERANCE
+    ) -> CheckResult:
+        """The check's judgement; a ``pass`` over evidence holding a non-finite number becomes an ``error``, and
+        one over evidence dated later than ``now`` plus ``skew`` a ``fail``, whatever the check overlooked."""
         try:
             result = self.evaluate(observation, settings, now)
         except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass
             return CheckResult(self.id, Outcome.ERROR, f"check raised {type(exc).__name__}: {exc}")
         if result.check_id != self.id:
             raise RuntimeError(f"check {self.id} returned a result labelled {result.check_id}")
+        if result.result is not Outcome.PASS:
+            return result
+        found = non_finite_paths(observation.payload)
+        if found:
+            where = found[0]
+            return CheckResult(self.id, Outcome.ERROR, f"not evidence: non-finite number at {where}", {"path": where})
+        future = in_the_future(observation.observed_at, now, skew)
+        if future is not None:
+            details = {"observed_at": observation.observed_at.isoformat()}
+            return CheckResult(self.id, Outcome.FAIL, f"observed at {future}", details)
         return result
 
     def result(self, outcome: Outcome, message: str, **details: Any) -> CheckResult:

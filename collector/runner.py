@@ -64,7 +64,8 @@ def prepare_record(
         payload_bytes = canonical_json(obs.payload)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"payload is not canonical JSON: {exc}") from exc
-    results = [c.run(obs, connector.settings, collected_at) for c in connector.checks if c.kind == obs.kind]
+    skew = instance.clock_skew_tolerance
+    results = [c.run(obs, connector.settings, collected_at, skew) for c in connector.checks if c.kind == obs.kind]
     checks = [r.as_json() for r in results]
     return PreparedRecord(
         id=str(uuid.uuid4()),

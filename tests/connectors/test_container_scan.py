@@ -359,7 +359,7 @@ def test_old_grype_without_fix_blocks_has_unknown_fix_state(tmp_path: Path) -> N
     assert observation.payload["fix_state_known"] is False
     assert observation.payload["fixable_counts"] is None
     assert observation.subject == Subject("container_image", "alpine:3.12")
-    result = NO_FIXABLE_VULNS.run(observation, ContainerScanSettings(paths=["x"]), NOW)
+    result = NO_FIXABLE_VULNS.run(observation, ContainerScanSettings(paths=["x"]), observation.observed_at)
     assert result.result is Outcome.FAIL
     assert "fix state unknown" in result.message
 
@@ -623,24 +623,25 @@ def test_fixable_vulns_below_the_threshold_pass(fixtures: Path) -> None:
 def test_unfixed_critical_passes_but_a_fixable_low_fails_at_low(fixtures: Path, tmp_path: Path) -> None:
     report = json.loads((fixtures / "grype" / "grype-image-newest-fields.json").read_text())
     unset = collect_one(write_json(tmp_path / "unset.json", report))
-    assert NO_FIXABLE_VULNS.run(unset, settings(), NOW).result is Outcome.FAIL  # fix.state "" is unknown
+    assert NO_FIXABLE_VULNS.run(unset, settings(), unset.observed_at).result is Outcome.FAIL  # fix.state "" is unknown
     report["matches"][1]["vulnerability"]["fix"]["state"] = "not-fixed"
     observation = collect_one(write_json(tmp_path / "not-fixed.json", report))
-    assert NO_FIXABLE_VULNS.run(observation, settings(), NOW).result is Outcome.PASS
-    at_low = NO_FIXABLE_VULNS.run(observation, settings(fail_on_severity="LOW"), NOW)
+    assert NO_FIXABLE_VULNS.run(observation, settings(), observation.observed_at).result is Outcome.PASS
+    at_low = NO_FIXABLE_VULNS.run(observation, settings(fail_on_severity="LOW"), observation.observed_at)
     assert at_low.result is Outcome.FAIL
     assert "LOW 1" in at_low.message
 
 
 def test_sarif_unknown_fix_state_is_never_a_pass_when_vulns_exist(fixtures: Path) -> None:
     grype = collect_one(fixtures / "sarif" / "grype-image.sarif.json")  # one CRITICAL
-    result = NO_FIXABLE_VULNS.run(grype, settings(), NOW)
+    result = NO_FIXABLE_VULNS.run(grype, settings(), grype.observed_at)
     assert result.result is Outcome.FAIL
     assert "fix state unknown" in result.message
     assert result.details["fix_state_known"] is False
     trivy = collect_one(fixtures / "sarif" / "trivy-alpine-310.sarif.json")  # four MEDIUM
-    assert NO_FIXABLE_VULNS.run(trivy, settings(), NOW).result is Outcome.PASS
-    assert NO_FIXABLE_VULNS.run(trivy, settings(fail_on_severity="MEDIUM"), NOW).result is Outcome.FAIL
+    assert NO_FIXABLE_VULNS.run(trivy, settings(), trivy.observed_at).result is Outcome.PASS
+    medium = settings(fail_on_severity="MEDIUM")
+    assert NO_FIXABLE_VULNS.run(trivy, medium, trivy.observed_at).result is Outcome.FAIL
 
 
 def test_a_broken_payload_is_an_error_not_a_pass() -> None:
