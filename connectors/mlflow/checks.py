@@ -59,6 +59,8 @@ def _for_deployed(check_id: str, judge: Evaluate) -> Evaluate:
         if where := non_finite_paths(payload):
             message = f"not evidence: non-finite numbers at {', '.join(where[:5])} (stored metrics read 'NaN')"
             return CheckResult(check_id, Outcome.ERROR, message, {"deployed_via": reasons})
+        if check_id in _RUN_JUDGED and (unfinished := _unfinished_run(payload)) is not None:
+            return CheckResult(check_id, unfinished[0], unfinished[1], {"deployed_via": reasons})
         result = judge(observation, settings, now)
         return CheckResult(check_id, result.result, result.message, {**result.details, "deployed_via": reasons})
 
@@ -67,6 +69,25 @@ def _for_deployed(check_id: str, judge: Evaluate) -> Evaluate:
 
 def _name(payload: Mapping[str, Any]) -> str:
     return f"{payload['name']} v{payload['version']}"
+
+
+_ENDED_BADLY = frozenset({"FAILED", "KILLED"})
+
+
+def _unfinished_run(payload: Mapping[str, Any]) -> tuple[Outcome, str] | None:
+    """What the source run logged proves nothing unless the run FINISHED: ``fail`` for a run that ended FAILED or
+    KILLED, ``error`` for one still running or of unknown status. ``None`` when it finished (or is not found:
+    the checks report a missing run themselves)."""
+    source_run = payload["source_run"]
+    if source_run["state"] not in (SourceRun.FOUND, SourceRun.DELETED):
+        return None
+    status = source_run.get("status")
+    if status == "FINISHED":
+        return None
+    run = f"{_name(payload)}: source run {source_run['run_id']}"
+    if status in _ENDED_BADLY:
+        return Outcome.FAIL, f"{run} ended {status}: what it logged is not evidence of a completed training"
+    return Outcome.ERROR, f"{run} has not finished (status {status or 'not recorded'}): nothing to judge yet"
 
 
 # ------------------------------------------------------------------------------------------- lineage
@@ -227,6 +248,8 @@ def documented(observation: Observation, settings: MlflowSettings, now: datetime
 
 _EVALUATED_ID = "mlflow.evaluated"
 _FAIRNESS_ID = "mlflow.fairness_within_bounds"
+_RUN_JUDGED = frozenset({_LINEAGE_ID, _EVALUATED_ID, _FAIRNESS_ID})
+"""The checks that judge what the source run logged."""
 
 
 def _metrics_of(payload: Mapping[str, Any]) -> Mapping[str, float | str] | None:

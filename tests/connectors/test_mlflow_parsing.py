@@ -443,3 +443,23 @@ def test_a_payload_holding_a_non_finite_float_is_not_evidence_for_any_check() ->
     assert results(tampered)["mlflow.lineage_complete"].message == (
         "not evidence: non-finite numbers at source_run.metrics.accuracy (stored metrics read 'NaN')"
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "says"),
+    [
+        ("FAILED", F, "ended FAILED"),
+        ("KILLED", F, "ended KILLED"),
+        ("RUNNING", Outcome.ERROR, "has not finished (status RUNNING)"),
+        (None, Outcome.ERROR, "has not finished (status not recorded)"),
+    ],
+)
+def test_what_an_unfinished_source_run_logged_is_never_a_pass(status: str | None, outcome: Outcome, says: str) -> None:
+    finished = outcomes(observation(version_facts(), run_facts(metrics={"accuracy": 0.9})))
+    assert finished["mlflow.evaluated"] is P
+    judged_now = results(observation(version_facts(), run_facts(metrics={"accuracy": 0.9}, status=status)))
+    for check_id in ("mlflow.lineage_complete", "mlflow.evaluated", "mlflow.fairness_within_bounds"):
+        assert judged_now[check_id].result is outcome
+        assert says in judged_now[check_id].message
+    for check_id in ("mlflow.approval_recorded", "mlflow.documented"):
+        assert judged_now[check_id].result is finished[check_id]
