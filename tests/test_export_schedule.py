@@ -127,7 +127,7 @@ def scrape(state: State, mappings: Mappings) -> dict[tuple[str, tuple[tuple[str,
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(generate_latest(registry).decode())
         for s in family.samples
-        if s.name.startswith("export_")
+        if s.name.startswith("evidence_collector_export_")
     }
 
 
