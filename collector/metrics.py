@@ -18,7 +18,7 @@ from collector.state import EXPORT_OUTCOMES, RUN_OUTCOMES, State, evaluate_contr
 __all__ = ["EvidenceMetrics", "StateSync"]
 
 _CONTROL = ["framework", "control"]
-_CONNECTOR = ["connector", "instance"]
+_CONNECTOR = ["connector", "connector_instance"]
 
 
 class StateSync:
@@ -68,7 +68,8 @@ class EvidenceMetrics(Collector):
         self.version = version
         self.active_kinds = active_kinds
         self.coverage = coverage
-        """The configured connectors and attestation templates; without it ``control_coverage`` is not exported."""
+        """The configured connectors and attestation templates; without it ``evidence_collector_control_coverage`` is
+        not exported."""
         self.sync = sync
         """The daemon's: until its state is first loaded from the database, freshness, check failures and coverage
         are unknown and not exported (rather than every control reported missing)."""
@@ -127,58 +128,68 @@ class _Families:
 
     def __init__(self) -> None:
         self.age = GaugeMetricFamily(
-            "evidence_age_seconds", "Age of the newest evidence mapped to the control.", labels=_CONTROL
+            "evidence_collector_evidence_age_seconds",
+            "Age of the newest evidence mapped to the control.",
+            labels=_CONTROL,
         )
         self.ttl = GaugeMetricFamily(
-            "evidence_ttl_seconds", "How long the control's evidence stays fresh.", labels=_CONTROL
+            "evidence_collector_evidence_ttl_seconds", "How long the control's evidence stays fresh.", labels=_CONTROL
         )
         self.stale = GaugeMetricFamily(
-            "evidence_stale", "1 when the control's evidence is stale or missing, else 0.", labels=_CONTROL
+            "evidence_collector_evidence_stale",
+            "1 when the control's evidence is stale or missing, else 0.",
+            labels=_CONTROL,
         )
         self.status = GaugeMetricFamily(
-            "evidence_status", "Freshness: 0 fresh, 1 at_risk, 2 stale, 3 missing.", labels=_CONTROL
+            "evidence_collector_evidence_status", "Freshness: 0 fresh, 1 at_risk, 2 stale, 3 missing.", labels=_CONTROL
         )
         self.failures = GaugeMetricFamily(
-            "control_check_failures",
+            "evidence_collector_control_check_failures",
             "Subjects whose latest evidence fails a check mapped to the control.",
             labels=_CONTROL,
         )
         self.coverage = GaugeMetricFamily(
-            "control_coverage",
+            "evidence_collector_control_coverage",
             "Controls per coverage state: automated, attested (unexpired), attestable (by a template), uncovered.",
             labels=["framework", "state"],
         )
         self.last_success = GaugeMetricFamily(
-            "connector_last_success_timestamp_seconds",
+            "evidence_collector_connector_last_success_timestamp_seconds",
             "When the connector instance last finished a run that stored evidence (not only error checks).",
             labels=_CONNECTOR,
         )
         self.runs = CounterMetricFamily(
-            "connector_runs",
+            "evidence_collector_connector_runs",
             "Collection runs by outcome; inconclusive: every record it stored has only error checks (a failure).",
             labels=[*_CONNECTOR, "outcome"],
         )
         self.duration = GaugeMetricFamily(
-            "connector_run_duration_seconds", "Duration of the instance's last run.", labels=_CONNECTOR
+            "evidence_collector_connector_last_run_duration_seconds",
+            "Duration of the instance's last run.",
+            labels=_CONNECTOR,
         )
         self.consecutive = GaugeMetricFamily(
-            "connector_consecutive_failures",
+            "evidence_collector_connector_consecutive_failures",
             "Failed, interrupted or inconclusive runs since the last successful one.",
             labels=_CONNECTOR,
         )
         self.problems = CounterMetricFamily(
-            "connector_input_problems", "Inputs skipped as bad (malformed files, ...).", labels=_CONNECTOR
+            "evidence_collector_connector_input_problems",
+            "Inputs skipped as bad (malformed files, ...).",
+            labels=_CONNECTOR,
         )
         self.records = CounterMetricFamily(
-            "evidence_records", "Evidence records stored.", labels=["connector", "instance", "kind"]
+            "evidence_collector_evidence_records", "Evidence records stored.", labels=[*_CONNECTOR, "kind"]
         )
         self.export_last_success = GaugeMetricFamily(
-            "export_last_success_timestamp_seconds",
+            "evidence_collector_export_last_success_timestamp_seconds",
             "When the scheduled export last wrote a bundle (on this replica).",
             labels=["export"],
         )
         self.export_runs = CounterMetricFamily(
-            "export_runs", "Scheduled export runs by outcome: succeeded, failed, skipped.", labels=["export", "outcome"]
+            "evidence_collector_export_runs",
+            "Scheduled export runs by outcome: succeeded, failed, skipped.",
+            labels=["export", "outcome"],
         )
         self.ready = GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database.")
         self.state_current = GaugeMetricFamily(

@@ -120,7 +120,7 @@ def test_coverage_is_exported_as_metrics_by_framework_and_state() -> None:
     samples = {
         (s.labels["framework"], s.labels["state"]): s.value
         for family in text_string_to_metric_families(generate_latest(registry).decode())
-        if family.name == "control_coverage"
+        if family.name == "evidence_collector_control_coverage"
         for s in family.samples
     }
     report = compute_coverage(MAPPINGS, basis, state.snapshot().newest, NOW)
@@ -134,7 +134,7 @@ def test_coverage_is_exported_as_metrics_by_framework_and_state() -> None:
 def test_without_a_coverage_basis_no_coverage_series_are_exported() -> None:
     registry = CollectorRegistry()
     registry.register(EvidenceMetrics(State(), MAPPINGS, clock=lambda: NOW))
-    assert "control_coverage{" not in generate_latest(registry).decode()
+    assert "evidence_collector_control_coverage{" not in generate_latest(registry).decode()
 
 
 # ------------------------------------------------------------------------------------------------ crosswalks

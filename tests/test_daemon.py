@@ -88,15 +88,17 @@ def test_daemon_collects_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
 
         def collected() -> str | None:
             _, body = get(f"http://127.0.0.1:{port}/metrics")
-            runs = samples(body, "connector_runs_total")
+            runs = samples(body, "evidence_collector_connector_runs_total")
             done = any(labels["outcome"] == "partial" and value >= 1 for labels, value in runs)
             return body if done else None
 
         body = wait_for(collected, what="a run in /metrics")
-        status = {(lbl["framework"], lbl["control"]): v for lbl, v in samples(body, "evidence_status")}
+        status = {
+            (lbl["framework"], lbl["control"]): v for lbl, v in samples(body, "evidence_collector_evidence_status")
+        }
         assert status[("soc2", "CC7.1")] == 0
-        problems = samples(body, "connector_input_problems_total")
-        assert problems == [({"connector": "container_scan", "instance": "scans"}, 1.0)]
+        problems = samples(body, "evidence_collector_connector_input_problems_total")
+        assert problems == [({"connector": "container_scan", "connector_instance": "scans"}, 1.0)]
         assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -144,7 +146,7 @@ def test_daemon_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
 
         def stored() -> bool:
             _, body = get(f"http://127.0.0.1:{port}/metrics")
-            return any(v >= 2 for _, v in samples(body, "evidence_records_total"))
+            return any(v >= 2 for _, v in samples(body, "evidence_collector_evidence_records_total"))
 
         wait_for(stored, what="records on PostgreSQL")
     finally:

@@ -166,7 +166,11 @@ def test_a_daemon_that_never_reached_its_database_exports_no_freshness_instead_o
         assert _metric(port, "evidence_collector_state_current") == [({}, 0.0)]
         ((_, since),) = _metric(port, "evidence_collector_state_stale_since_timestamp_seconds")
         assert before - 1 <= since <= time.time()
-        for family in ("evidence_stale", "evidence_status", "control_check_failures"):
+        for family in (
+            "evidence_collector_evidence_stale",
+            "evidence_collector_evidence_status",
+            "evidence_collector_control_check_failures",
+        ):
             assert _metric(port, family) == [], f"{family} reported without any known state"
     finally:
         code, _, err = _stop(proc)
@@ -184,10 +188,14 @@ def test_a_daemon_cut_off_from_its_database_keeps_its_last_state_and_says_since_
     port = free_port()
     proc = _start(_config(tmp_path, through_proxy, port, SCANS), "run")
     try:
-        wait_for(lambda: _metric(port, "evidence_records_total"), timeout=60, what="evidence in /metrics")
+        wait_for(
+            lambda: _metric(port, "evidence_collector_evidence_records_total"), timeout=60, what="evidence in /metrics"
+        )
         assert _metric(port, "evidence_collector_state_current") == [({}, 1.0)]
         assert _metric(port, "evidence_collector_state_stale_since_timestamp_seconds") == []
-        status_before = sorted((tuple(sorted(lbl.items())), v) for lbl, v in _metric(port, "evidence_status"))
+        status_before = sorted(
+            (tuple(sorted(lbl.items())), v) for lbl, v in _metric(port, "evidence_collector_evidence_status")
+        )
         assert status_before
         assert {v for _, v in status_before} == {0.0}, "demo evidence is fresh"
 
@@ -203,7 +211,9 @@ def test_a_daemon_cut_off_from_its_database_keeps_its_last_state_and_says_since_
         ((_, since),) = _metric(port, "evidence_collector_state_stale_since_timestamp_seconds")
         assert cut_at - 1 <= since <= time.time()
         assert get(f"http://127.0.0.1:{port}/readyz")[0] == 503
-        status_during = sorted((tuple(sorted(lbl.items())), v) for lbl, v in _metric(port, "evidence_status"))
+        status_during = sorted(
+            (tuple(sorted(lbl.items())), v) for lbl, v in _metric(port, "evidence_collector_evidence_status")
+        )
         assert status_during == status_before, "an unreachable database does not make evidence stale or missing"
 
         proxy.start()

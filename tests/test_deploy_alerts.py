@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS / "evidence-collector-rules.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "evidence-collector.json"
+CHART_DASHBOARD = ROOT / "deploy" / "helm" / "evidence-collector" / "files" / "evidence-collector-dashboard.json"
 ALERTS = {"EvidenceStale", "EvidenceAtRisk", "ConnectorFailing", "CollectorDown", "ControlChecksFailing"}
-_PROMQL_WORDS = {"max", "min", "sum", "count", "by", "absent", "or", "and", "vector", "time", "increase", "rate"}
+_PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,12 @@ def exported_metric_names() -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    without_labels = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\([a-z, ]*\)(?=\s*\()", " ", expr)
-    words = set(re.findall(r"[a-z_][a-z0-9_]*", without_labels))
-    return {w for w in words if w not in _PROMQL_WORDS and "_" in w}
+    """The series names an expression selects: every identifier that is not a function, keyword or label."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", bare)
+    bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    names = re.findall(r"(?<![\w.$])[a-zA-Z_:][\w:]*\b(?!\s*\()", bare)
+    return set(names) - _PROMQL_KEYWORDS
 
 
 def rules() -> list[dict[str, object]]:
@@ -109,16 +114,41 @@ def test_runbook_anchors_are_read_from_the_page_headings(tmp_path: Path) -> None
     assert heading_anchors(page) == {"alerts", "runbook-evidencestale"}
 
 
-def test_the_dashboard_queries_parse_and_use_only_exported_metrics(promtool: str, tmp_path: Path) -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of the dashboard: panel targets and the selectors of its query variables."""
+    exprs = [str(t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            match = re.fullmatch(r"label_values\((.+),\s*\w+\)", str(var["query"]["query"]))
+            assert match, var["query"]
+            exprs.append(match[1])
+    return exprs
+
+
+def test_metric_names_are_read_from_promql_without_functions_labels_or_variables() -> None:
+    expr = (
+        'time() - max by (connector, connector_instance) (a_timestamp_seconds{framework=~"$framework", x="y(z)"})'
+        " unless ignoring (framework) (other == 0) or vector(0) > 2 * 1e3 + rate(c_total[5m] offset 1h)"
+    )
+    assert metric_names(expr) == {"a_timestamp_seconds", "other", "c_total"}
+
+
+@pytest.mark.parametrize("path", [DASHBOARD, CHART_DASHBOARD], ids=["grafana", "chart"])
+def test_the_dashboard_queries_parse_and_use_only_exported_metrics(promtool: str, tmp_path: Path, path: Path) -> None:
+    exprs = dashboard_queries(json.loads(path.read_text()))
     assert len(exprs) >= 10
     exported = exported_metric_names()
     used: set[str] = set()
     for expr in exprs:
-        used |= metric_names(expr)
-    assert used <= exported, used - exported
-    assert {"evidence_status", "connector_consecutive_failures", "control_check_failures"} <= used
+        names = metric_names(expr)
+        assert names, f"{expr} selects no series"
+        assert names <= exported, f"{expr}: {names - exported} not exported"
+        used |= names
+    assert {
+        "evidence_collector_evidence_status",
+        "evidence_collector_connector_consecutive_failures",
+        "evidence_collector_control_check_failures",
+    } <= used
     as_rules = {
         "groups": [
             {
@@ -130,7 +160,40 @@ def test_the_dashboard_queries_parse_and_use_only_exported_metrics(promtool: str
             }
         ]
     }
-    path = tmp_path / "dashboard-queries.yaml"
-    path.write_text(yaml.safe_dump(as_rules))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    rules_path = tmp_path / "dashboard-queries.yaml"
+    rules_path.write_text(yaml.safe_dump(as_rules))
+    result = subprocess.run([promtool, "check", "rules", str(rules_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_dashboard_never_sums_state_every_replica_exports() -> None:
+    """Every replica exports the same database-wide state, so a sum over replicas counts it once per replica."""
+    per_replica = {"evidence_collector_ready"}
+    for expr in dashboard_queries(json.loads(DASHBOARD.read_text())):
+        if metric_names(expr) <= per_replica:
+            continue
+        for aggregation in re.finditer(r"\b(sum|count)\b", expr):
+            inner = expr[aggregation.end() :]
+            assert re.match(r"\s*(by\s*\([^)]*\)\s*)?\(\s*max by", inner), f"{expr}: {aggregation[1]} over replicas"
+
+
+def test_the_alert_rules_select_series_only_by_labels_the_collector_exports() -> None:
+    """``connector_instance``, not ``instance``: the target label Prometheus sets would override it."""
+    for rule in rules():
+        grouping = re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", str(rule["expr"]))
+        labels = {label.strip() for group in grouping for label in group.split(",")}
+        assert not labels & {"instance", "job"}, rule["alert"]
+        assert "$labels.instance" not in json.dumps(rule["annotations"]), rule["alert"]
+
+
+def test_every_collector_metric_named_in_docs_and_deployment_files_is_exported() -> None:
+    exported = exported_metric_names()
+    sources = [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md", *(ROOT / "deploy").rglob("*.y*ml")]
+    sources += [*(ROOT / "deploy").rglob("*.json"), *(ROOT / "deploy").rglob("*.txt")]
+    named: dict[str, set[Path]] = {}
+    for source in sources:
+        for name in re.findall(r"\bevidence_collector_[a-z0-9_]*[a-z0-9]\b", source.read_text()):
+            named.setdefault(name, set()).add(source.relative_to(ROOT))
+    assert len(named) >= 10
+    unknown = {name: sorted(map(str, where)) for name, where in named.items() if name not in exported}
+    assert not unknown, "not exported by the collector"

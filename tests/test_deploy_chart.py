@@ -127,7 +127,7 @@ def test_every_optional_part_renders_valid_manifests(chart: Any) -> None:
     assert_valid(docs)
     monitor = one(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert "honorLabels" not in monitor["spec"]["endpoints"][0], "the collector exports no target label to keep"
     assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
     dashboard = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -127,7 +127,7 @@ def scrape(state: State, mappings: Mappings) -> dict[tuple[str, tuple[tuple[str,
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(generate_latest(registry).decode())
         for s in family.samples
-        if s.name.startswith("export_")
+        if s.name.startswith("evidence_collector_export_")
     }
 
 
@@ -244,9 +244,12 @@ def test_a_scheduled_run_writes_a_bundle_that_verifies(
     assert line["records"] == run.records
     assert line["window"] == "2d"
     metrics = scrape(state, loaded.mappings)
-    assert metrics[("export_runs_total", (("export", "nightly"), ("outcome", "succeeded")))] == 1
-    assert metrics[("export_runs_total", (("export", "nightly"), ("outcome", "failed")))] == 0
-    assert metrics[("export_last_success_timestamp_seconds", (("export", "nightly"),))] == RUN_AT.timestamp()
+    assert metrics[("evidence_collector_export_runs_total", (("export", "nightly"), ("outcome", "succeeded")))] == 1
+    assert metrics[("evidence_collector_export_runs_total", (("export", "nightly"), ("outcome", "failed")))] == 0
+    assert (
+        metrics[("evidence_collector_export_last_success_timestamp_seconds", (("export", "nightly"),))]
+        == RUN_AT.timestamp()
+    )
 
 
 def test_retention_keeps_the_newest_bundles_of_the_schedule_only(
@@ -274,7 +277,7 @@ def test_a_slot_already_exported_is_skipped(directory_export: tuple[LoadedConfig
     assert (first.outcome, again.outcome) == ("succeeded", "skipped")
     assert bundle.read_bytes() == written
     metrics = scrape(state, loaded.mappings)
-    assert metrics[("export_runs_total", (("export", "nightly"), ("outcome", "skipped")))] == 1
+    assert metrics[("evidence_collector_export_runs_total", (("export", "nightly"), ("outcome", "skipped")))] == 1
 
 
 def test_an_unwritable_destination_is_a_failed_run_that_leaves_nothing(
@@ -302,8 +305,8 @@ def test_an_unwritable_destination_is_a_failed_run_that_leaves_nothing(
         "signing-key.pem",
     ]
     metrics = scrape(state, loaded.mappings)
-    assert metrics[("export_runs_total", (("export", "nightly"), ("outcome", "failed")))] == 1
-    assert ("export_last_success_timestamp_seconds", (("export", "nightly"),)) not in metrics
+    assert metrics[("evidence_collector_export_runs_total", (("export", "nightly"), ("outcome", "failed")))] == 1
+    assert ("evidence_collector_export_last_success_timestamp_seconds", (("export", "nightly"),)) not in metrics
 
 
 def test_an_export_failing_mid_write_leaves_no_partial_bundle(
@@ -386,7 +389,7 @@ def test_bundles_go_to_an_s3_prefix_with_retention(
     assert verify_bundle(newest, key.public_key()).records == runs[-1].records
     assert list(spool.iterdir()) == [], "the local copy is removed after the upload"
     metrics = scrape(state, loaded.mappings)
-    assert metrics[("export_runs_total", (("export", "nightly"), ("outcome", "succeeded")))] == 4
+    assert metrics[("evidence_collector_export_runs_total", (("export", "nightly"), ("outcome", "succeeded")))] == 4
 
 
 @pytest.mark.slow
@@ -441,7 +444,7 @@ def test_the_daemon_schedules_each_export_and_its_job_writes_the_bundle(
         (s.labels["export"], s.labels["outcome"]): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "export_runs_total"
+        if s.name == "evidence_collector_export_runs_total"
     }
     assert runs[("nightly", "succeeded")] == 1
     assert runs[("weekday", "succeeded")] == 0

@@ -173,12 +173,12 @@ def test_a_source_denied_from_the_start_reads_missing_and_the_alerts_can_fire(st
         runner.run(denied_instance(observed_at=NOW))
     for state in (runner.state, rebuilt(store)):
         m = scrape(state, NOW)
-        conn = frozenset({("connector", "scripted"), ("instance", "scripted")})
-        assert m[("connector_consecutive_failures", conn)] >= 3  # ConnectorFailing
-        assert ("connector_last_success_timestamp_seconds", conn) not in m
-        assert m[("connector_runs_total", conn | {("outcome", "inconclusive")})] == 3
-        assert m[("evidence_stale", control_labels(CC71))] == 1  # EvidenceStale
-        assert m[("evidence_status", control_labels(CC71))] == STATUS_CODE[Freshness.MISSING]
+        conn = frozenset({("connector", "scripted"), ("connector_instance", "scripted")})
+        assert m[("evidence_collector_connector_consecutive_failures", conn)] >= 3  # ConnectorFailing
+        assert ("evidence_collector_connector_last_success_timestamp_seconds", conn) not in m
+        assert m[("evidence_collector_connector_runs_total", conn | {("outcome", "inconclusive")})] == 3
+        assert m[("evidence_collector_evidence_stale", control_labels(CC71))] == 1  # EvidenceStale
+        assert m[("evidence_collector_evidence_status", control_labels(CC71))] == STATUS_CODE[Freshness.MISSING]
 
 
 def test_a_run_that_stored_nothing_is_no_success_for_last_success(store: Store) -> None:
@@ -245,8 +245,9 @@ def test_every_iam_call_denied_leaves_the_iam_controls_unevidenced(
     assert (aws["last_status"], aws["consecutive_failures"], aws["last_success"]) == ("inconclusive", 3, None)
     assert "AccessDenied" in aws["last_error"]
     m = scrape(state, now, loaded)
-    assert m[("connector_consecutive_failures", frozenset({("connector", "aws"), ("instance", "aws")}))] == 3
-    assert all(m[("evidence_stale", control_labels(ControlRef.parse(c)))] == 1 for c in iam_controls)
+    aws = frozenset({("connector", "aws"), ("connector_instance", "aws")})
+    assert m[("evidence_collector_connector_consecutive_failures", aws)] == 3
+    assert all(m[("evidence_collector_evidence_stale", control_labels(ControlRef.parse(c)))] == 1 for c in iam_controls)
 
 
 # -- the evidence valid longest counts ----------------------------------------------------------------------------
@@ -327,10 +328,12 @@ def test_status_metrics_and_export_agree_on_the_same_store(store: Store, policy:
     assert by_control[CC71]["expires_at"] == (now - timedelta(days=1) + week).isoformat()
     for ref, row in by_control.items():
         labels = control_labels(ref)
-        assert m[("evidence_status", labels)] == STATUS_CODE[Freshness(row["status"])], ref
-        assert m[("evidence_stale", labels)] == (1.0 if row["status"] in ("stale", "missing") else 0.0), ref
-        assert m[("evidence_ttl_seconds", labels)] == row["ttl_seconds"], ref
-        assert m.get(("evidence_age_seconds", labels)) == (
+        assert m[("evidence_collector_evidence_status", labels)] == STATUS_CODE[Freshness(row["status"])], ref
+        assert m[("evidence_collector_evidence_stale", labels)] == (
+            1.0 if row["status"] in ("stale", "missing") else 0.0
+        ), ref
+        assert m[("evidence_collector_evidence_ttl_seconds", labels)] == row["ttl_seconds"], ref
+        assert m.get(("evidence_collector_evidence_age_seconds", labels)) == (
             None if row["age_seconds"] is None else pytest.approx(row["age_seconds"], abs=1e-3)
         ), ref
     for framework in ("soc2", "iso27001"):
@@ -344,7 +347,8 @@ def test_status_metrics_and_export_agree_on_the_same_store(store: Store, policy:
                 assert exported.expires_at == _parse(by_control[ref]["expires_at"]), ref
     connectors = {c["name"]: c for c in doc["connectors"]}
     assert connectors["denied"]["last_status"] == "inconclusive"
-    assert m[("connector_consecutive_failures", frozenset({("connector", "scripted"), ("instance", "denied")}))] == 1
+    denied_labels = frozenset({("connector", "scripted"), ("connector_instance", "denied")})
+    assert m[("evidence_collector_connector_consecutive_failures", denied_labels)] == 1
 
 
 def _parse(value: str | None) -> datetime | None:

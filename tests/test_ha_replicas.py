@@ -136,8 +136,8 @@ def test_three_replicas_run_each_job_once_per_interval_through_a_sigkill(
 
         def interrupted_everywhere() -> bool:
             for r in survivors:
-                runs = samples(get(r.url("/metrics"))[1], "connector_runs_total")
-                if ({"connector": "ha_slow", "instance": "slow", "outcome": "interrupted"}, 1.0) not in runs:
+                runs = samples(get(r.url("/metrics"))[1], "evidence_collector_connector_runs_total")
+                if ({"connector": "ha_slow", "connector_instance": "slow", "outcome": "interrupted"}, 1.0) not in runs:
                     return False
             return True
 

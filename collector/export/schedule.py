@@ -237,7 +237,7 @@ def run_scheduled_export(
         run = _export_once(
             export, loaded, store, destination, name, slot, clock, os.environ if environ is None else environ
         )
-    except Exception as exc:  # noqa: BLE001 - recorded in the log line and the export_runs metric
+    except Exception as exc:  # noqa: BLE001 - recorded in the log line and the evidence_collector_export_runs metric
         error = str(exc) if isinstance(exc, ExportError) else f"{type(exc).__name__}: {exc}"
         run = ExportRun(export.name, "failed", where, clock(), error=error)
     if state is not None:
