@@ -74,5 +74,6 @@ def render() -> str:
     """The whole reference as a page of its own."""
     return "# Command reference\n\nGenerated from the CLI by `python -m collector.cli_reference`.\n\n" + sections()
 
+
 if __name__ == "__main__":
     sys.stdout.write(render())
