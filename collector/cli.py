@@ -34,11 +34,15 @@ __all__ = ["EXIT_CODES", "app", "evidence_document", "main", "status_document"]
 
 EXIT_CODES = {
     0: "success",
-    1: "the command ran and found a failure: a failed run, a broken evidence chain, a bundle that does not verify",
+    1: "the command ran and found a failure: a failed or inconclusive run, a broken evidence chain, a bundle that "
+    "does not verify",
     2: "usage or configuration error: a bad option, an unknown connector, framework or control, a missing file, "
-    "an invalid configuration, a listen address that is taken",
-    3: "database error: unreachable, no SQLite file yet, schema not migrated",
+    "an invalid configuration, a listen address that is taken or unusable",
+    3: "database error: unreachable, no SQLite file yet, schema not migrated, a SQLite database in use by another "
+    "daemon",
     70: "unexpected internal error (rerun with --debug for the traceback)",
+    130: "collect stopped by SIGINT (Ctrl-C): the run in progress is recorded as interrupted",
+    143: "collect stopped by SIGTERM: the run in progress is recorded as interrupted",
 }
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning.partition(':')[0]}" for code, meaning in EXIT_CODES.items())
 

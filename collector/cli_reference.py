@@ -11,7 +11,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from collector.cli import EXIT_CODES, app
 
-__all__ = ["commands", "render"]
+__all__ = ["commands", "render", "sections"]
 
 _PROG = "evidence-collector"
 
@@ -59,14 +59,20 @@ def _section(path: tuple[str, ...], command: Any) -> list[str]:
     return lines
 
 
-def render() -> str:
-    """The whole reference: the root, then every command and sub-command, then the exit codes."""
-    lines = ["# Command reference", "", "Generated from the CLI by `python -m collector.cli_reference`.", ""]
+def sections() -> str:
+    """Every command and sub-command (the root first), then the exit codes: the body of the reference, to go
+    under a page's own title."""
+    lines: list[str] = []
     for path, command in commands():
         lines += _section(path, command)
     lines += ["## Exit codes", "", "| Code | Meaning |", "|---|---|"]
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in EXIT_CODES.items()]
     return "\n".join(lines) + "\n"
+
+
+def render() -> str:
+    """The whole reference as a page of its own."""
+    return "# Command reference\n\nGenerated from the CLI by `python -m collector.cli_reference`.\n\n" + sections()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A page asks for a section with a marker line, replaced at build time:
 
-    <!-- generated: cli -->                     the command reference, from the typer app
+    <!-- generated: cli -->                     the command reference and exit codes, from collector.cli_reference
     <!-- generated: metrics -->                 the metric families, from EvidenceMetrics.describe()
     <!-- generated: alerts -->                  the alert rules, from deploy/prometheus/evidence-collector-rules.yaml
     <!-- generated: config -->                  the configuration file's keys, from collector.config.AppConfig
@@ -33,13 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the docs describe the code beside them, not another installed copy
 
-import typer  # noqa: E402
 from pydantic import BaseModel, SecretStr  # noqa: E402
 from pydantic.fields import FieldInfo  # noqa: E402
 from pydantic_core import PydanticUndefined  # noqa: E402
 
 _MARKER = re.compile(r"^<!-- generated: (?P<what>[a-z_]+)(?: (?P<arg>[a-z_]+))? -->$", re.MULTILINE)
-PROGRAM = "evidence-collector"
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
@@ -69,80 +67,12 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|").replace("``", "`")
 
 
-def cli_commands() -> list[tuple[list[str], Any]]:
-    """Every command of the app (sub-commands of groups included) as (path, click command), in help order."""
-    from collector.cli import app
-
-    def walk(group: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
-        for name, command in group.commands.items():
-            if command.hidden:
-                continue
-            if isinstance(command, typer.core.TyperGroup):
-                yield from walk(command, [*path, name])
-            else:
-                yield [*path, name], command
-
-    return list(walk(typer.main.get_command(app), []))
-
-
-def _options(command: Any, ctx: Any) -> list[str]:
-    rows = []
-    for param in command.get_params(ctx):
-        record = param.get_help_record(ctx)
-        if record is None or "--help" in getattr(param, "opts", ()):
-            continue
-        name, help_text = record
-        if param.param_type_name == "argument":
-            name = f"{param.name.upper()} ({name.split(' ', 1)[-1]})"
-        rows.append(f"| `{_cell(name)}` | {_cell(help_text) or '-'} |")
-    if not rows:
-        return []
-    return ["| option | meaning |", "|---|---|", *rows, ""]
-
-
 def cli_reference() -> str:
-    from collector.cli import app
+    """The command reference and the exit codes, from the one generator the CLI ships
+    (``python -m collector.cli_reference``)."""
+    from collector.cli_reference import sections
 
-    root = typer.main.get_command(app)
-    root_ctx = typer.Context(root, info_name=PROGRAM)
-    lines = [
-        "```",
-        root.get_usage(root_ctx).removeprefix("Usage: "),
-        "```",
-        "",
-        _cell(inspect.cleandoc(root.help or "")),
-        "",
-        "Options before the command:",
-        "",
-        *_options(root, root_ctx),
-        "| command | what it does |",
-        "|---|---|",
-    ]
-    commands = cli_commands()
-    for path, command in commands:
-        name = " ".join(path)
-        lines.append(f"| [`{name}`](#{_anchor(name)}) | {_cell(_first_paragraph(command.help or ''))} |")
-    lines.append("")
-    for path, command in commands:
-        ctx = root_ctx
-        for part in path[:-1]:
-            ctx = typer.Context(ctx.command.commands[part], info_name=part, parent=ctx)
-        ctx = typer.Context(command, info_name=path[-1], parent=ctx)
-        lines += [
-            f"## {' '.join(path)}",
-            "",
-            "```",
-            command.get_usage(ctx).removeprefix("Usage: "),
-            "```",
-            "",
-            *[_cell(p) + "\n" for p in inspect.cleandoc(command.help or "").split("\n\n")],
-            *_options(command, ctx),
-        ]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _first_paragraph(text: str) -> str:
-    return inspect.cleandoc(text).split("\n\n", 1)[0]
+    return sections()
 
 
 def _anchor(heading: str) -> str:

@@ -52,7 +52,7 @@ def registered_commands() -> list[str]:
 
 def test_every_registered_command_has_a_section_in_the_cli_reference(hooks: ModuleType) -> None:
     page = hooks.generate("cli")
-    headings = set(re.findall(r"^## (.+)$", page, re.MULTILINE))
+    headings = set(re.findall(r"^#{2,3} `evidence-collector (.+)`$", page, re.MULTILINE))
     commands = registered_commands()
     assert {"run", "collect", "export", "db upgrade", "config check"} <= set(commands)
     assert set(commands) <= headings, set(commands) - headings
@@ -62,10 +62,21 @@ def test_every_registered_command_has_a_section_in_the_cli_reference(hooks: Modu
 
 def test_the_cli_reference_lists_each_commands_options(hooks: ModuleType) -> None:
     page = hooks.generate("cli")
-    export = page.split("\n## export\n", 1)[1].split("\n## ", 1)[0]
+    export = page.split("\n## `evidence-collector export`\n", 1)[1].split("\n## ", 1)[0]
     for option in ("--framework", "--out", "--as-of", "--period", "--sign-key", "--control"):
         assert f"`{option} " in export, option
     assert "`--help" not in page
+
+
+def test_the_docs_and_the_cli_share_one_reference_with_every_exit_code(hooks: ModuleType) -> None:
+    from collector.cli import EXIT_CODES
+    from collector.cli_reference import render
+
+    page = hooks.generate("cli")
+    assert page in render()
+    for code in EXIT_CODES:
+        assert f"\n| {code} | " in page, code
+    assert "| code |" not in (DOCS / "cli.md").read_text().lower(), "the exit codes are generated, not hand-kept"
 
 
 def test_every_metric_family_is_in_the_metrics_table(hooks: ModuleType) -> None:

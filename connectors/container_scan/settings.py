@@ -27,8 +27,8 @@ class ContainerScanSettings(ConnectorSettings):
     clock_skew_tolerance: Duration = DEFAULT_CLOCK_SKEW_TOLERANCE
     """A scan dated later than the collection time by more than this fails ``container.scan_recent``."""
     max_file_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
-    """Larger report files are not read: each is a problem naming its size. Reading a report takes about twice
-    its size in memory (bench/scan_memory.py), so the default keeps a collection under 300 MB."""
+    """Larger report files are not read: each is a problem naming its size. Reading a report peaks at about 2.4
+    times its size in memory (bench/scan_memory.py), so the default keeps a collection under 300 MB."""
 
     @field_validator("paths")
     @classmethod
