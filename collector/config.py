@@ -447,14 +447,23 @@ def _local(path: Path, base: Path) -> Path:
 
 def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
     """Relative paths in the file (SQLite database, mappings, export key files and directories) resolve
-    against the file's directory, as connector settings typed ``LocalPath`` do."""
+    against the file's directory, as connector settings typed ``LocalPath`` do. The default database
+    (``sqlite:///evidence.db``, when the file names none) stays in the working directory: a config file is often
+    mounted read-only (``/etc/evidence-collector`` in the image) while the working directory is the data volume."""
     if base is None:
         return app
     from sqlalchemy.engine import make_url
 
     database_url = app.database.url
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and "uri" not in url.query:
+    written = "database" in app.model_fields_set and "url" in app.database.model_fields_set
+    if (
+        written
+        and url.get_backend_name() == "sqlite"
+        and url.database
+        and url.database != ":memory:"
+        and "uri" not in url.query
+    ):
         database_url = url.set(database=resolve_local_path(url.database, base)).render_as_string(hide_password=False)
     exports = [
         export.model_copy(

@@ -167,6 +167,19 @@ exports:
     assert s3.destination == "s3://b/p"
 
 
+def test_the_default_database_stays_in_the_working_directory_not_beside_a_read_only_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the image the config is mounted read-only under /etc and the working directory is the data volume."""
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "config.yaml").write_text("connectors: []\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_and_resolve(conf / "config.yaml").app.database.url == "sqlite:///evidence.db"
+    (conf / "config.yaml").write_text('database: {url: "sqlite:///evidence.db"}\nconnectors: []\n')
+    assert load_and_resolve(conf / "config.yaml").app.database.url == f"sqlite:///{conf / 'evidence.db'}"
+
+
 def test_the_demo_runs_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
