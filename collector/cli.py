@@ -22,6 +22,7 @@ from collector.freshness import Freshness
 from collector.logging import configure_logging
 from collector.state import State, evaluate_controls
 from collector.store import EvidenceFilter, Store, StoredRecord
+from collector.urls import REDACTED, is_secret_name, redact_text
 
 __all__ = ["app", "evidence_document", "main", "status_document"]
 
@@ -83,7 +84,7 @@ def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
     try:
         loaded = load_and_resolve(config or opts.config)
     except ConfigurationError as exc:
-        err.print(f"[bold red]configuration error[/]\n{escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]configuration error[/]\n{escape(redact_text(str(exc)))}", highlight=False)
         raise typer.Exit(2) from exc
     configure_logging(loaded.app.log.level, loaded.app.log.format)
     return loaded
@@ -97,15 +98,19 @@ def _open_store(loaded: LoadedConfig, *, migrate: bool = True) -> Store:
         else:
             store.ping()
     except Exception as exc:
-        err.print(f"database error ({_safe_url(store.url)}): {type(exc).__name__}: {exc}", highlight=False)
+        reason = redact_text(f"{type(exc).__name__}: {exc}")
+        err.print(f"database error ({_safe_url(store.url)}): {reason}", highlight=False)
         raise typer.Exit(3) from exc
     return store
 
 
 def _safe_url(url: str) -> str:
+    """The database URL as printed: password masked, secret query parameters (``?password=``) redacted."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    query = {name: REDACTED if is_secret_name(name) else value for name, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def _emit_json(document: Any) -> None:

@@ -20,6 +20,7 @@ from collector.durations import Duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
+from collector.urls import url_credentials
 
 __all__ = [
     "CONFIG_ENV",
@@ -331,6 +332,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         except LookupError as exc:
             problems.append(f"{label}:{yaml_line_of(node, (*base, 'type'))}: connectors[{i}].type: {exc}")
             continue
+        problems += _credentials_in_urls(inst.settings, (*base, "settings"), node, label)
         try:
             settings = cls.Settings.model_validate(inst.settings)
         except ValidationError as exc:
@@ -359,6 +361,22 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
     if problems or mappings is None:
         raise ConfigurationError("\n".join(problems))
     return LoadedConfig(path, app, mappings, instances, overrides)
+
+
+def _credentials_in_urls(value: Any, loc: tuple[str | int, ...], node: yaml.Node | None, label: str) -> list[str]:
+    """A URL in a connector's settings must not carry credentials: they would follow it into logs and errors.
+    The database URL is exempt (drivers read the password there; it is never stored or printed)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _credentials_in_urls(v, (*loc, k), node, label)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _credentials_in_urls(v, (*loc, i), node, label)]
+    if not isinstance(value, str) or "://" not in value or not (found := url_credentials(value)):
+        return []
+    return [
+        f"{label}:{yaml_line_of(node, loc)}: {_fmt(loc)}: the URL carries credentials ({', '.join(found)}); put"
+        " credentials in the connector's secret settings (basic auth username/password, token, or their _env"
+        " forms), not in the URL"
+    ]
 
 
 def _export_problems(

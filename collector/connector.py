@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
+from collector.urls import redact_text
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -94,7 +95,8 @@ class CollectContext:
     and must reject a wrong one at its file and line. Connectors never tag evidence with it."""
 
     def problem(self, source: str, reason: str) -> None:
-        """Record a bad input and carry on with the next."""
+        """Record a bad input and carry on with the next (URLs in ``source`` and ``reason`` lose credentials)."""
+        source, reason = redact_text(source), redact_text(reason)
         self.problems.append(Problem(source, reason))
         if self.log is not None:
             self.log.warning("input_skipped", source=source, reason=reason)
