@@ -11,6 +11,7 @@ from typing import Any
 from collector.connector import CollectContext, Connector
 from collector.errors import ConfigurationError, TransientError
 from collector.model import Observation, Subject
+from collector.urls import redact_text
 
 from .checks import CHECKS
 from .checks import KIND as VERSION_KIND
