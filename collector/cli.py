@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -87,6 +88,8 @@ def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
         err.print(f"[bold red]configuration error[/]\n{escape(redact_text(str(exc)))}", highlight=False)
         raise typer.Exit(2) from exc
     configure_logging(loaded.app.log.level, loaded.app.log.format)
+    for warning in loaded.warnings:
+        structlog.get_logger("collector.config").warning("config_warning", problem=warning)
     return loaded
 
 
@@ -408,6 +411,7 @@ def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
         f"configuration ok: {len(loaded.instances)} connectors, "
         f"{sum(len(c.controls) for c in loaded.mappings.catalogs.values())} controls in "
         f"{len(loaded.mappings.catalogs)} frameworks, {len(loaded.mappings.kinds)} evidence kinds mapped"
+        + (f"; {len(loaded.warnings)} warnings (logged above)" if loaded.warnings else "")
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -217,6 +217,8 @@ class LoadedConfig:
     mappings: Mappings
     instances: list[ResolvedInstance]
     overrides: dict[ControlRef, FreshnessPolicy]
+    warnings: list[str] = field(default_factory=list)
+    """What works but should change (credentials in a connector's URL); logged by every command."""
 
     @property
     def active_kinds(self) -> frozenset[str]:
@@ -316,6 +318,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
     app, node = load_config(path)
     label = str(path) if path else "(defaults)"
     problems: list[str] = []
+    warnings: list[str] = []
     mappings: Mappings | None = None
     mappings_dir = app.mappings
     if mappings_dir is not None and path is not None and not mappings_dir.is_absolute():
@@ -332,7 +335,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         except LookupError as exc:
             problems.append(f"{label}:{yaml_line_of(node, (*base, 'type'))}: connectors[{i}].type: {exc}")
             continue
-        problems += _credentials_in_urls(inst.settings, (*base, "settings"), node, label)
+        warnings += _credentials_in_urls(inst.settings, (*base, "settings"), node, label)
         try:
             settings = cls.Settings.model_validate(inst.settings)
         except ValidationError as exc:
@@ -360,12 +363,14 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         problems += _export_problems(app.exports, mappings, node, label)
     if problems or mappings is None:
         raise ConfigurationError("\n".join(problems))
-    return LoadedConfig(path, app, mappings, instances, overrides)
+    return LoadedConfig(path, app, mappings, instances, overrides, warnings)
 
 
 def _credentials_in_urls(value: Any, loc: tuple[str | int, ...], node: yaml.Node | None, label: str) -> list[str]:
-    """A URL in a connector's settings must not carry credentials: they would follow it into logs and errors.
-    The database URL is exempt (drivers read the password there; it is never stored or printed)."""
+    """A URL in a connector's settings should not carry credentials: they are redacted wherever the URL is
+    stored or printed, but a secret setting is the one place they are meant to be. A warning, not an error:
+    such a configuration works and leaks nothing. The database URL is exempt (drivers read the password there;
+    it is never stored, and printed masked)."""
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _credentials_in_urls(v, (*loc, k), node, label)]
     if isinstance(value, list):

@@ -46,8 +46,8 @@ def url_credentials(url: str) -> list[str]:
     except ValueError:
         return []
     found = ["user info"] if parts.netloc and "@" in parts.netloc else []
-    found += [f"query parameter {name!r}" for name, _ in parse_qsl(parts.query, keep_blank_values=True)
-              if is_secret_name(name)]  # fmt: skip
+    found += [f"query parameter {name!r}" for name, value in parse_qsl(parts.query, keep_blank_values=True)
+              if is_secret_name(name) and value not in ("", REDACTED)]  # fmt: skip
     return found
 
 

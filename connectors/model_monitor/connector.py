@@ -85,6 +85,9 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
                     objection = client.check_query(monitor.query)
                 except TransientError:
                     return
+                except ConfigurationError as exc:  # refused credentials: say so, not a traceback
+                    yield Problem("prometheus", str(exc))
+                    return
                 if objection is not None:
                     yield Problem(f"monitors[{monitor.name}].query", objection)
         finally:
