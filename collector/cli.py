@@ -162,7 +162,7 @@ def collect(
             run_row.status,
             str(run_row.observations),
             "\n".join(f"{p['source']}: {p['reason']}" for p in run_row.problems) or "0",
-            run_row.error or "",
+            redact_text(run_row.error) or "",
         )
     out.print(table)
     store.dispose()

@@ -20,7 +20,7 @@ from collector.durations import Duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
-from collector.urls import url_credentials
+from collector.urls import redact_urls_in, url_credentials
 
 __all__ = [
     "CONFIG_ENV",
@@ -347,7 +347,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
             unmapped = sorted(k for k in cls.kinds if k not in mappings.kinds)
             if unmapped:
                 problems.append(f"connectors[{i}] ({inst.name}): evidence kinds without a mapping: {unmapped}")
-        digest = content_sha256({"type": inst.type, "settings": settings.model_dump(mode="json")})
+        digest = content_sha256({"type": inst.type, "settings": redact_urls_in(settings.model_dump(mode="json"))})
         if inst.enabled:
             instances.append(ResolvedInstance(inst, cls, settings, digest))
     overrides: dict[ControlRef, FreshnessPolicy] = {}

@@ -9,7 +9,7 @@ Free text that may quote URLs (exception messages) goes through :func:`redact_te
 from __future__ import annotations
 
 import re
-from typing import overload
+from typing import Any, overload
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "is_secret_name",
     "redact_text",
     "redact_url",
+    "redact_urls_in",
     "url_credentials",
 ]
 
@@ -95,3 +96,14 @@ def redact_text(text: str | None) -> str | None:
     if "=" in text:
         text = _redact_query_parameters(text)
     return text
+
+
+def redact_urls_in(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with :func:`redact_text` applied to every string."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact_urls_in(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_urls_in(v) for v in value]
+    return value
