@@ -42,6 +42,8 @@ def is_secret_name(name: str) -> bool:
 
 def url_credentials(url: str) -> list[str]:
     """What in ``url`` is a credential (``"user info"``, ``"query parameter 'token'"``); empty when nothing."""
+    if "@" not in url and "=" not in url:
+        return []
     try:
         parts = urlsplit(url.strip())
     except ValueError:
