@@ -22,6 +22,7 @@ from collector.durations import Duration
 from collector.errors import MappingError
 from collector.mappings import ControlLink, Mappings, default_mappings_dir, format_validation_error
 from collector.model import ControlRef, Observation, Subject
+from collector.urls import redact_url
 
 __all__ = [
     "ATTESTATION_KIND",
@@ -107,8 +108,8 @@ class AttestationFields(_Strict):
     @classmethod
     def _web_address(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://\S+$", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+            raise ValueError(f"{redact_url(value)!r} is not an http(s) URL")
+        return redact_url(value) if value is not None else None
 
 
 class AttestationError(ValueError):

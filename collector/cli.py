@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,7 @@ from collector.freshness import Freshness
 from collector.logging import configure_logging
 from collector.state import State, evaluate_controls
 from collector.store import EvidenceFilter, Store, StoredRecord
+from collector.urls import REDACTED, is_secret_name, redact_text
 
 __all__ = ["EXIT_CODES", "app", "evidence_document", "main", "status_document"]
 
@@ -54,7 +56,7 @@ def _say(message: str) -> None:
 
 def _first_line(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return redact_text((str(cause).strip().splitlines() or [type(cause).__name__])[0])
 
 
 class _Commands(TyperGroup):
@@ -195,8 +197,10 @@ def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
     try:
         loaded = load_and_resolve(config or opts.config)
     except ConfigurationError as exc:
-        raise _config_error(str(exc).splitlines()) from exc
+        raise _config_error(redact_text(str(exc)).splitlines()) from exc
     configure_logging(loaded.app.log.level, loaded.app.log.format)
+    for warning in loaded.warnings:
+        structlog.get_logger("collector.config").warning("config_warning", problem=warning)
     return loaded
 
 
@@ -244,9 +248,12 @@ def _open_store(loaded: LoadedConfig, *, migrate: bool = True) -> Store:
 
 
 def _safe_url(url: str) -> str:
+    """The database URL as printed: password masked, secret query parameters (``?password=``) redacted."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    query = {name: REDACTED if is_secret_name(name) else value for name, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def _emit_json(document: Any) -> None:
@@ -322,7 +329,7 @@ def collect(
             run_row.status,
             str(run_row.observations),
             "\n".join(f"{p['source']}: {p['reason']}" for p in run_row.problems) or "0",
-            run_row.error or "",
+            redact_text(run_row.error) or "",
         )
     out.print(table)
     store.dispose()
@@ -603,6 +610,7 @@ def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
         f"configuration ok: {len(loaded.instances)} connectors, "
         f"{sum(len(c.controls) for c in loaded.mappings.catalogs.values())} controls in "
         f"{len(loaded.mappings.catalogs)} frameworks, {len(loaded.mappings.kinds)} evidence kinds mapped"
+        + (f"; {len(loaded.warnings)} warnings (logged above)" if loaded.warnings else "")
     )
 
 

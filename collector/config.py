@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from collector.durations import Duration, format_duration
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
+from collector.urls import redact_urls_in, url_credentials
 
 __all__ = [
     "CONFIG_ENV",
@@ -267,6 +268,8 @@ class LoadedConfig:
     mappings: Mappings
     instances: list[ResolvedInstance]
     overrides: dict[ControlRef, FreshnessPolicy]
+    warnings: list[str] = field(default_factory=list)
+    """What works but should change (credentials in a connector's URL); logged by every command."""
 
     @property
     def active_kinds(self) -> frozenset[str]:
@@ -511,6 +514,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
     """Load the file, the mappings and every connector's settings; report every problem at once."""
     source = _read(path)
     problems: list[str] = []
+    warnings: list[str] = []
     app, partial = _validate_app(source, problems)
     mappings: Mappings | None = None
     try:
@@ -526,6 +530,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         except LookupError as exc:
             problems.append(source.problem((*base, "type"), str(exc)))
             continue
+        warnings += _credentials_in_urls(raw_settings, (*base, "settings"), source)
         try:
             settings = cls.Settings.model_validate(raw_settings, context=context)
         except ValidationError as exc:
@@ -535,7 +540,7 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
             unmapped = sorted(k for k in cls.kinds if k not in mappings.kinds)
             if unmapped:
                 problems.append(source.problem(base, f"evidence kinds without a mapping: {unmapped}"))
-        digest = content_sha256({"type": type_name, "settings": settings.model_dump(mode="json")})
+        digest = content_sha256({"type": type_name, "settings": redact_urls_in(settings.model_dump(mode="json"))})
         if inst is not None and inst.enabled and app is not None:
             instances.append(ResolvedInstance(inst, cls, settings, digest, app.clock_skew_tolerance))
     overrides: dict[ControlRef, FreshnessPolicy] = {}
@@ -549,7 +554,25 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
         problems += _export_problems(partial.exports, mappings, source)
     if problems or mappings is None or app is None:
         raise ConfigurationError("\n".join(problems))
-    return LoadedConfig(path, app, mappings, instances, overrides)
+    return LoadedConfig(path, app, mappings, instances, overrides, warnings)
+
+
+def _credentials_in_urls(value: Any, loc: tuple[str | int, ...], source: _Source) -> list[str]:
+    """A URL in a connector's settings should not carry credentials: they are redacted wherever the URL is
+    stored or printed, but a secret setting is the one place they are meant to be. A warning, not an error:
+    such a configuration works and leaks nothing. The database URL is exempt (drivers read the password there;
+    it is never stored, and printed masked)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _credentials_in_urls(v, (*loc, k), source)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _credentials_in_urls(v, (*loc, i), source)]
+    if not isinstance(value, str) or "://" not in value or not (found := url_credentials(value)):
+        return []
+    message = (
+        f"the URL carries credentials ({', '.join(found)}); put credentials in the connector's secret settings"
+        " (basic auth username/password, token, or their _env forms), not in the URL"
+    )
+    return [source.problem(loc, message)]
 
 
 def _export_problems(exports: list[ExportSchedule], mappings: Mappings, source: _Source) -> list[str]:

@@ -21,6 +21,7 @@ from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import non_finite_paths
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
+from collector.urls import redact_text
 
 __all__ = [
     "CONFIG_DIR_CONTEXT",
@@ -136,7 +137,8 @@ class CollectContext:
     and must reject a wrong one at its file and line. Connectors never tag evidence with it."""
 
     def problem(self, source: str, reason: str) -> None:
-        """Record a bad input and carry on with the next."""
+        """Record a bad input and carry on with the next (URLs in ``source`` and ``reason`` lose credentials)."""
+        source, reason = redact_text(source), redact_text(reason)
         self.problems.append(Problem(source, reason))
         if self.log is not None:
             self.log.warning("input_skipped", source=source, reason=reason)

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
+from collector.urls import SECRET_KEY_PATTERN, redact_text
+
 __all__ = ["SECRET_KEY_PATTERN", "configure_logging", "redact_secrets"]
 
-SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 REDACTED = "**redacted**"
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\1{REDACTED}\3", value)
+        return redact_text(value)
     if isinstance(value, dict):
         return {k: REDACTED if SECRET_KEY_PATTERN.search(str(k)) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -28,7 +27,7 @@ def _scrub(value: Any) -> Any:
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Blank fields named like secrets and passwords inside URLs, at any depth."""
+    """Blank fields named like secrets, and credentials inside URLs, at any depth."""
     for key in list(event_dict):
         if SECRET_KEY_PATTERN.search(key):
             event_dict[key] = REDACTED

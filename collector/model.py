@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from collector.urls import redact_url, url_credentials
+
 __all__ = [
     "CheckResult",
     "ControlRef",
@@ -54,7 +56,7 @@ class Observation:
     observed_at: datetime
     payload: Mapping[str, Any]
     source: str = ""
-    """Where it came from (a file path, an endpoint): recorded as provenance."""
+    """Where it came from (a file path, an endpoint): recorded as provenance, so never with credentials in it."""
     controls: tuple[str, ...] = ()
     """Controls a person declared this evidence supports (attestations only; the mapping must allow it)."""
     valid_until: datetime | None = None
@@ -66,6 +68,11 @@ class Observation:
         ensure_aware(self.observed_at, f"observed_at of {self.kind} {self.subject}")
         if _CONTROL_CHARS.search(self.source):
             raise ValueError(f"source {self.source!r} of {self.kind} {self.subject} contains control characters")
+        if credentials := url_credentials(self.source):
+            raise ValueError(
+                f"source {redact_url(self.source)!r} of {self.kind} {self.subject} carries credentials"
+                f" ({', '.join(credentials)}): a connector passes URLs through collector.urls.redact_url"
+            )
         if self.valid_until is not None:
             ensure_aware(self.valid_until, f"valid_until of {self.kind} {self.subject}")
         if not isinstance(self.payload, Mapping):

@@ -24,6 +24,7 @@ from collector.model import Observation
 from collector.retry import retrying
 from collector.state import RUN_SUCCESS, State
 from collector.store import PreparedRecord, RunRecord, Store
+from collector.urls import redact_text
 
 __all__ = ["RunOutcome", "RunTimedOut", "Runner", "future_dated", "inconclusive", "prepare_record"]
 
@@ -164,6 +165,7 @@ class Runner:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             if classify(exc) is Disposition.CONFIGURATION:
                 error = f"configuration error: {exc}"
+        error = redact_text(error)
         if status in ("failed", "interrupted"):
             records = []
         finished = self.clock()

@@ -19,6 +19,7 @@ from kubernetes import client
 from collector.errors import ConfigurationError, TransientError
 from collector.paging import PageExpired, collect_pages
 from collector.retry import call_with_retry
+from collector.urls import redact_text, redact_url
 
 __all__ = [
     "CLUSTER_ROLES",
@@ -119,7 +120,8 @@ class KubernetesApi:
 
     def __init__(self, api_client: client.ApiClient, page_size: int = PAGE_SIZE) -> None:
         self.api_client = api_client
-        self.host = str(api_client.configuration.host)
+        self.host = redact_url(str(api_client.configuration.host))
+        """The API server as stored and shown: without credentials."""
         self.page_size = page_size
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
@@ -146,7 +148,7 @@ class KubernetesApi:
         except client.ApiException as exc:
             raise self._translate(exc, resource, namespace, token) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise TransientError(f"cannot reach the Kubernetes API at {self.host}: {exc}") from exc
+            raise TransientError(redact_text(f"cannot reach the Kubernetes API at {self.host}: {exc}")) from exc
         except ValueError as exc:
             raise TransientError(f"{self.host}: {resource.name} list is not JSON: {exc}") from exc
         if not isinstance(body, dict) or not isinstance(body.get("items", []), list | None):

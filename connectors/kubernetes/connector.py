@@ -13,6 +13,7 @@ from kubernetes.config import ConfigException, list_kube_config_contexts, load_i
 from collector.connector import CollectContext, Connector
 from collector.errors import ConfigurationError
 from collector.model import Observation, Subject
+from collector.urls import redact_url
 from connectors.container_scan.checks import KIND as SCAN_KIND
 
 from .api import (
@@ -61,7 +62,7 @@ def connect(settings: KubernetesSettings) -> tuple[client.ApiClient, str]:
     try:
         if settings.host is not None:
             configuration.host = settings.host.rstrip("/")
-            name = settings.host
+            name = redact_url(settings.host)
         elif settings.kubeconfig is not None or settings.context is not None:
             name = _load_kubeconfig(settings, configuration)
         else:

@@ -11,6 +11,7 @@ from typing import Any
 from collector.connector import CollectContext, Connector
 from collector.errors import ConfigurationError, TransientError
 from collector.model import Observation, Subject
+from collector.urls import redact_text
 
 from .checks import CHECKS
 from .checks import KIND as VERSION_KIND
@@ -80,7 +81,7 @@ class MlflowConnector(Connector[MlflowSettings]):
                     subject=Subject("logged_model", model.model_id),
                     observed_at=ctx.now,
                     payload=logged_model_payload(model, self.settings),
-                    source=f"{source.uri}/#/experiments/{model.experiment_id}/models/{model.model_id}",
+                    source=f"{source.display_uri}/#/experiments/{model.experiment_id}/models/{model.model_id}",
                 )
             ctx.set_cursor(window.next_cursor(runs))
 
@@ -100,7 +101,7 @@ class MlflowConnector(Connector[MlflowSettings]):
             subject=Subject("mlflow_run", run.run_id),
             observed_at=_millis_to_datetime(run.touched_ms, ctx.now),
             payload=run_payload(run, self.settings, docs),
-            source=f"{source.uri}/#/experiments/{run.experiment_id}/runs/{run.run_id}",
+            source=f"{source.display_uri}/#/experiments/{run.experiment_id}/runs/{run.run_id}",
         )
 
     def _version_observations(
@@ -125,7 +126,7 @@ class MlflowConnector(Connector[MlflowSettings]):
                 subject=Subject("model_version", f"{version.name}/{version.version}"),
                 observed_at=ctx.now,
                 payload=version_payload(version, models.get(version.name), run, card, self.settings),
-                source=f"{source.uri}/#/models/{version.name}/versions/{version.version}",
+                source=f"{source.display_uri}/#/models/{version.name}/versions/{version.version}",
             )
 
 
@@ -158,8 +159,8 @@ class _Documentation:
         except (TransientError, ConfigurationError):
             raise
         except Exception as exc:  # noqa: BLE001 - an unreadable artifact store is recorded in the evidence and as a problem
-            reason = f"{type(exc).__name__}: {exc}"
-            self.ctx.problem(f"{self.source.uri} run {run.run_id} artifacts", reason)
+            reason = redact_text(f"{type(exc).__name__}: {exc}")
+            self.ctx.problem(f"{self.source.display_uri} run {run.run_id} artifacts", reason)
             return {"listed": False, "found": [], "error": reason}
         found = sorted(path for path in (p.strip("/") for p in self.card_paths) if path in paths)
         return {"listed": True, "found": found, "error": None}

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from collector.urls import redact_text
+
 from .facts import DatasetFacts, LoggedModelFacts, RegisteredModelFacts, RunFacts, VersionFacts
 from .settings import MlflowSettings
 
@@ -42,7 +44,7 @@ def truncate(value: str, limit: int) -> tuple[str, bool]:
 def _truncated_map(values: Mapping[str, str], limit: int, prefix: str, cut: list[str]) -> dict[str, str]:
     out = {}
     for key in sorted(values):
-        out[key], was_cut = truncate(values[key], limit)
+        out[key], was_cut = truncate(redact_text(values[key]), limit)
         if was_cut:
             cut.append(f"{prefix}.{key}")
     return out
@@ -68,7 +70,7 @@ def _code_version(tags: Mapping[str, str]) -> dict[str, Any] | None:
             return {
                 "commit": tags[key].strip(),
                 "recorded_in": key,
-                "repo_url": next((tags[t] for t in _REPO_TAGS if tags.get(t)), None),
+                "repo_url": redact_text(next((tags[t] for t in _REPO_TAGS if tags.get(t)), None)),
                 "branch": tags.get("mlflow.source.git.branch"),
                 "dirty": tags.get("mlflow.source.git.dirty"),
             }
@@ -81,7 +83,7 @@ def _datasets(datasets: Iterable[DatasetFacts], limit: int) -> list[dict[str, An
             "name": d.name,
             "digest": d.digest,
             "source_type": d.source_type,
-            "source": truncate(d.source, limit)[0] if d.source else None,
+            "source": truncate(redact_text(d.source), limit)[0] if d.source else None,
             "context": d.context,
         }
         for d in datasets
@@ -110,7 +112,7 @@ def run_payload(run: RunFacts, settings: MlflowSettings, documentation: list[str
         "ended_at": iso_from_millis(run.end_time_ms),
         "user": _users(run),
         "code_version": _code_version(run.tags),
-        "source": {"name": run.tags.get("mlflow.source.name"), "type": run.tags.get("mlflow.source.type")},
+        "source": {"name": redact_text(run.tags.get("mlflow.source.name")), "type": run.tags.get("mlflow.source.type")},
         "parent_run_id": run.tags.get("mlflow.parentRunId"),
         "datasets": _datasets(run.datasets, limit),
         "params": _truncated_map(params, limit, "params", cut),
@@ -173,7 +175,7 @@ def version_payload(
         "registered_by": version.user_id,
         "created_at": iso_from_millis(version.creation_ms),
         "last_updated_at": iso_from_millis(version.last_updated_ms),
-        "source": version.source,
+        "source": redact_text(version.source),
         "run_id": version.run_id,
         "model_id": version.model_id,
         "description": description,

@@ -25,6 +25,7 @@ from collector.errors import (
     TransientError,
 )
 from collector.paging import collect_pages
+from collector.urls import redact_text, redact_url
 
 from .facts import (
     LoggedModelFacts,
@@ -91,13 +92,15 @@ def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bo
 
 
 def translate(exc: MlflowException, uri: str, what: str) -> Exception:
-    """The collector error an MLflow client error stands for, by the one HTTP disposition table."""
+    """The collector error an MLflow client error stands for, by the one HTTP disposition table (its message
+    quotes request URLs: they lose their credentials)."""
+    uri, message = redact_url(uri), redact_text(exc.message)
     if _caused_by(exc, (requests.ConnectionError, requests.Timeout)):
-        return TransientError(f"MLflow server {uri} unreachable while {what}: {exc.message}")
+        return TransientError(f"MLflow server {uri} unreachable while {what}: {message}")
     if _caused_by(exc, (requests.exceptions.RetryError,)):
-        return TransientError(f"MLflow server {uri} kept failing while {what}: {exc.message}")
+        return TransientError(f"MLflow server {uri} kept failing while {what}: {message}")
     status = _http_status(exc)
-    reason = f"MLflow server {uri} answered HTTP {status} while {what}: {exc.message}"
+    reason = f"MLflow server {uri} answered HTTP {status} while {what}: {message}"
     if status in (401, 403):
         return ConfigurationError(f"{reason} (check token or username/password and the account's permissions)")
     disposition = HTTP_DISPOSITION.get(status, Disposition.FATAL)
@@ -115,6 +118,8 @@ class MlflowSource:
 
     def __init__(self, settings: MlflowSettings) -> None:
         self.uri = settings.tracking_uri
+        self.display_uri = redact_url(self.uri)
+        """The tracking URI as stored and shown: without credentials."""
         self.settings = settings
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
@@ -132,10 +137,10 @@ class MlflowSource:
             try:
                 paged = self.call(what, fetch, token)
             except SkippableError as exc:  # a listing endpoint that is not there: the URI is wrong
-                raise ConfigurationError(f"{exc.reason} (is {self.uri} an MLflow tracking server?)") from exc
+                raise ConfigurationError(f"{exc.reason} (is {self.display_uri} an MLflow tracking server?)") from exc
             return list(paged), paged.token
 
-        return collect_pages(page, f"{what} from {self.uri}")
+        return collect_pages(page, f"{what} from {self.display_uri}")
 
     # ------------------------------------------------------------------------------------- tracking
 
@@ -147,7 +152,7 @@ class MlflowSource:
             for name in settings.experiments:
                 experiment = self.call(f"looking up experiment {name!r}", self.client.get_experiment_by_name, name)
                 if experiment is None:
-                    raise ConfigurationError(f"experiment {name!r} does not exist on MLflow server {self.uri}")
+                    raise ConfigurationError(f"experiment {name!r} does not exist on MLflow server {self.display_uri}")
                 found.append(experiment)
         else:
             found = self._pages(

@@ -9,6 +9,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from collector.urls import redact_text
+
 from .settings import AwsSettings
 
 __all__ = ["AWS_ERRORS", "ClientFactory", "aws_error", "client_factory", "split_s3_uri"]
@@ -36,11 +38,11 @@ def client_factory(settings: AwsSettings) -> ClientFactory:
 
 
 def aws_error(exc: BaseException) -> str:
-    """``Code: message`` for a service error, the exception text for a client-side one."""
+    """``Code: message`` for a service error, the exception text for a client-side one; URLs without credentials."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'ClientError')}: {error.get('Message', str(exc))}"
-    return f"{type(exc).__name__}: {exc}"
+        return redact_text(f"{error.get('Code', 'ClientError')}: {error.get('Message', str(exc))}")
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

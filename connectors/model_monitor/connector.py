@@ -11,6 +11,7 @@ from collector.connector import CollectContext, Connector, Problem
 from collector.durations import format_duration
 from collector.errors import ConfigurationError, TransientError
 from collector.model import Observation, Subject
+from collector.urls import redact_text, redact_url
 
 from .aws import ClientFactory, client_factory
 from .checks import CHECKS, KIND_METRIC, KIND_OF_ASPECT, KIND_SCHEDULE, KINDS
@@ -84,6 +85,9 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
                     objection = client.check_query(monitor.query)
                 except TransientError:
                     return
+                except ConfigurationError as exc:  # refused credentials: say so, not a traceback
+                    yield Problem("prometheus", str(exc))
+                    return
                 if objection is not None:
                     yield Problem(f"monitors[{monitor.name}].query", objection)
         finally:
@@ -119,7 +123,7 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
             figures = evaluate(series, monitor.bound, window)
         except _MONITOR_ERRORS as exc:
             ctx.problem(f"monitor {monitor.name}", str(exc))
-            payload.update(status="error", error=str(exc))
+            payload.update(status="error", error=redact_text(str(exc)))
         else:
             status = "ok" if figures["sample_count"] else "no_data"
             payload.update(
@@ -131,7 +135,7 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
             )
             if annotations.warnings:
                 ctx.problem(f"monitor {monitor.name}", "Prometheus warned: " + "; ".join(annotations.warnings))
-        source = self.settings.prometheus.url if self.settings.prometheus else ""
+        source = redact_url(self.settings.prometheus.url) if self.settings.prometheus else ""
         return Observation(KIND_METRIC, _monitor_subject(monitor), window.end, payload, source=source)
 
     # ---------------------------------------------------------------------------------------- reports
@@ -199,7 +203,7 @@ class ModelMonitorConnector(Connector[ModelMonitorSettings]):
             **({"time_error": report.time_error} if report.time_error else {}),
             **report.summary,
         }
-        return Observation(KIND_OF_ASPECT[report.aspect], subject, observed_at, payload, source=file.source)
+        return Observation(KIND_OF_ASPECT[report.aspect], subject, observed_at, payload, source=redact_url(file.source))
 
     # ---------------------------------------------------------------------------------------- schedules
 

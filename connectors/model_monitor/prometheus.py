@@ -13,6 +13,7 @@ import requests
 
 from collector.errors import ConfigurationError, TransientError
 from collector.retry import call_with_retry
+from collector.urls import redact_text, redact_url
 
 from .settings import Bound, Monitor, PrometheusSettings, secret_from
 
@@ -96,6 +97,7 @@ class PrometheusClient:
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
+        self.display_url = redact_url(self.base_url)
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         password = secret_from(settings.password, settings.password_env, "password")
@@ -144,9 +146,11 @@ class PrometheusClient:
         try:
             response = self.session.post(url, data=form, timeout=self.settings.timeout.total_seconds())
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"Prometheus at {self.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
+            reason = redact_text(f"{type(exc).__name__}: {exc}")
+            raise TransientError(f"Prometheus at {self.display_url} unreachable: {reason}") from exc
         except requests.RequestException as exc:
-            raise PrometheusError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
+            reason = redact_text(f"{type(exc).__name__}: {exc}")
+            raise PrometheusError(f"request to {self.display_url}{path} failed: {reason}") from exc
         return _envelope(response)
 
 
