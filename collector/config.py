@@ -196,7 +196,7 @@ class HttpConfig(_Strict):
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not re.fullmatch(r"[0-9]+", port):
-            raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464)")
+            raise ValueError(f"{value!r} is not host:port")
         if len(port) > 5 or int(port) > 65535:
             raise ValueError(f"{value!r}: port {port} is out of range (0-65535)")
         if not _listen_host(host):
