@@ -70,12 +70,13 @@ def _check_cron(value: str) -> str:
 
 class Schedule(_Strict):
     interval: Duration | None = None
-    """At least :data:`MIN_INTERVAL`."""
+    """At least 1s."""
     cron: str | None = None
+    """Five fields, in UTC; one that cannot fire within the next 5 years (``0 0 31 2 *``) is refused."""
     jitter: Duration = timedelta(seconds=0)
     misfire_grace: Duration = timedelta(minutes=5)
     timeout: Duration = timedelta(minutes=10)
-    """A run that takes longer is cancelled and recorded as failed."""
+    """A run that takes longer is cancelled and recorded as failed; must be more than 0s."""
 
     @field_validator("cron")
     @classmethod
@@ -190,6 +191,7 @@ class DatabaseConfig(_Strict):
 
 class HttpConfig(_Strict):
     listen: str = "127.0.0.1:9464"
+    """``host:port``: an IP address (IPv6 in brackets), a host name, or nothing for every interface; port 0-65535."""
 
     @field_validator("listen")
     @classmethod
