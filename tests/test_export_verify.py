@@ -385,6 +385,11 @@ def test_a_public_key_that_is_a_device_or_a_pipe_is_refused_without_reading_it(b
         assert result.exit_code == 1, result.output
         assert f"public key {key}: is a " in result.output
         assert "not a regular file" in result.output
+        as_bundle = CliRunner().invoke(app, ["verify-bundle", key])
+        assert as_bundle.exit_code == 1, as_bundle.output
+        assert as_bundle.output.strip().endswith(
+            f"{key}: is {'a character device' if key == '/dev/zero' else 'a named pipe'}, not a regular file"
+        )
 
 
 def test_an_oversized_key_file_is_refused_by_its_size(bundle: Path, tmp_path: Path) -> None:

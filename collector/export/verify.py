@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr, ValidationError
 from collector.export.bundle import BUNDLE_FORMAT, MANIFEST, SIGNATURE
 from collector.export.errors import BundleMismatch
 from collector.export.evidence_lines import record_problem
+from collector.export.files import open_regular_file
 from collector.export.signing import check_signature, fingerprint, public_key_from_b64
 
 __all__ = ["VerifyReport", "verify_bundle"]
@@ -145,7 +146,13 @@ class _EvidenceCheck:
             record = json.loads(raw)
             problem = record_problem(record)
             seq, prev_hash, chain = int(record["seq"]), record["prev_hash"], record["chain_hash"]
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # AttributeError: not an object
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:  # AttributeError: not an object
             self.problem = f"{where}: not a well-formed evidence record ({type(exc).__name__}: {exc})"
             return
         if problem is not None:
@@ -190,10 +197,15 @@ def _check_file(bundle: zipfile.ZipFile, entry: dict[str, Any]) -> int:
 
 def verify_bundle(path: Path, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
     try:
-        bundle = zipfile.ZipFile(path)
+        handle = open_regular_file(path)
+    except (OSError, ValueError) as exc:
+        raise BundleMismatch(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}") from exc
+    try:
+        bundle = zipfile.ZipFile(handle)
     except _UNREADABLE as exc:
+        handle.close()
         raise BundleMismatch(f"{path}: not a readable zip bundle: {exc}") from exc
-    with bundle:
+    with handle, bundle:
         names = bundle.namelist()
         for required in (MANIFEST, SIGNATURE):
             if required not in names:
