@@ -49,6 +49,8 @@ def parse_yaml(text: str, label: str, max_bytes: int = MAX_YAML_BYTES) -> tuple[
             return None, None
         _Expansion(label).count(node, 0)
         return loader.construct_document(node), node
+    except YamlError:
+        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark is not None else label
