@@ -17,12 +17,12 @@ from typing import Annotated, Any, BinaryIO
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from collector.config import yaml_line_of
 from collector.durations import Duration
 from collector.errors import MappingError
 from collector.mappings import ControlLink, Mappings, default_mappings_dir, format_validation_error
 from collector.model import ControlRef, Observation, Subject
 from collector.urls import redact_url
+from collector.yamlfile import YamlError, parse_yaml, read_yaml, yaml_line_of
 
 __all__ = [
     "ATTESTATION_KIND",
@@ -304,12 +304,9 @@ def _fmt(loc: tuple[str | int, ...]) -> str:
 def parse_sidecar(text: str, label: str) -> tuple[AttestationFields, yaml.Node | None]:
     """Parse a sidecar's YAML; :class:`ValueError` with ``file:line: field: problem`` for each mistake."""
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}" if mark is not None else label
-        raise ValueError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raw, node = parse_yaml(text, label)
+    except YamlError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ValueError(f"{label}:1: a sidecar must be a mapping of attestation fields")
     try:
@@ -334,9 +331,11 @@ def load_templates(directory: Path, mappings: Mappings) -> dict[str, Attestation
         return templates
     for path in sorted(directory.glob("*.yaml")):
         try:
-            template = AttestationTemplate.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise MappingError(f"{path}: cannot read: {exc}") from exc
+            template = AttestationTemplate.model_validate(read_yaml(path)[0])
+        except OSError as exc:
+            raise MappingError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        except YamlError as exc:
+            raise MappingError(str(exc)) from None
         except ValidationError as exc:
             raise MappingError(format_validation_error(exc, str(path))) from exc
         if template.template != path.stem:

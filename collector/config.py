@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
 from collector.urls import redact_urls_in, url_credentials
+from collector.yamlfile import YamlError, read_yaml, yaml_line_of
 
 __all__ = [
     "CONFIG_ENV",
@@ -44,6 +46,10 @@ __all__ = [
 CONFIG_ENV = "EVIDENCE_COLLECTOR_CONFIG"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 _MAX_CLOCK_SKEW = timedelta(days=1)
+MIN_INTERVAL = timedelta(seconds=1)
+"""The shortest collection interval a connector may be scheduled at."""
+CRON_HORIZON = timedelta(days=5 * 366)
+"""A cron expression must fire within this long from now (``0 0 31 2 *`` never does)."""
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -53,31 +59,50 @@ class _Strict(BaseModel):
 
 def _check_cron(value: str) -> str:
     try:
-        CronTrigger.from_crontab(value)
+        trigger = CronTrigger.from_crontab(value, timezone=UTC)
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
+    now = datetime.now(UTC)
+    fires = trigger.get_next_fire_time(None, now)
+    if fires is None or fires > now + CRON_HORIZON:
+        raise ValueError(f"cron expression {value!r} never fires: no time within the next 5 years matches it")
     return value
 
 
 class Schedule(_Strict):
     interval: Duration | None = None
+    """At least 1s."""
     cron: str | None = None
+    """Five fields, in UTC; one that cannot fire within the next 5 years (``0 0 31 2 *``) is refused."""
     jitter: Duration = timedelta(seconds=0)
     misfire_grace: Duration = timedelta(minutes=5)
     timeout: Duration = timedelta(minutes=10)
-    """A run that takes longer is cancelled and recorded as failed."""
+    """A run that takes longer is cancelled and recorded as failed; must be more than 0s."""
 
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
         return None if value is None else _check_cron(value)
 
+    @field_validator("interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < MIN_INTERVAL:
+            given, least = f"{value.total_seconds():g}s", format_duration(MIN_INTERVAL)
+            raise ValueError(f"{given} is shorter than the minimum interval, {least}")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("timeout must be positive: a run with no time to run always fails")
+        return value
+
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:
         if (self.interval is None) == (self.cron is None):
             raise ValueError("give exactly one of interval (e.g. 1h) or cron (e.g. '0 */6 * * *')")
-        if self.interval is not None and self.interval <= timedelta(0):
-            raise ValueError("interval must be positive")
         return self
 
 
@@ -106,7 +131,7 @@ class ExportSchedule(_Strict):
     window: Duration = timedelta(days=90)
     destination: str = Field(min_length=1)
     """A directory, or ``s3://bucket/prefix``."""
-    retention: int = Field(default=30, ge=1)
+    retention: int = Field(default=30, ge=1, le=10_000)
     """How many of this schedule's bundles to keep at the destination (the newest)."""
     sign_key_file: Path | None = None
     sign_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -167,13 +192,18 @@ class DatabaseConfig(_Strict):
 
 class HttpConfig(_Strict):
     listen: str = "127.0.0.1:9464"
+    """``host:port``: an IP address (IPv6 in brackets), a host name, or nothing for every interface; port 0-65535."""
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        host, sep, port = value.rpartition(":")
+        if not sep or not re.fullmatch(r"[0-9]+", port):
             raise ValueError(f"{value!r} is not host:port")
+        if len(port) > 5 or int(port) > 65535:
+            raise ValueError(f"{value!r}: port {port} is out of range (0-65535)")
+        if not _listen_host(host):
+            raise ValueError(f"{value!r}: {host!r} is not an IP address or host name")
         return value
 
     @property
@@ -183,6 +213,23 @@ class HttpConfig(_Strict):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+
+def _listen_host(host: str) -> bool:
+    """Empty (every interface), an IPv4 or IPv6 address (IPv6 in brackets) or an RFC 1123 host name."""
+    if not host:
+        return True
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return ipaddress.ip_address(literal).version == 6 or literal == host
+    except ValueError:
+        pass
+    labels = host.split(".")
+    named = literal == host and len(host) <= 253 and not labels[-1].isdigit()
+    return named and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class LogConfig(_Strict):
@@ -286,24 +333,6 @@ class LoadedConfig:
         raise ConfigurationError(f"no connector named {name!r} in the configuration (configured: {known})")
 
 
-def yaml_line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
-    """Follow a pydantic error location into the YAML node tree to find its line."""
-    best = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-            if nxt is None:
-                key = next((k for k, _ in node.value if getattr(k, "value", None) == str(part)), None)
-                return key.start_mark.line + 1 if key is not None else best
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return best
-        best = node.start_mark.line + 1
-    return best
-
-
 @dataclass
 class _Source:
     """The configuration file as read: its label, YAML node tree, values after ``${VAR}`` interpolation."""
@@ -391,16 +420,13 @@ def _read(path: Path | None) -> _Source:
     node: yaml.Node | None = None
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
+            raw, node = read_yaml(path)
         except FileNotFoundError:
             raise ConfigurationError(f"{path}: no such configuration file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"{path}: cannot read configuration: {exc}") from exc
-        try:
-            node = yaml.compose(text)
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+        except OSError as exc:
+            raise ConfigurationError(f"{path}: cannot read configuration: {exc.strerror or exc}") from exc
+        except YamlError as exc:
+            raise ConfigurationError(str(exc)) from None
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector.coverage import ControlCoverage, CoverageReport, CoverageState
 from collector.errors import MappingError
 from collector.mappings import Mappings, default_mappings_dir, format_validation_error
 from collector.model import ControlRef
+from collector.yamlfile import YamlError, read_yaml
 
 __all__ = ["Crosswalk", "Suggestion", "default_crosswalks_dir", "load_crosswalks", "suggest_links"]
 
@@ -58,10 +58,11 @@ def load_crosswalks(directory: Path, mappings: Mappings) -> list[Crosswalk]:
     out = []
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            crosswalk = Crosswalk.model_validate(raw)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise MappingError(f"{path}: cannot read: {exc}") from exc
+            crosswalk = Crosswalk.model_validate(read_yaml(path)[0])
+        except OSError as exc:
+            raise MappingError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        except YamlError as exc:
+            raise MappingError(str(exc)) from None
         except ValidationError as exc:
             raise MappingError(format_validation_error(exc, str(path))) from exc
         _check(crosswalk, mappings, str(path))

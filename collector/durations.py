@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "Duration", "format_duration", "parse_duration"]
+
+MAX_DURATION = timedelta(days=36500)
+"""About a century: longer is a typo, and would overflow date arithmetic."""
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -20,14 +24,29 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration must be like 30s, 10m, 1h, 7d")
     if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration; use a finite number and a unit: 30s, 10m, 1h, 7d")
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, str(value))
     if isinstance(value, str):
         match = _PATTERN.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"{value!r} is not a duration; use a number and a unit: 30s, 10m, 1h, 7d, 2w")
+            return _bounded(float(match.group(1)) * _UNITS[match.group(2)], value.strip())
+    raise ValueError(f"{_short(value)} is not a duration; use a number and a unit: 30s, 10m, 1h, 7d, 2w")
+
+
+def _bounded(seconds: float, given: str) -> timedelta:
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"{_short(given)} is longer than the longest duration accepted, {format_duration(MAX_DURATION)}"
+        )
+    return timedelta(seconds=seconds)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def format_duration(value: timedelta) -> str:

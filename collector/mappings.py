@@ -11,12 +11,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.durations import Duration
 from collector.errors import MappingError
 from collector.model import ControlRef
+from collector.yamlfile import YamlError, read_yaml
 
 __all__ = [
     "Catalog",
@@ -214,13 +214,11 @@ class Mappings:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{path}: cannot read: {exc}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
+        return read_yaml(path)[0]
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except YamlError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def _resolve_links(links: list[ControlLink], catalogs: dict[str, Catalog], where: str) -> tuple[ControlRef, ...]:

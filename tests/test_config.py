@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from collector.attestation import parse_sidecar
 from collector.cli import app
-from collector.config import load_and_resolve, load_config
-from collector.errors import ConfigurationError
+from collector.config import Schedule, load_and_resolve, load_config
+from collector.errors import ConfigurationError, MappingError
+from collector.mappings import load_mappings
+from collector.yamlfile import MAX_YAML_BYTES
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -289,3 +292,141 @@ def test_an_unparseable_environment_override_names_the_variable(
         ConfigurationError, match=r"^environment variable EVIDENCE_COLLECTOR_HTTP: http: not valid JSON"
     ):
         load_and_resolve(write(tmp_path, "log: {level: info}\n"))
+
+
+# -- hostile configuration files: fail fast, one line per problem naming file:line and key --------------------
+
+ALIAS_BOMB = """\
+connectors:
+  - name: scans
+    type: container_scan
+    settings:
+      paths: ["/r/*.json"]
+      labels:
+        a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+        i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.timeout(20)
+def test_a_yaml_alias_bomb_fails_fast_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, ALIAS_BOMB)
+    with pytest.raises(ConfigurationError, match="expands to more than") as info:
+        load_and_resolve(path)
+    assert str(info.value).startswith(f"{path}:")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a: &a [*a]\n", "refers to itself"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+        ("retention: " + "9" * 5000 + "\n", "not valid YAML"),
+    ],
+)
+@pytest.mark.timeout(20)
+def test_recursive_deep_or_unconvertible_yaml_is_a_one_line_error(tmp_path: Path, text: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says) as info:
+        load_config(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_a_configuration_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, "# padding\n" * (MAX_YAML_BYTES // 10 + 1))
+    with pytest.raises(ConfigurationError, match=r"larger than 1 MiB"):
+        load_config(path)
+
+
+def test_the_same_limits_guard_mappings_and_attestation_sidecars(tmp_path: Path) -> None:
+    (tmp_path / "catalogs").mkdir()
+    (tmp_path / "catalogs" / "bomb.yaml").write_text(ALIAS_BOMB)
+    with pytest.raises(MappingError, match="expands to more than"):
+        load_mappings(tmp_path)
+    with pytest.raises(ValueError, match=r"^doc\.attestation\.yaml:\d+: YAML expands to more than"):
+        parse_sidecar(ALIAS_BOMB, "doc.attestation.yaml")
+
+
+HOSTILE_SCHEDULES = """\
+http: {listen: "%(listen)s"}
+connectors:
+  - name: a
+    type: container_scan
+    schedule: {interval: 1.0e+400}
+    settings: {paths: ["/r/*.json"]}
+  - name: b
+    type: container_scan
+    schedule: {interval: 99999999999999999999d, timeout: 99999999999999999999d}
+    settings: {paths: ["/r/*.json"]}
+  - name: c
+    type: container_scan
+    schedule: {interval: 1h, jitter: 100000000000000000000000000000, misfire_grace: .nan}
+    settings: {paths: ["/r/*.json"]}
+  - name: d
+    type: container_scan
+    schedule: {interval: 0.001s}
+    settings: {paths: ["/r/*.json"]}
+  - name: e
+    type: container_scan
+    schedule: {interval: 1h, timeout: 0s}
+    settings: {paths: ["/r/*.json"]}
+  - name: f
+    type: container_scan
+    schedule: {cron: "0 0 31 2 *"}
+    settings: {paths: ["/r/*.json"]}
+"""
+
+
+def test_hostile_numbers_and_schedules_are_all_reported_at_once_without_overflow(tmp_path: Path) -> None:
+    path = write(tmp_path, HOSTILE_SCHEDULES % {"listen": "127.0.0.1:99999999999999999999"})
+    with pytest.raises(ConfigurationError) as info:
+        load_and_resolve(path)
+    problems = str(info.value).splitlines()
+    expected = [
+        (1, "http.listen", "port 99999999999999999999 is out of range"),
+        (5, "connectors[0].schedule.interval", "inf is not a duration"),
+        (9, "connectors[1].schedule.interval", "longer than the longest duration accepted, 36500d"),
+        (9, "connectors[1].schedule.timeout", "longer than the longest duration accepted"),
+        (13, "connectors[2].schedule.jitter", "longer than the longest duration accepted"),
+        (13, "connectors[2].schedule.misfire_grace", "nan is not a duration"),
+        (17, "connectors[3].schedule.interval", "0.001s is shorter than the minimum interval, 1s"),
+        (21, "connectors[4].schedule.timeout", "timeout must be positive"),
+        (25, "connectors[5].schedule.cron", "'0 0 31 2 *' never fires"),
+    ]
+    for line, key, says in expected:
+        assert any(p.startswith(f"{path}:{line}: {key}: ") and says in p for p in problems), (key, problems)
+    assert len(problems) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("listen", "says"),
+    [
+        ("127.0.0.1:70000", "port 70000 is out of range"),
+        ("not a host!:80", "'not a host!' is not an IP address or host name"),
+        ("1.2.3:80", "'1.2.3' is not an IP address or host name"),
+        ("[localhost]:80", "'[localhost]' is not an IP address or host name"),
+    ],
+)
+def test_unusable_listen_addresses_are_refused(tmp_path: Path, listen: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(f"{tmp_path / 'config.yaml'}:1: http.listen: ")) as info:
+        load_config(write(tmp_path, f'http: {{listen: "{listen}"}}\n'))
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:9464", "[::1]:9464", ":9464", "localhost:80", "::1:9464", "a-b.example:1"]
+)
+def test_usable_listen_addresses_pass(tmp_path: Path, listen: str) -> None:
+    app, _ = load_config(write(tmp_path, f'http: {{listen: "{listen}"}}\n'))
+    assert app.http.listen == listen
+
+
+def test_a_leap_day_cron_is_possible() -> None:
+    assert Schedule(cron="0 0 29 2 *").cron == "0 0 29 2 *"

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from collector.canonical import sha256_hex
 from collector.cli import app
 from collector.export import BundleMismatch, build_request, export_bundle, verify_bundle
-from collector.export.signing import SIGNING_KEY_ENV, fingerprint, public_key_b64
+from collector.export import bundle as bundle_module
+from collector.export.errors import ExportError
+from collector.export.signing import SIGNING_KEY_ENV, fingerprint, load_signing_key, public_key_b64
+from collector.export.verify import MANIFEST_MAX_BYTES
 from collector.logging import configure_logging
 from collector.mappings import load_mappings
 from collector.store.records import record_link
@@ -296,3 +305,153 @@ def test_cli_without_a_key_exits_2(cli_env: tuple[Path, dict[str, str]], tmp_pat
     assert result.exit_code == 2
     assert "no signing key" in result.output
     assert not out.exists()
+
+
+# -- hostile manifests and key files: a one-line reason and exit 1 or 2, never a crash -------------------------
+
+_RAW = "\u0000raw\u0000"
+_RAW_TOKENS = ["1" * 5000, "[" * 100_000 + "]" * 100_000, "1e99999", "-1e99999", "NaN", "-Infinity", "{}", "[]"]
+_HOSTILE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([10**400, -1, 2**63, 2**64 + 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _locations(value: object, at: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [at]
+    if isinstance(value, dict):
+        found += [loc for key, item in value.items() for loc in _locations(item, (*at, key))]
+    elif isinstance(value, list):
+        found += [loc for index, item in enumerate(value[:3]) for loc in _locations(item, (*at, index))]
+    return found
+
+
+@st.composite
+def _hostile_manifest(draw: st.DrawFn, original: bytes) -> bytes:
+    manifest = json.loads(original)
+    loc = draw(st.sampled_from(_locations(manifest)))
+    action = draw(st.sampled_from(["replace", "delete", "raw", "bytes"]))
+    if action == "bytes":
+        at = draw(st.integers(0, len(original)))
+        return original[:at] + draw(st.binary(min_size=1, max_size=8).filter(lambda b: b"\xff" in b or b"\x80" in b))
+    if not loc:
+        return json.dumps(draw(_HOSTILE)).encode() if action != "raw" else draw(st.sampled_from(_RAW_TOKENS)).encode()
+    parent: Any = manifest
+    for part in loc[:-1]:
+        parent = parent[part]
+    if action == "delete":
+        del parent[loc[-1]]
+        return json.dumps(manifest).encode()
+    parent[loc[-1]] = draw(_HOSTILE) if action == "replace" else _RAW
+    text = json.dumps(manifest)
+    return text.replace(json.dumps(_RAW), draw(st.sampled_from(_RAW_TOKENS))).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_verify_bundle_reports_any_manifest_in_one_line_and_never_crashes(
+    bundle: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    content = members(bundle)
+    raw = data.draw(_hostile_manifest(content["manifest.json"]))
+    resigned = data.draw(st.booleans())
+    signature = SIGNER.sign(raw) if resigned else content["signature"]
+    hostile = write(
+        tmp_path_factory.mktemp("hostile") / "hostile.zip", {**content, "manifest.json": raw, "signature": signature}
+    )
+    public_key = public_pem(tmp_path_factory.mktemp("key"), SIGNER)
+
+    result = CliRunner().invoke(app, ["verify-bundle", str(hostile), "--public-key", str(public_key)])
+
+    assert "Traceback" not in result.output and "unexpected error" not in result.output
+    if raw == content["manifest.json"] or (resigned and result.exit_code == 0):
+        assert result.exit_code == 0, result.output  # what its signer signed, with every checked field intact
+        return
+    assert result.exit_code in (1, 2), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_public_key_that_is_a_device_or_a_pipe_is_refused_without_reading_it(bundle: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "key.pipe"
+    os.mkfifo(fifo)
+    for key in ("/dev/zero", str(fifo)):
+        result = CliRunner().invoke(app, ["verify-bundle", str(bundle), "--public-key", key])
+        assert result.exit_code == 1, result.output
+        assert f"public key {key}: is a " in result.output
+        assert "not a regular file" in result.output
+        as_bundle = CliRunner().invoke(app, ["verify-bundle", key])
+        assert as_bundle.exit_code == 1, as_bundle.output
+        assert as_bundle.output.strip().endswith(
+            f"{key}: is {'a character device' if key == '/dev/zero' else 'a named pipe'}, not a regular file"
+        )
+
+
+def test_an_oversized_key_file_is_refused_by_its_size(bundle: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.pem"
+    big.write_bytes(public_pem(tmp_path, SIGNER).read_bytes() * 1000)
+    result = CliRunner().invoke(app, ["verify-bundle", str(bundle), "--public-key", str(big)])
+    assert result.exit_code == 1
+    assert "is larger than 64 KiB" in result.output
+    with pytest.raises(ExportError, match=r"signing key .*: is larger than 64 KiB"):
+        load_signing_key(big)
+    with pytest.raises(ExportError, match="signing key /dev/zero: is a character device"):
+        load_signing_key(Path("/dev/zero"))
+
+
+def test_a_manifest_zip_bomb_is_read_only_up_to_its_limit(bundle: Path, tmp_path: Path) -> None:
+    content = members(bundle)
+    padded = content["manifest.json"].rstrip(b"\n") + b" " * (MANIFEST_MAX_BYTES + 1)
+    hostile = write(tmp_path / "bomb.zip", {**content, "manifest.json": padded})
+    with pytest.raises(BundleMismatch, match=r"manifest\.json: larger than"):
+        verify_bundle(hostile, SIGNER.public_key())
+
+
+def test_export_refuses_to_replace_a_device_a_pipe_or_a_directory(
+    cli_env: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    config, env = cli_env
+    device = tmp_path / "full"
+    device.symlink_to("/dev/full")  # the reporter's `--out /dev/full`, without risking the real node
+    fifo = tmp_path / "bundle.pipe"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args = ["--config", str(config), "export", "--framework", "soc2", "--period", "2026-09-01..2026-10-06"]
+    for out, kind in ((device, "a character device"), (fifo, "a named pipe"), (folder, "a directory")):
+        result = CliRunner().invoke(app, [*args, "--out", str(out)], env=env)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == f"export: cannot write {out}: it is {kind}, not a regular file"
+    assert device.is_symlink() and device.resolve() == Path("/dev/full")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_is_an_error_and_leaves_the_previous_bundle(
+    cli_env: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, env = cli_env
+    out = tmp_path / "audit.zip"
+    out.write_bytes(b"the previous bundle")
+    written = 0
+
+    def fill_up(self: Any, data: bytes) -> None:
+        nonlocal written
+        written += len(data)
+        if written > 20_000:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(self, data)
+
+    real_write = bundle_module._Entry.write
+    monkeypatch.setattr(bundle_module._Entry, "write", fill_up)
+    args = ["--config", str(config), "export", "--framework", "soc2", "--period", "2026-09-01..2026-10-06"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"export: cannot write {out}: No space left on device"
+    assert out.read_bytes() == b"the previous bundle"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

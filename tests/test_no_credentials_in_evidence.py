@@ -199,7 +199,8 @@ def _metrics_of_a_running_daemon(config: Path, port: int) -> tuple[str, str]:
                     body = response.read().decode()
             except OSError:
                 body = ""
-            if sum(1 for line in body.splitlines() if line.startswith("evidence_collector_connector_last_run_duration_seconds{")) >= 7:
+            ran = "evidence_collector_connector_last_run_duration_seconds{"
+            if sum(1 for line in body.splitlines() if line.startswith(ran)) >= 7:
                 break
             time.sleep(0.5)
         else:

@@ -32,6 +32,7 @@ from collector.export import queries
 from collector.export.coverage import Arrival, CoverageSweep, Period
 from collector.export.errors import ExportError
 from collector.export.evidence_lines import control_file_name, record_line
+from collector.export.files import not_regular
 from collector.export.matrix import ControlSummary, Window, controls_csv, coverage_json
 from collector.export.oscal import assessment_results
 from collector.export.report import index_html
@@ -495,8 +496,29 @@ def _check_destination(out: Path) -> None:
         raise ExportError(f"cannot write {out}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"cannot write {out}: directory {parent} is not writable")
-    if out.is_dir():
-        raise ExportError(f"cannot write {out}: it is a directory")
+    _refuse_non_regular(out)
+
+
+def _durable(path: Path) -> None:
+    """Flush the bundle to the disk before it takes the destination's name (a late ENOSPC or EIO shows here)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _refuse_non_regular(out: Path) -> None:
+    """A bundle replaces a regular file or nothing: never a device, directory, pipe or socket."""
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    kind = not_regular(mode)
+    if kind is not None:
+        raise ExportError(f"cannot write {out}: it is {kind}, not a regular file")
 
 
 def _manifest(
@@ -601,6 +623,8 @@ def export_bundle(
     try:
         with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
             manifest, summaries = _write(partial, Path(tmp), store, request, key, progress or _Quiet(), clock)
+        _durable(partial)
+        _refuse_non_regular(out)
         os.replace(partial, out)
     except OSError as exc:
         partial.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from collector.export.errors import BundleMismatch, ExportError
+from collector.export.files import KEY_FILE_MAX_BYTES, read_regular_file
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -34,9 +35,11 @@ def load_signing_key(path: Path | None, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     if path is not None:
         try:
-            pem = path.read_bytes()
+            pem = read_regular_file(path, KEY_FILE_MAX_BYTES)
         except OSError as exc:
             raise ExportError(f"signing key {path}: cannot read: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise ExportError(f"signing key {path}: {exc}") from exc
         where = f"signing key {path}"
     elif env.get(SIGNING_KEY_ENV):
         pem = env[SIGNING_KEY_ENV].encode()
@@ -62,9 +65,11 @@ def load_signing_key(path: Path | None, environ: Mapping[str, str] | None = None
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
-        pem = path.read_bytes()
+        pem = read_regular_file(path, KEY_FILE_MAX_BYTES)
     except OSError as exc:
         raise BundleMismatch(f"public key {path}: cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise BundleMismatch(f"public key {path}: {exc}") from exc
     try:
         key = serialization.load_pem_public_key(pem)
     except ValueError as exc:

@@ -13,16 +13,45 @@ from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, Field, StrictInt, StrictStr, ValidationError
 
 from collector.export.bundle import BUNDLE_FORMAT, MANIFEST, SIGNATURE
 from collector.export.errors import BundleMismatch
 from collector.export.evidence_lines import record_problem
+from collector.export.files import open_regular_file
 from collector.export.signing import check_signature, fingerprint, public_key_from_b64
 
 __all__ = ["VerifyReport", "verify_bundle"]
 
 _CHUNK = 1 << 20
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError)
+MANIFEST_MAX_BYTES = 64 << 20
+"""A manifest lists one entry per file; far larger is a zip bomb, not a bundle."""
+_SIGNATURE_MAX_BYTES = 1024
+
+
+class _Listed(BaseModel):
+    path: StrictStr = Field(min_length=1)
+    size: StrictInt = Field(ge=0)
+    sha256: StrictStr
+
+
+class _Signing(BaseModel):
+    public_key: StrictStr
+    fingerprint: StrictStr
+
+
+class _Counts(BaseModel):
+    evidence_lines: StrictInt = Field(ge=0)
+
+
+class _ManifestShape(BaseModel):
+    """The fields verification reads, with the types it relies on; other fields are the exporter's business."""
+
+    format: StrictStr
+    files: list[_Listed]
+    signing: _Signing
+    counts: _Counts
 
 
 @dataclass(frozen=True)
@@ -36,24 +65,40 @@ class VerifyReport:
     manifest: dict[str, Any]
 
 
-def _read_member(bundle: zipfile.ZipFile, name: str) -> bytes:
+def _read_member(bundle: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
     try:
-        return bundle.read(name)
+        with bundle.open(name) as handle:
+            data = handle.read(max_bytes + 1)
     except _UNREADABLE as exc:
         raise BundleMismatch(f"{name}: cannot be read from the zip: {exc}") from exc
+    if len(data) > max_bytes:
+        raise BundleMismatch(f"{name}: larger than {max_bytes} bytes; not a bundle's {name}")
+    return data
 
 
 def _manifest(raw: bytes) -> dict[str, Any]:
     try:
-        manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleMismatch(f"{MANIFEST}: not valid JSON ({exc})") from exc
+        manifest = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleMismatch(f"{MANIFEST}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer of thousands of digits
+        raise BundleMismatch(f"{MANIFEST}: not valid JSON ({_one_line(exc)})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise BundleMismatch(f"{MANIFEST}: not an evidence bundle manifest (format {BUNDLE_FORMAT} expected)")
     for key in ("files", "signing", "counts"):
         if key not in manifest:
             raise BundleMismatch(f"{MANIFEST}: has no {key!r}")
+    try:
+        _ManifestShape.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BundleMismatch(f"{MANIFEST}: {where}: {first['msg']}") from exc
     return manifest
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _check_signer(manifest: dict[str, Any], raw: bytes, signature: bytes, given: Ed25519PublicKey | None) -> str:
@@ -101,7 +146,13 @@ class _EvidenceCheck:
             record = json.loads(raw)
             problem = record_problem(record)
             seq, prev_hash, chain = int(record["seq"]), record["prev_hash"], record["chain_hash"]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: a line not an object
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:  # AttributeError: not an object
             self.problem = f"{where}: not a well-formed evidence record ({type(exc).__name__}: {exc})"
             return
         if problem is not None:
@@ -146,17 +197,22 @@ def _check_file(bundle: zipfile.ZipFile, entry: dict[str, Any]) -> int:
 
 def verify_bundle(path: Path, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
     try:
-        bundle = zipfile.ZipFile(path)
+        handle = open_regular_file(path)
+    except (OSError, ValueError) as exc:
+        raise BundleMismatch(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}") from exc
+    try:
+        bundle = zipfile.ZipFile(handle)
     except _UNREADABLE as exc:
+        handle.close()
         raise BundleMismatch(f"{path}: not a readable zip bundle: {exc}") from exc
-    with bundle:
+    with handle, bundle:
         names = bundle.namelist()
         for required in (MANIFEST, SIGNATURE):
             if required not in names:
                 raise BundleMismatch(f"{required}: missing from the bundle")
-        raw = _read_member(bundle, MANIFEST)
+        raw = _read_member(bundle, MANIFEST, MANIFEST_MAX_BYTES)
         manifest = _manifest(raw)
-        signer = _check_signer(manifest, raw, _read_member(bundle, SIGNATURE), public_key)
+        signer = _check_signer(manifest, raw, _read_member(bundle, SIGNATURE, _SIGNATURE_MAX_BYTES), public_key)
         listed = {str(f["path"]): f for f in manifest["files"]}
         _check_file_set(names, listed)
         lines = sum(_check_file(bundle, entry) for entry in manifest["files"])
