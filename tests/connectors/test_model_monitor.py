@@ -463,13 +463,19 @@ def test_nested_secrets_never_show_in_reprs_or_dumps() -> None:
 
 
 def test_a_run_through_the_core_stores_tagged_evidence_with_check_results(prometheus_url: str, tmp_path: Path) -> None:
+    # reports without a time of their own are dated by their file's mtime: a fresh checkout's is "now", after NOW
+    reports = tmp_path / "reports"
+    shutil.copytree(DATA / "reports", reports)
+    before_now = (NOW - timedelta(hours=1)).timestamp()
+    for path in reports.rglob("*.json"):
+        os.utime(path, (before_now, before_now))
     raw = {
         "prometheus": {"url": prometheus_url},
         "monitors": [
             monitor("fraud-accuracy", 'model_accuracy{model="fraud"}', min_coverage=0.95),
             monitor("absent", 'model_accuracy{model="absent"}'),
         ],
-        "reports": [{"path": str(DATA / "reports" / "**" / "*.json"), "model": "fraud-detector"}],
+        "reports": [{"path": str(reports / "**" / "*.json"), "model": "fraud-detector"}],
     }
     config = ConnectorInstance(
         name="monitors",
