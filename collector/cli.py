@@ -15,22 +15,21 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from collector import __version__
-from collector.config import CONFIG_ENV, LoadedConfig, load_and_resolve
+from collector.envvars import CONFIG_ENV
 from collector.errors import ConfigurationError
-from collector.freshness import Freshness
-from collector.logging import configure_logging
-from collector.state import State, evaluate_controls
-from collector.store import EvidenceFilter, Store, StoredRecord
 from collector.urls import REDACTED, is_secret_name, redact_text
+
+if TYPE_CHECKING:
+    from collector.config import LoadedConfig
+    from collector.state import State
+    from collector.store import Store, StoredRecord
 
 __all__ = ["EXIT_CODES", "app", "evidence_document", "main", "status_document"]
 
@@ -193,6 +192,11 @@ def _config_error(problems: list[str]) -> typer.Exit:
 
 def _load(ctx: typer.Context, config: Path | None = None) -> LoadedConfig:
     """The configuration named after the command, else before it, else by EVIDENCE_COLLECTOR_CONFIG."""
+    import structlog
+
+    from collector.config import load_and_resolve
+    from collector.logging import configure_logging
+
     opts: _Options = ctx.find_root().obj
     try:
         loaded = load_and_resolve(config or opts.config)
@@ -223,6 +227,8 @@ def _missing_sqlite_file(url: str) -> Path | None:
 def _open_store(loaded: LoadedConfig, *, migrate: bool = True) -> Store:
     """``migrate``: create or upgrade the schema (writers); otherwise the database must exist at head (readers),
     and a missing SQLite file is reported, not created."""
+    from collector.store import Store
+
     url = loaded.app.database.url
     missing = None if migrate else _missing_sqlite_file(url)
     if missing is not None:
@@ -296,8 +302,11 @@ def collect(
 
     On Ctrl-C or SIGTERM the run in progress is recorded as interrupted, the rest are not started, and the
     command exits 130 (SIGINT) or 143 (SIGTERM); a second signal stops at once."""
+    from rich.table import Table
+
     from collector.daemon import load_state
     from collector.runner import Runner
+    from collector.state import State
 
     loaded = _load(ctx, config)
     try:
@@ -357,6 +366,8 @@ def _stop_on_signals(shutdown: threading.Event) -> list[int]:
 
 
 def status_document(loaded: LoadedConfig, state: State, now: datetime, framework: str | None) -> dict[str, Any]:
+    from collector.state import evaluate_controls
+
     snap = state.snapshot()
     controls = []
     rows = evaluate_controls(snap, loaded.mappings, now, loaded.overrides, framework, loaded.active_kinds)
@@ -394,12 +405,15 @@ def status_document(loaded: LoadedConfig, state: State, now: datetime, framework
     return {"generated_at": now.isoformat(), "controls": controls, "connectors": connectors}
 
 
-_STATUS_STYLE = {
-    Freshness.FRESH.value: "green",
-    Freshness.AT_RISK.value: "yellow",
-    Freshness.STALE.value: "red",
-    Freshness.MISSING.value: "red",
-}
+def _status_style() -> dict[str, str]:
+    from collector.freshness import Freshness
+
+    return {
+        Freshness.FRESH.value: "green",
+        Freshness.AT_RISK.value: "yellow",
+        Freshness.STALE.value: "red",
+        Freshness.MISSING.value: "red",
+    }
 
 
 def _age(seconds: float | None) -> str:
@@ -419,7 +433,10 @@ def status(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Per control: freshness, age, TTL, evidence kinds, failing checks; per connector: health."""
+    from rich.table import Table
+
     from collector.daemon import load_state
+    from collector.state import State
 
     loaded = _load(ctx, config)
     check_framework(loaded, framework)
@@ -431,8 +448,9 @@ def status(
         _emit_json(doc)
         return
     table = Table("framework", "control", "title", "status", "age", "ttl", "evidence kinds", "failing checks")
+    status_style = _status_style()
     for c in doc["controls"]:
-        style = _STATUS_STYLE[c["status"]]
+        style = status_style[c["status"]]
         table.add_row(
             c["framework"],
             c["control"],
@@ -465,6 +483,8 @@ def controls(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The catalogs, with the evidence kinds and checks mapped to each control."""
+    from rich.table import Table
+
     loaded = _load(ctx, config)
     check_framework(loaded, framework)
     m = loaded.mappings
@@ -539,6 +559,10 @@ def evidence(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The latest record per subject, with its check results and control tags."""
+    from rich.table import Table
+
+    from collector.store import EvidenceFilter
+
     loaded = _load(ctx, config)
     controls_wanted: list[str | None] = [None]
     if control:
@@ -617,7 +641,7 @@ def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
 # -- feature commands: each feature module defines its commands on `app`; one import line each --
 # (keep this block just above main())
 import collector.commands_coverage  # noqa: E402
-import collector.export.cli  # noqa: E402,F401
+import collector.commands_export  # noqa: E402,F401
 
 
 def main() -> None:

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
-from collector.attest import prepare_attestation
-from collector.attestation import AttestationError, AttestationFields
 from collector.cli import ConfigOption, _emit_json, _fail, _load, _open_store, app, check_framework, err, out
-from collector.config import LoadedConfig
-from collector.coverage import (
-    COVERED,
-    ControlCoverage,
-    CoverageBasis,
-    CoverageReport,
-    CoverageState,
-    basis_for_config,
-    compute_coverage,
-)
-from collector.crosswalk import load_crosswalks, suggest_links
-from collector.errors import MappingError
-from collector.state import State
+
+if TYPE_CHECKING:
+    from collector.attestation import AttestationFields
+    from collector.config import LoadedConfig
+    from collector.coverage import ControlCoverage, CoverageBasis, CoverageReport
 
 __all__ = ["attest_command", "controls_suggest", "coverage_command", "coverage_csv"]
 
@@ -59,6 +46,10 @@ def _option(loc: Any) -> str:
 
 
 def _fields(raw: dict[str, Any]) -> AttestationFields:
+    from pydantic import ValidationError
+
+    from collector.attestation import AttestationFields
+
     try:
         return AttestationFields.model_validate({k: v for k, v in raw.items() if v not in (None, [])})
     except ValidationError as exc:
@@ -84,6 +75,9 @@ def attest_command(
     config: ConfigOption = None,
 ) -> None:
     """Store a dated, expiring attestation that a document supports controls; it goes stale like any evidence."""
+    from collector.attest import prepare_attestation
+    from collector.attestation import AttestationError
+
     loaded = _load(ctx, config)
     fields = _fields(
         {
@@ -117,6 +111,9 @@ def attest_command(
 
 
 def _basis(loaded: LoadedConfig, *, all_connectors: bool) -> CoverageBasis:
+    from collector.coverage import basis_for_config
+    from collector.errors import MappingError
+
     try:
         return basis_for_config(loaded, all_connectors=all_connectors)
     except MappingError as exc:
@@ -125,6 +122,7 @@ def _basis(loaded: LoadedConfig, *, all_connectors: bool) -> CoverageBasis:
 
 def _newest(loaded: LoadedConfig) -> Any:
     from collector.daemon import load_state
+    from collector.state import State
 
     store = _open_store(loaded, migrate=False)
     state = State()
@@ -138,6 +136,8 @@ def _percent(covered: int, total: int) -> str:
 
 
 def _evidenced_by(c: ControlCoverage) -> str:
+    from collector.coverage import CoverageState
+
     if c.state is CoverageState.AUTOMATED:
         return ", ".join([*c.kinds, *c.checks]) + f" ({', '.join(c.connectors)})"
     if c.state is CoverageState.ATTESTED:
@@ -149,6 +149,10 @@ def _evidenced_by(c: ControlCoverage) -> str:
 
 
 def _print_table(report: CoverageReport) -> None:
+    from rich.table import Table
+
+    from collector.coverage import COVERED, CoverageState
+
     table = Table("framework", "control", "title", "state", "evidenced by")
     for c in report.controls:
         style = _STATE_STYLE[c.state.value]
@@ -179,6 +183,7 @@ def _print_table(report: CoverageReport) -> None:
 
 
 def coverage_csv(report: CoverageReport) -> str:
+    import csv
     import io
 
     buffer = io.StringIO()
@@ -217,6 +222,8 @@ def coverage_command(
     """Per control: automated (which kinds/checks, which connectors), attested, attestable (a template), or
     uncovered; totals per framework and group; the goals. Reproduce the shipped figures with
     `coverage --all-connectors --no-store`."""
+    from collector.coverage import compute_coverage
+
     loaded = _load(ctx, config)
     check_framework(loaded, framework)
     basis = _basis(loaded, all_connectors=all_connectors)
@@ -239,6 +246,12 @@ def controls_suggest(
     config: ConfigOption = None,
 ) -> None:
     """Controls not automated whose crosswalk partner is: candidate links to review (never applied automatically)."""
+    from rich.table import Table
+
+    from collector.coverage import compute_coverage
+    from collector.crosswalk import load_crosswalks, suggest_links
+    from collector.errors import MappingError
+
     loaded = _load(ctx, config)
     check_framework(loaded, framework)
     basis = _basis(loaded, all_connectors=all_connectors)

@@ -24,6 +24,7 @@ from collector.connector import (
     resolve_local_path,
 )
 from collector.durations import Duration, format_duration
+from collector.envvars import CONFIG_ENV
 from collector.errors import ConfigurationError, MappingError
 from collector.mappings import FreshnessPolicy, Mappings, default_mappings_dir, load_mappings
 from collector.model import ControlRef
@@ -43,7 +44,6 @@ __all__ = [
     "load_config",
 ]
 
-CONFIG_ENV = "EVIDENCE_COLLECTOR_CONFIG"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 _MAX_CLOCK_SKEW = timedelta(days=1)
 MIN_INTERVAL = timedelta(seconds=1)

@@ -33,7 +33,8 @@ __all__ = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """Validators are built on first use, not at import."""
 
 
 class Control(_Strict):

@@ -150,6 +150,65 @@ def test_version_alone_prints_the_version() -> None:
     assert result.stdout.strip() == __version__
 
 
+HEAVY_MODULES = (
+    "sqlalchemy",
+    "alembic",
+    "boto3",
+    "botocore",
+    "mlflow",
+    "kubernetes",
+    "prometheus_client",
+    "cryptography",
+    "collector.store",
+    "collector.export",
+    "connectors",
+)
+_IMPORTS_AFTER = """
+import contextlib, io, json, sys
+from collector.cli import main
+argvs, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for argv in argvs:
+    sys.argv = ["evidence-collector", *argv]
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code == 0, (argv, exc.code)
+print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))))
+"""
+
+
+def heavy_imports(*argvs: list[str]) -> list[str]:
+    """The heavy modules a fresh process has imported after running the command line with each ``argv``."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_AFTER, json.dumps(argvs), json.dumps(HEAVY_MODULES)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found: list[str] = json.loads(proc.stdout)
+    return found
+
+
+def test_version_imports_no_database_export_or_connector_library() -> None:
+    assert heavy_imports(["--version"]) == []
+
+
+def test_help_imports_no_database_export_or_connector_library() -> None:
+    helps = [["--help"], *([*path, "--help"] for path, _ in _all_commands() if path)]
+    assert len(helps) > 10
+    assert heavy_imports(*helps) == []
+
+
+def _all_commands() -> list[tuple[tuple[str, ...], object]]:
+    from collector.cli_reference import commands
+
+    return list(commands())
+
+
 @pytest.mark.parametrize("path", cli_commands(), ids=" ".join)
 def test_config_is_accepted_before_or_after_every_command(path: tuple[str, ...], config: Path) -> None:
     for args in (["--config", str(config), *path, "--help"], [*path, "-c", str(config), "--help"]):
@@ -272,12 +331,12 @@ def test_controls_needs_no_database_and_creates_none(tmp_path: Path) -> None:
 def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import collector.cli
+    import collector.config
 
     def broken(_path: Path | None) -> None:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(collector.cli, "load_and_resolve", broken)
+    monkeypatch.setattr(collector.config, "load_and_resolve", broken)
     exit_code, stderr, escaped = run_cli("status", "--config", str(config))
     assert (exit_code, escaped) == (70, None)
     assert one_line(stderr) == "unexpected error: RuntimeError: boom (rerun with --debug for the traceback)"

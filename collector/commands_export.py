@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from collector import __version__
 from collector.cli import ConfigOption, _load, _open_store, app, err, out
-from collector.export.bundle import build_request, config_digest, export_bundle
-from collector.export.errors import BundleMismatch, ExportError
-from collector.export.signing import load_public_key, load_signing_key
-from collector.export.verify import verify_bundle
 
-__all__ = ["config_digest", "export", "parse_instant", "parse_period", "verify_bundle_command"]
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = ["export", "parse_instant", "parse_period", "verify_bundle_command"]
 
 SIGNING_KEY_FILE_ENV = "EVIDENCE_COLLECTOR_SIGNING_KEY_FILE"
 
 
 def parse_instant(text: str, what: str) -> datetime:
     """ISO 8601 date or date-time; a date means 00:00 UTC, a time without an offset means UTC."""
+    from collector.export.errors import ExportError
+
     value = text.strip()
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -35,6 +35,8 @@ def parse_instant(text: str, what: str) -> datetime:
 
 
 def parse_period(text: str) -> tuple[datetime, datetime]:
+    from collector.export.errors import ExportError
+
     start, sep, end = text.partition("..")
     if not sep or not start.strip() or not end.strip():
         raise ExportError(f"--period {text!r} must be START..END, e.g. 2026-09-01..2026-12-01")
@@ -50,6 +52,15 @@ class _BarProgress:
 
     def __enter__(self) -> _BarProgress:
         if err.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("exporting evidence"),
@@ -103,6 +114,10 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write a signed evidence bundle: records, control matrix, coverage gaps, HTML report and OSCAL."""
+    from collector.export.bundle import build_request, config_digest, export_bundle
+    from collector.export.errors import ExportError
+    from collector.export.signing import load_signing_key
+
     loaded = _load(ctx, config)
     try:
         request = build_request(
@@ -155,6 +170,10 @@ def verify_bundle_command(
     ] = None,
 ) -> None:
     """Check every file hash, the signature and the evidence chain links. Exits 1 on the first mismatch."""
+    from collector.export.errors import BundleMismatch
+    from collector.export.signing import load_public_key
+    from collector.export.verify import verify_bundle
+
     try:
         key = load_public_key(public_key) if public_key is not None else None
         report = verify_bundle(bundle, key)
