@@ -12,16 +12,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
 
 from collector.errors import extra_needed
-from collector.mappings import Mappings
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import non_finite_paths
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
 from collector.urls import redact_text
+
+if TYPE_CHECKING:
+    from collector.mappings import Mappings
 
 __all__ = [
     "CONFIG_DIR_CONTEXT",

@@ -18,10 +18,8 @@ from collector.attestation import (
     resolve_attestation,
     sidecar_error,
 )
-from collector.connector import CollectContext, Connector
-from collector.errors import ConfigurationError
 from collector.mappings import Mappings
-from collector.model import Observation
+from collector.sdk import CollectContext, ConfigurationError, Connector, Observation
 
 from .settings import AttestationsSettings
 from .sources import Sidecar, directory_sidecars, s3_sidecars

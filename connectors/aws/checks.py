@@ -9,14 +9,19 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote
 
-from collector.connector import Check
-from collector.durations import format_duration
-from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number, non_finite_paths
-from collector.skew import in_the_future
-from collector.timestamps import parse_timestamp
-from connectors.container_scan import checks as container_checks
-from connectors.container_scan.settings import ContainerScanSettings
+from collector.sdk import (
+    Check,
+    CheckResult,
+    Observation,
+    Outcome,
+    finite_number,
+    format_duration,
+    in_the_future,
+    non_finite_paths,
+    parse_timestamp,
+)
+from collector.sdk import vulnerability_scan as container_checks
+from collector.sdk.vulnerability_scan import ScanThresholds
 
 from .iam import AUTHORIZATION_DETAILS_KIND, CREDENTIAL_REPORT_KIND, PASSWORD_POLICY_KIND, ROOT_USER
 from .settings import AwsSettings
@@ -386,13 +391,11 @@ def password_policy(observation: Observation, settings: AwsSettings, now: dateti
 # ------------------------------------------------------------------------------------------- ECR scans
 
 
-def _scan_settings(settings: AwsSettings) -> ContainerScanSettings:
-    return ContainerScanSettings(
-        paths=["ecr"], max_age=settings.ecr.max_age, fail_on_severity=settings.ecr.fail_on_severity
-    )
+def _scan_settings(settings: AwsSettings) -> ScanThresholds:
+    return ScanThresholds(max_age=settings.ecr.max_age, fail_on_severity=settings.ecr.fail_on_severity)
 
 
-def _container_check(check: Check[ContainerScanSettings]) -> Check[AwsSettings]:
+def _container_check(check: Check[ScanThresholds]) -> Check[AwsSettings]:
     """The container_scan check itself, fed its thresholds from ``ecr:``; same id, same mapping."""
 
     def evaluate(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
