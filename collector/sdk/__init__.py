@@ -2,7 +2,14 @@
 
 from collector.connector import Check, CollectContext, Connector, ConnectorSettings, LocalPath, Problem, RunCancelled
 from collector.durations import Duration, format_duration, parse_duration
-from collector.errors import ConfigurationError, SkippableError, TransientError, extra_needed
+from collector.errors import (
+    HTTP_DISPOSITION,
+    ConfigurationError,
+    Disposition,
+    SkippableError,
+    TransientError,
+    extra_needed,
+)
 from collector.model import CheckResult, Observation, Outcome, Subject
 from collector.numbers import finite_number, is_non_finite, non_finite_paths, non_finite_text
 from collector.paging import PageExpired, collect_pages
@@ -13,12 +20,14 @@ from collector.urls import redact_text, redact_url
 
 __all__ = [
     "DEFAULT_CLOCK_SKEW_TOLERANCE",
+    "HTTP_DISPOSITION",
     "Check",
     "CheckResult",
     "CollectContext",
     "ConfigurationError",
     "Connector",
     "ConnectorSettings",
+    "Disposition",
     "Duration",
     "LocalPath",
     "Observation",
