@@ -17,12 +17,10 @@ from typing import Any
 from collector.sdk import Subject, UnreadableTimestamp, read_timestamp
 from collector.sdk.vulnerability_scan import (
     SEVERITY_RANK,
-    TRIVY_KEYS,
     Artifact,
     Finding,
     ReportError,
     ScannedArtifact,
-    TrivyKeys,
     normalise_severity,
     trivy_findings,
 )
@@ -36,16 +34,12 @@ from collector.sdk.vulnerability_scan.records import reject_renamed as _renamed
 from .records import GRYPE_MATCH_FIELDS, GrypeMatch, SarifResult, security_severity
 
 __all__ = [
-    "TRIVY_KEYS",
-    "ReportError",
-    "TrivyKeys",
     "detect_format",
     "parse_grype",
     "parse_report",
     "parse_sarif",
     "parse_trivy",
     "parse_trivy_legacy",
-    "trivy_findings",
 ]
 
 
