@@ -1,4 +1,4 @@
-"""Pure judgements over one IAM observation; ECR scans reuse the container_scan checks."""
+"""Pure judgements over one IAM observation; ECR scans reuse the shared container.scan checks."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collector.sdk import (
     non_finite_paths,
     parse_timestamp,
 )
-from collector.sdk import vulnerability_scan as container_checks
+from collector.sdk.vulnerability_scan import CHECKS as SCAN_CHECKS
 from collector.sdk.vulnerability_scan import ScanThresholds
 
 from .iam import AUTHORIZATION_DETAILS_KIND, CREDENTIAL_REPORT_KIND, PASSWORD_POLICY_KIND, ROOT_USER
@@ -396,7 +396,7 @@ def _scan_settings(settings: AwsSettings) -> ScanThresholds:
 
 
 def _container_check(check: Check[ScanThresholds]) -> Check[AwsSettings]:
-    """The container_scan check itself, fed its thresholds from ``ecr:``; same id, same mapping."""
+    """The shared ``container.scan`` check itself, fed its thresholds from ``ecr:``; same id, same mapping."""
 
     def evaluate(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
         return check.evaluate(observation, _scan_settings(settings), now)
@@ -442,5 +442,5 @@ IAM_CHECKS = (
     NO_WILDCARD_ADMIN,
     PASSWORD_POLICY,
 )
-CONTAINER_SCAN_CHECKS = tuple(_container_check(c) for c in container_checks.CHECKS)
+CONTAINER_SCAN_CHECKS = tuple(_container_check(c) for c in SCAN_CHECKS)
 CHECKS = IAM_CHECKS + CONTAINER_SCAN_CHECKS
