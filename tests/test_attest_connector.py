@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from collector.conformance import ConnectorConformance, collect_all
 from collector.connector import CollectContext, load_connector
 from collector.errors import ConfigurationError
 from collector.mappings import load_mappings
+from collector.sdk.testing import ConnectorConformance, collect_all
 from connectors.attestations import AttestationsConnector, AttestationsSettings
 from tests.helpers import running_moto_server
 

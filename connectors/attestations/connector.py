@@ -7,6 +7,7 @@ reject it too, but could not say where)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from collector.attestation import (
     ATTESTATION_KIND,
@@ -18,13 +19,13 @@ from collector.attestation import (
     resolve_attestation,
     sidecar_error,
 )
-from collector.connector import CollectContext, Connector
-from collector.errors import ConfigurationError
-from collector.mappings import Mappings
-from collector.model import Observation
+from collector.sdk import CollectContext, ConfigurationError, Connector, Observation
 
 from .settings import AttestationsSettings
 from .sources import Sidecar, directory_sidecars, s3_sidecars
+
+if TYPE_CHECKING:
+    from collector.mappings import Mappings
 
 __all__ = ["AttestationsConnector"]
 

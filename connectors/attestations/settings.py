@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from collector.attestation import SIDECAR_SUFFIX
-from collector.connector import ConnectorSettings, LocalPath
+from collector.sdk import ConnectorSettings, LocalPath
 
 __all__ = ["AttestationsSettings"]
 

@@ -8,9 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from collector.attestation import AttestationError, DocumentDigest, digest_file, digest_stream
-from collector.connector import CollectContext
-from collector.errors import ConfigurationError, extra_needed
-from collector.retry import call_with_retry
+from collector.sdk import CollectContext, ConfigurationError, call_with_retry, extra_needed
 
 from .settings import AttestationsSettings
 

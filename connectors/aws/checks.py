@@ -1,4 +1,4 @@
-"""Pure judgements over one IAM observation; ECR scans reuse the container_scan checks."""
+"""Pure judgements over one IAM observation; ECR scans reuse the shared container.scan checks."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote
 
-from collector.connector import Check
-from collector.durations import format_duration
-from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number, non_finite_paths
-from collector.skew import in_the_future
-from collector.timestamps import parse_timestamp
-from connectors.container_scan import checks as container_checks
-from connectors.container_scan.settings import ContainerScanSettings
+from collector.sdk import (
+    Check,
+    CheckResult,
+    Observation,
+    Outcome,
+    finite_number,
+    format_duration,
+    in_the_future,
+    non_finite_paths,
+    parse_timestamp,
+)
+from collector.sdk.vulnerability_scan import CHECKS as SCAN_CHECKS
+from collector.sdk.vulnerability_scan import ScanThresholds
 
 from .iam import AUTHORIZATION_DETAILS_KIND, CREDENTIAL_REPORT_KIND, PASSWORD_POLICY_KIND, ROOT_USER
 from .settings import AwsSettings
@@ -386,14 +391,12 @@ def password_policy(observation: Observation, settings: AwsSettings, now: dateti
 # ------------------------------------------------------------------------------------------- ECR scans
 
 
-def _scan_settings(settings: AwsSettings) -> ContainerScanSettings:
-    return ContainerScanSettings(
-        paths=["ecr"], max_age=settings.ecr.max_age, fail_on_severity=settings.ecr.fail_on_severity
-    )
+def _scan_settings(settings: AwsSettings) -> ScanThresholds:
+    return ScanThresholds(max_age=settings.ecr.max_age, fail_on_severity=settings.ecr.fail_on_severity)
 
 
-def _container_check(check: Check[ContainerScanSettings]) -> Check[AwsSettings]:
-    """The container_scan check itself, fed its thresholds from ``ecr:``; same id, same mapping."""
+def _container_check(check: Check[ScanThresholds]) -> Check[AwsSettings]:
+    """The shared ``container.scan`` check itself, fed its thresholds from ``ecr:``; same id, same mapping."""
 
     def evaluate(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
         return check.evaluate(observation, _scan_settings(settings), now)
@@ -439,5 +442,5 @@ IAM_CHECKS = (
     NO_WILDCARD_ADMIN,
     PASSWORD_POLICY,
 )
-CONTAINER_SCAN_CHECKS = tuple(_container_check(c) for c in container_checks.CHECKS)
+CONTAINER_SCAN_CHECKS = tuple(_container_check(c) for c in SCAN_CHECKS)
 CHECKS = IAM_CHECKS + CONTAINER_SCAN_CHECKS

@@ -13,11 +13,9 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from botocore.loaders import Loader, create_loader
 from botocore.session import Session, get_session
 
-from collector.connector import CollectContext, Connector
-from collector.errors import ConfigurationError, SkippableError
-from collector.model import Observation, Subject
-from connectors.container_scan.checks import KIND as CONTAINER_SCAN_KIND
-from connectors.container_scan.scan import to_payload
+from collector.sdk import CollectContext, ConfigurationError, Connector, Observation, SkippableError, Subject
+from collector.sdk.vulnerability_scan import KIND as CONTAINER_SCAN_KIND
+from collector.sdk.vulnerability_scan import to_payload
 
 from . import ecr as ecr_reads
 from .checks import CHECKS

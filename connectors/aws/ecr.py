@@ -10,10 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collector.errors import SkippableError
-from collector.model import Subject
-from collector.timestamps import UnreadableTimestamp, read_timestamp
-from connectors.container_scan.scan import Artifact, Finding, ScannedArtifact, normalise_severity
+from collector.sdk import SkippableError, Subject, UnreadableTimestamp, read_timestamp
+from collector.sdk.vulnerability_scan import Artifact, Finding, ScannedArtifact, normalise_severity
 
 from .settings import EcrSettings
 from .shapes import error_code

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collector.errors import TransientError
+from collector.sdk import TransientError
 
 from .shapes import aws_json, error_code
 

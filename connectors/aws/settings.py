@@ -8,10 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.connector import ConnectorSettings
-from collector.durations import Duration
-from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
-from connectors.container_scan.settings import Threshold
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
+from collector.sdk.vulnerability_scan import Threshold
 
 __all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "PasswordPolicyRequirements"]
 

@@ -10,12 +10,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from collector.connector import CollectContext, Connector
-from collector.model import Observation
+from collector.sdk import CollectContext, Connector, Observation
+from collector.sdk.vulnerability_scan import CHECKS, KIND, ReportError, ScannedArtifact, to_payload
 
-from .checks import CHECKS, KIND
-from .parsers import ReportError, parse_report
-from .scan import ScannedArtifact, to_payload
+from .parsers import parse_report
 from .settings import ContainerScanSettings
 
 __all__ = ["ContainerScanConnector", "read_report"]

@@ -2,8 +2,8 @@
 
 One function per format; :func:`parse_report` picks the format from the document's shape.
 A malformed report raises :class:`ReportError` with a reason fit for ``ctx.problem``: every field a check reads
-is validated (:mod:`.records`), and a missing, renamed, ``null`` or mistyped one is named by its JSON path, so
-that a damaged report is never read as one with no findings.
+is validated (:mod:`.records`; Trivy's in the SDK), and a missing, renamed, ``null`` or mistyped one is named by
+its JSON path, so that a damaged report is never read as one with no findings.
 """
 
 from __future__ import annotations
@@ -12,36 +12,34 @@ import re
 from dataclasses import replace
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any, NamedTuple
+from typing import Any
 
-from collector.model import Subject
-from collector.timestamps import UnreadableTimestamp, read_timestamp
-
-from .records import (
-    GRYPE_MATCH_FIELDS,
-    GrypeMatch,
+from collector.sdk import Subject, UnreadableTimestamp, read_timestamp
+from collector.sdk.vulnerability_scan import (
+    SEVERITY_RANK,
+    Artifact,
+    Finding,
     ReportError,
-    SarifResult,
-    json_type,
-    read_record,
-    renamed_field,
-    security_severity,
-    trivy_record_model,
+    ScannedArtifact,
+    normalise_severity,
+    trivy_findings,
 )
-from .records import Malformed as _Malformed
-from .scan import SEVERITY_RANK, Artifact, Finding, ScannedArtifact, normalise_severity
+from collector.sdk.vulnerability_scan.records import Malformed as _Malformed
+from collector.sdk.vulnerability_scan.records import json_items as _items
+from collector.sdk.vulnerability_scan.records import json_object as _required_obj
+from collector.sdk.vulnerability_scan.records import json_type, read_record, renamed_field
+from collector.sdk.vulnerability_scan.records import nonblank as _text
+from collector.sdk.vulnerability_scan.records import reject_renamed as _renamed
+
+from .records import GRYPE_MATCH_FIELDS, GrypeMatch, SarifResult, security_severity
 
 __all__ = [
-    "TRIVY_KEYS",
-    "ReportError",
-    "TrivyKeys",
     "detect_format",
     "parse_grype",
     "parse_report",
     "parse_sarif",
     "parse_trivy",
     "parse_trivy_legacy",
-    "trivy_findings",
 ]
 
 
@@ -50,14 +48,6 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
-    return value
-
-
-def _items(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an array")
     return value
 
 
@@ -85,11 +75,6 @@ def _holding(container: dict[str, Any], key: str, markers: frozenset[str], known
 
 def _marked(item: Any, markers: frozenset[str]) -> bool:
     return isinstance(item, dict) and not markers.isdisjoint(item)
-
-
-def _text(value: Any) -> str | None:
-    """A non-blank string, else ``None`` (scanners write ``""`` for "not known")."""
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def _texts(value: Any) -> tuple[str, ...]:
@@ -172,69 +157,6 @@ def _unknown_format(document: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- Trivy
 
 
-class TrivyKeys(NamedTuple):
-    """How a Trivy vulnerability record spells its fields: the CLI's JSON, or Trivy Operator's report."""
-
-    id: str
-    package: str
-    installed_version: str
-    fixed_version: str
-    severity: str
-    status: str | None = None
-    """The CLI's ``Status`` (fixed, affected, will_not_fix, …); Trivy Operator's records carry none."""
-
-
-TRIVY_KEYS = TrivyKeys("VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion", "Severity", "Status")
-
-_TRIVY_RECORD_KEYS = frozenset(
-    {
-        "VulnerabilityID",
-        "VendorIDs",
-        "PkgID",
-        "PkgName",
-        "PkgPath",
-        "PkgIdentifier",
-        "InstalledVersion",
-        "FixedVersion",
-        "Status",
-        "Layer",
-        "SeveritySource",
-        "PrimaryURL",
-        "DataSource",
-        "Custom",
-        "Title",
-        "Description",
-        "Severity",
-        "CweIDs",
-        "VendorSeverity",
-        "CVSS",
-        "References",
-        "PublishedDate",
-        "LastModifiedDate",
-        "Fingerprint",
-        "vulnerabilityID",
-        "resource",
-        "installedVersion",
-        "fixedVersion",
-        "severity",
-        "title",
-        "primaryLink",
-        "links",
-        "score",
-        "target",
-        "class",
-        "packageType",
-        "pkgPath",
-        "packagePURL",
-        "description",
-        "cvss",
-        "cvsssource",
-        "publishedDate",
-        "lastModifiedDate",
-    }
-)
-"""Every field Trivy writes in a vulnerability record: none of them is a misspelling of another."""
-
 _TRIVY_RESULT_KEYS = frozenset(
     {
         "Target",
@@ -263,73 +185,10 @@ _TRIVY_REPORT_KEYS = frozenset(
         "Results",
     }
 )
-_TRIVY_NO_FIX = frozenset(
-    {"affected", "not_affected", "under_investigation", "will_not_fix", "fix_deferred", "end_of_life"}
-)
-
-
 _VULNERABILITY_MARKERS = frozenset({"VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion"})
 """Fields of a Trivy vulnerability record that no other Trivy array's items (packages, misconfigurations,
 secrets, licenses) carry."""
 _RESULT_MARKERS = frozenset({"Target", "Class", "Type", "Vulnerabilities"})
-
-
-def _trivy_fixable(fixed_version: str | None, status: str | None, *, status_expected: bool) -> bool | None:
-    """A fixed version or ``Status: fixed`` is a fix; a no-fix status is none; ``unknown`` or any other status
-    word is an unknown fix state. Without a ``Status`` key: no fix where no record of the report has one (Trivy
-    before v0.38 and Trivy Operator say "no fix" by leaving out the fixed version), else unknown (the report
-    speaks ``Status`` but does not say it for this record)."""
-    if fixed_version is not None or status == "fixed":
-        return True
-    if status is None:
-        return None if status_expected else False
-    return False if status in _TRIVY_NO_FIX else None
-
-
-def _renamed(record: dict[str, Any], expected: tuple[str, ...], known: frozenset[str], where: str) -> None:
-    renamed = renamed_field(record, expected, known)
-    if renamed is not None:
-        raise _Malformed(f"{where}.{renamed[1]} is missing; found `{renamed[0]}`")
-
-
-def _required_obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Malformed(f"{where} is a JSON {json_type(value)}, expected an object")
-    return value
-
-
-def trivy_findings(
-    vulnerabilities: Any, where: str, keys: TrivyKeys = TRIVY_KEYS, *, status_expected: bool = False
-) -> list[Finding]:
-    """One array of Trivy vulnerabilities (``where`` names it); see :func:`_trivy_fixable` for the fix state.
-
-    A record without an id or a severity, or with a field the checks read renamed, ``null`` or of the wrong
-    type, raises :class:`ReportError` naming it."""
-    model = trivy_record_model(*keys)
-    expected = tuple(key for key in keys if key is not None)
-    known = frozenset(k for k in _TRIVY_RECORD_KEYS if k.lower() not in {e.lower() for e in expected})
-    findings = []
-    for j, raw in enumerate(_items(vulnerabilities, where)):
-        here = f"{where}[{j}]"
-        record = _required_obj(raw, here)
-        _renamed(record, expected, known, here)
-        for key in expected:
-            if key in record and record[key] is None:  # Trivy leaves an empty field out, never null
-                raise _Malformed(f"{here}.{key} is null")
-        parsed = read_record(model, record, here)
-        fixed_version = _text(parsed.fixed_version)
-        status = parsed.status.strip().lower() if parsed.status is not None else None
-        findings.append(
-            Finding(
-                id=parsed.id,
-                package=_text(parsed.package),
-                installed_version=_text(parsed.installed_version),
-                fixed_version=fixed_version,
-                severity=normalise_severity(parsed.severity),
-                fixable=_trivy_fixable(fixed_version, status, status_expected=status_expected),
-            )
-        )
-    return findings
 
 
 def _trivy_findings(results: list[Any], where: str) -> list[Finding]:

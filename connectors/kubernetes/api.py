@@ -16,10 +16,15 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from collector.errors import ConfigurationError, TransientError
-from collector.paging import PageExpired, collect_pages
-from collector.retry import call_with_retry
-from collector.urls import redact_text, redact_url
+from collector.sdk import (
+    ConfigurationError,
+    PageExpired,
+    TransientError,
+    call_with_retry,
+    collect_pages,
+    redact_text,
+    redact_url,
+)
 
 __all__ = [
     "CLUSTER_ROLES",

@@ -8,10 +8,8 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from collector.connector import Check
-from collector.model import CheckResult, Observation, Outcome
-from connectors.container_scan.checks import NO_FIXABLE_VULNS, SCAN_RECENT
-from connectors.container_scan.settings import ContainerScanSettings
+from collector.sdk import Check, CheckResult, Observation, Outcome
+from collector.sdk.vulnerability_scan import NO_FIXABLE_VULNS, SCAN_RECENT, ScanThresholds
 
 from .settings import KubernetesSettings
 
@@ -182,7 +180,7 @@ def network_policy_present(observation: Observation, settings: KubernetesSetting
 # ---------------------------------------------------------------------------------------------- container.scan
 
 
-def _with_scan_settings(check: Check[ContainerScanSettings]) -> Check[KubernetesSettings]:
+def _with_scan_settings(check: Check[ScanThresholds]) -> Check[KubernetesSettings]:
     """A shared ``container.scan`` check, reading its thresholds from ``trivy_operator``."""
 
     def evaluate(observation: Observation, settings: KubernetesSettings, now: datetime) -> CheckResult:

@@ -10,11 +10,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.config import ConfigException, list_kube_config_contexts, load_incluster_config, load_kube_config
 
-from collector.connector import CollectContext, Connector
-from collector.errors import ConfigurationError
-from collector.model import Observation, Subject
-from collector.urls import redact_url
-from connectors.container_scan.checks import KIND as SCAN_KIND
+from collector.sdk import CollectContext, ConfigurationError, Connector, Observation, Subject, redact_url
+from collector.sdk.vulnerability_scan import KIND as SCAN_KIND
 
 from .api import (
     CLUSTER_ROLE_BINDINGS,

@@ -7,9 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.connector import ConnectorSettings, LocalPath
-from collector.durations import Duration
-from connectors.container_scan.settings import ContainerScanSettings, Threshold
+from collector.sdk import ConnectorSettings, Duration, LocalPath
+from collector.sdk.vulnerability_scan import ScanThresholds, Threshold
 
 __all__ = ["DEFAULT_TRUSTED_SUBJECTS", "KubernetesSettings", "TrivyOperatorSettings"]
 
@@ -37,11 +36,9 @@ class TrivyOperatorSettings(ConnectorSettings):
     def _upper_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    def scan_settings(self) -> ContainerScanSettings:
+    def scan_settings(self) -> ScanThresholds:
         """The thresholds in the form the shared ``container.scan`` checks read."""
-        return ContainerScanSettings(
-            paths=["trivy-operator"], fail_on_severity=self.fail_on_severity, max_age=self.max_age
-        )
+        return ScanThresholds(fail_on_severity=self.fail_on_severity, max_age=self.max_age)
 
 
 class KubernetesSettings(ConnectorSettings):

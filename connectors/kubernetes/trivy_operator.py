@@ -1,6 +1,6 @@
 """Trivy Operator ``VulnerabilityReport`` objects as ``container.scan`` evidence, one per image digest.
 
-The payload is built by ``connectors.container_scan.scan.to_payload`` (the same shape and severity words as
+The payload is built by ``collector.sdk.vulnerability_scan.to_payload`` (the same shape and severity words as
 file reports), counted from the listed vulnerabilities; the report's own ``summary`` is kept beside it because
 the two can disagree. Reports are per workload container and their names change with every rollout, so
 reports of the same image are grouped by the image's identity (digest, else tag) into one observation: the
@@ -14,17 +14,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.model import Subject
-from collector.timestamps import UnreadableTimestamp, read_timestamp
-from connectors.container_scan.parsers import ReportError, TrivyKeys, trivy_findings
-from connectors.container_scan.scan import (
+from collector.sdk import Subject, UnreadableTimestamp, read_timestamp
+from collector.sdk.vulnerability_scan import (
     SEVERITIES,
     Artifact,
     Finding,
+    ReportError,
     ScannedArtifact,
+    TrivyKeys,
     count_by_severity,
     deduplicate,
     to_payload,
+    trivy_findings,
 )
 
 __all__ = ["ImageScan", "VulnerabilityReport", "image_scans", "read_report"]

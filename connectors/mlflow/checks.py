@@ -6,11 +6,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.connector import Check
-from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number, non_finite_paths
-from collector.skew import in_the_future
-from collector.timestamps import parse_timestamp
+from collector.sdk import (
+    Check,
+    CheckResult,
+    Observation,
+    Outcome,
+    finite_number,
+    in_the_future,
+    non_finite_paths,
+    parse_timestamp,
+)
 
 from .payloads import SourceRun
 from .settings import MlflowSettings

@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.connector import CollectContext, Connector
-from collector.errors import ConfigurationError, TransientError
-from collector.model import Observation, Subject
-from collector.urls import redact_text
+from collector.sdk import (
+    CollectContext,
+    ConfigurationError,
+    Connector,
+    Observation,
+    Subject,
+    TransientError,
+    redact_text,
+)
 
 from .checks import CHECKS
 from .checks import KIND as VERSION_KIND

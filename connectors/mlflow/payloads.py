@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from collector.urls import redact_text
+from collector.sdk import redact_text
 
 from .facts import DatasetFacts, LoggedModelFacts, RegisteredModelFacts, RunFacts, VersionFacts
 from .settings import MlflowSettings

@@ -8,9 +8,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from collector.connector import ConnectorSettings
-from collector.durations import Duration
-from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
 
 __all__ = ["DEFAULT_FAIRNESS_BOUNDS", "ApprovalTags", "Bounds", "MlflowSettings"]
 

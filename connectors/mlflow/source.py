@@ -17,15 +17,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.entities.paged_list import PagedList
 
-from collector.errors import (
+from collector.sdk import (
     HTTP_DISPOSITION,
     ConfigurationError,
     Disposition,
     SkippableError,
     TransientError,
+    collect_pages,
+    redact_text,
+    redact_url,
 )
-from collector.paging import collect_pages
-from collector.urls import redact_text, redact_url
 
 from .facts import (
     LoggedModelFacts,

@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collector.urls import redact_text
+from collector.sdk import redact_text
 
 from .settings import AwsSettings
 

@@ -6,12 +6,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.connector import Check
-from collector.durations import format_duration
-from collector.model import CheckResult, Observation, Outcome
-from collector.numbers import finite_number, is_non_finite, non_finite_paths, non_finite_text
-from collector.skew import in_the_future
-from collector.timestamps import parse_timestamp
+from collector.sdk import (
+    Check,
+    CheckResult,
+    Observation,
+    Outcome,
+    finite_number,
+    format_duration,
+    in_the_future,
+    is_non_finite,
+    non_finite_paths,
+    non_finite_text,
+    parse_timestamp,
+)
 
 from .sagemaker import PROCESSING_JOB_FAILED
 from .settings import Bound, ModelMonitorSettings

@@ -7,11 +7,18 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from collector.connector import CollectContext, Connector, Problem
-from collector.durations import format_duration
-from collector.errors import ConfigurationError, TransientError
-from collector.model import Observation, Subject
-from collector.urls import redact_text, redact_url
+from collector.sdk import (
+    CollectContext,
+    ConfigurationError,
+    Connector,
+    Observation,
+    Problem,
+    Subject,
+    TransientError,
+    format_duration,
+    redact_text,
+    redact_url,
+)
 
 from .aws import ClientFactory, client_factory
 from .checks import CHECKS, KIND_METRIC, KIND_OF_ASPECT, KIND_SCHEDULE, KINDS

@@ -11,9 +11,7 @@ from typing import Any
 
 import requests
 
-from collector.errors import ConfigurationError, TransientError
-from collector.retry import call_with_retry
-from collector.urls import redact_text, redact_url
+from collector.sdk import ConfigurationError, TransientError, call_with_retry, redact_text, redact_url
 
 from .settings import Bound, Monitor, PrometheusSettings, secret_from
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from collector.numbers import finite_number, is_non_finite, non_finite_text
-from collector.timestamps import parse_timestamp
+from collector.sdk import finite_number, is_non_finite, non_finite_text, parse_timestamp
 
 __all__ = [
     "ASPECTS",

@@ -10,8 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collector.connector import CollectContext
-from collector.timestamps import parse_timestamp
+from collector.sdk import CollectContext, parse_timestamp
 
 from .aws import AWS_ERRORS, ClientFactory, aws_error, split_s3_uri
 from .reports import Aspect, ReportError, parse_document

@@ -9,10 +9,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from collector.connector import ConnectorSettings, LocalPath
-from collector.durations import Duration
-from collector.errors import ConfigurationError
-from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConfigurationError, ConnectorSettings, Duration, LocalPath
 
 __all__ = [
     "AwsSettings",

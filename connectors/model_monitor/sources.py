@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.connector import CollectContext
+from collector.sdk import CollectContext
 
 from .aws import AWS_ERRORS, ClientFactory, aws_error, split_s3_uri
 from .reports import ReportError

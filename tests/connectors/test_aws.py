@@ -17,9 +17,9 @@ import pytest
 import requests
 from botocore.session import Session, get_session
 
-from collector.conformance import ConnectorConformance
 from collector.connector import CollectContext, load_connector
 from collector.model import Observation, Outcome, Subject
+from collector.sdk.testing import ConnectorConformance
 from connectors.aws import CHECKS, AwsConnector, AwsSettings
 from connectors.container_scan import NO_FIXABLE_VULNS
 from tests.helpers import running_moto_server

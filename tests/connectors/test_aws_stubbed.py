@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 from collector.connector import CollectContext
 from collector.errors import Disposition, TransientError, classify
 from collector.model import Observation, Outcome, Subject
+from collector.sdk.vulnerability_scan import to_payload
 from connectors.aws import (
     ACCESS_KEYS_ROTATED,
     CONSOLE_USERS_MFA,
@@ -41,7 +42,6 @@ from connectors.aws.iam import (
     fetch_credential_report,
     parse_credential_report,
 )
-from connectors.container_scan.scan import to_payload
 
 DATA = Path(__file__).parents[1] / "data" / "aws"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from collector.canonical import canonical_json
 from collector.connector import CollectContext, Problem, RunCancelled, load_connector
 from collector.model import Observation, Outcome, Subject
+from collector.sdk.vulnerability_scan import ReportError
 from collector.timestamps import parse_timestamp
 from connectors.container_scan import (
     NO_FIXABLE_VULNS,
@@ -23,7 +24,6 @@ from connectors.container_scan import (
     ContainerScanSettings,
 )
 from connectors.container_scan.connector import read_report
-from connectors.container_scan.parsers import ReportError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SAMPLES = Path(__file__).parents[1] / "data" / "scans"

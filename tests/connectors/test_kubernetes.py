@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from collector.canonical import canonical_json
-from collector.conformance import ConnectorConformance
 from collector.connector import CollectContext, Problem, load_connector
 from collector.errors import ConfigurationError, TransientError
 from collector.model import Observation, Outcome, Subject
+from collector.sdk.testing import ConnectorConformance
 from connectors.kubernetes import REQUIRED_RBAC_RULES, KubernetesConnector, KubernetesSettings
 from connectors.kubernetes.checks import (
     IMAGE_PINNED_BY_DIGEST,

@@ -26,12 +26,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run
 
 from collector.config import ConnectorInstance, ResolvedInstance, RetryPolicy, Schedule
-from collector.conformance import ConnectorConformance
 from collector.connector import CollectContext, RunCancelled, load_connector
 from collector.errors import ConfigurationError, TransientError
 from collector.mappings import load_mappings
 from collector.model import Observation, Outcome
 from collector.runner import Runner
+from collector.sdk.testing import ConnectorConformance
 from collector.state import State
 from collector.store import Store
 from connectors.mlflow import CHECKS, RUN_KIND, VERSION_KIND, MlflowConnector, MlflowSettings

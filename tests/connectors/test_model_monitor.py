@@ -21,11 +21,11 @@ from pydantic import SecretStr, ValidationError
 
 from collector.canonical import canonical_json, content_sha256
 from collector.config import ConnectorInstance, ResolvedInstance, Schedule
-from collector.conformance import ConnectorConformance
 from collector.connector import CollectContext, Problem
 from collector.mappings import load_mappings
 from collector.model import Observation, Outcome
 from collector.runner import Runner
+from collector.sdk.testing import ConnectorConformance
 from collector.state import State
 from collector.store import EvidenceFilter, Store
 from connectors.model_monitor import METRIC_WITHIN_BOUNDS, ModelMonitorConnector, ModelMonitorSettings
