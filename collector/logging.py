@@ -6,6 +6,7 @@ structlog's ``ProcessorFormatter``, so every line is one JSON object (or one con
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -71,6 +72,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     _route_stdlib_logging(sink, threshold, shared, renderer)
 
 
+_TAKEN_OVER_BY_MLFLOW = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+"""Importing ``mlflow`` gives these loggers its own plain-text stderr handler and stops them propagating, unless
+``MLFLOW_CONFIGURE_LOGGING`` is false (set before it is imported); if it was imported first, they are handed back."""
+
+
 class _StructlogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler :func:`configure_logging` installs (and replaces when called again)."""
 
@@ -88,6 +94,11 @@ def _route_stdlib_logging(sink: Any, threshold: int, shared: list[Any], renderer
             ],
         )
     )
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    for name in _TAKEN_OVER_BY_MLFLOW:
+        taken = logging.getLogger(name)
+        if not taken.propagate:
+            taken.handlers, taken.propagate = [], True
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StructlogHandler)]:
         root.removeHandler(old)

@@ -61,3 +61,13 @@ def test_stdlib_records_below_the_level_are_dropped_and_reconfiguring_does_not_d
     logging.getLogger("alembic.runtime.migration").warning("Will assume transactional DDL.")
     [line] = capsys.readouterr().err.splitlines()
     assert json.loads(line)["logger"] == "alembic.runtime.migration"
+
+
+def test_loggers_mlflow_took_over_on_import_log_through_the_chain(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.utils.logging_utils import _configure_mlflow_loggers
+
+    _configure_mlflow_loggers(root_module_name="mlflow")  # what importing mlflow does unless told not to
+    configure_logging("info", "json")
+    logging.getLogger("alembic.runtime.migration").warning("Running upgrade 0001 -> 0002")
+    [line] = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["logger"] == "alembic.runtime.migration"
