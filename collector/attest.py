@@ -19,9 +19,9 @@ from collector.config import ConnectorInstance, ResolvedInstance
 from collector.connector import load_connector
 from collector.mappings import Mappings
 from collector.runner import prepare_record
-from collector.store import PreparedRecord, RunRecord, Store, StoredRecord
+from collector.store import PreparedRecord, RunRecord
 
-__all__ = ["ATTESTATIONS_CONNECTOR", "ATTEST_INSTANCE", "attest", "attest_instance"]
+__all__ = ["ATTESTATIONS_CONNECTOR", "ATTEST_INSTANCE", "attest_instance", "prepare_attestation"]
 
 ATTEST_INSTANCE = "attest-cli"
 """The instance name under which command-line attestations are recorded (runs, metrics, exports)."""
@@ -70,17 +70,3 @@ def prepare_attestation(
         config_hash=instance.config_hash,
     )
     return run, record
-
-
-def attest(
-    store: Store,
-    mappings: Mappings,
-    fields: AttestationFields,
-    file: Path | None,
-    *,
-    now: datetime,
-    templates: Mapping[str, AttestationTemplate],
-) -> StoredRecord:
-    """Validate everything, then store one record in its own run (one transaction); nothing is written on error."""
-    run, record = prepare_attestation(mappings, fields, file, now=now, templates=templates)
-    return store.commit_run(run, [record], now=now)[0]

@@ -7,7 +7,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["canonical_json", "content_sha256", "sha256_hex", "to_jsonable"]
+__all__ = ["canonical_json", "content_sha256", "sha256_hex"]
 
 
 def _default(value: object) -> object:
@@ -40,8 +40,3 @@ def sha256_hex(data: bytes) -> str:
 
 def content_sha256(value: Any) -> str:
     return sha256_hex(canonical_json(value))
-
-
-def to_jsonable(value: Any) -> Any:
-    """Round-trip through canonical JSON so stored payloads equal what was hashed."""
-    return json.loads(canonical_json(value))

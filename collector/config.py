@@ -621,10 +621,3 @@ def _export_problems(exports: list[ExportSchedule], mappings: Mappings, source: 
                 message = f"{text!r} is not a control of the exported framework {export.framework!r}"
                 problems.append(source.problem(loc, message))
     return problems
-
-
-def config_path_from_env(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        return explicit
-    env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else None

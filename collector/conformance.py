@@ -2,7 +2,8 @@
 
 It checks what every connector owes the core: settings validate (and bad ones are rejected), secret
 fields are ``SecretStr`` and never show in reprs or dumps, observations are valid and mapped, checks
-run without raising, and a re-run over unchanged sources yields the same evidence."""
+run without raising, and a re-run over unchanged sources yields the same evidence. The run's ``now`` is
+fixed (:data:`CONFORMANCE_NOW` unless a test class sets its own), so the kit never depends on the wall clock."""
 
 from __future__ import annotations
 
@@ -18,15 +19,15 @@ from collector.connector import CollectContext, Connector, secret_fields
 from collector.mappings import Mappings, load_mappings
 from collector.model import Observation, Outcome
 
-__all__ = ["ConnectorConformance", "collect_all"]
+__all__ = ["CONFORMANCE_NOW", "ConnectorConformance", "collect_all"]
+
+CONFORMANCE_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def collect_all(
-    connector: Connector[Any], ctx: CollectContext | None = None
+    connector: Connector[Any], ctx: CollectContext | None = None, *, now: datetime = CONFORMANCE_NOW
 ) -> tuple[list[Observation], CollectContext]:
-    ctx = ctx or CollectContext(
-        instance="conformance", run_id="conformance-run", now=datetime.now(UTC), mappings=load_mappings()
-    )
+    ctx = ctx or CollectContext(instance="conformance", run_id="conformance-run", now=now, mappings=load_mappings())
     observations = list(connector.collect(ctx))
     return observations, ctx
 
@@ -41,14 +42,14 @@ class ConnectorConformance:
     secret_companions: ClassVar[dict[str, dict[str, Any]]] = {}
     """Other settings a secret needs to validate (e.g. a username beside a password), by dotted path."""
     expect_observations: ClassVar[bool] = True
+    now: ClassVar[datetime] = CONFORMANCE_NOW
+    """The run's ``now`` in :meth:`context`; set it where the sources' dates need another."""
 
     def settings(self, tmp_path: Path) -> dict[str, Any]:
         raise NotImplementedError
 
     def context(self) -> CollectContext:
-        return CollectContext(
-            instance="conformance", run_id="conformance-run", now=datetime.now(UTC), mappings=load_mappings()
-        )
+        return CollectContext(instance="conformance", run_id="conformance-run", now=self.now, mappings=load_mappings())
 
     def _connector(self, tmp_path: Path) -> Connector[Any]:
         return self.connector_cls.from_mapping(self.settings(tmp_path))

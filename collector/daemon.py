@@ -10,6 +10,12 @@ from types import FrameType
 from typing import Any
 
 import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -36,6 +42,11 @@ log = structlog.get_logger("collector.daemon")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXPORT_MISFIRE_GRACE_SECONDS = 600
 """A scheduled export still runs when the pool was busy at its time, up to this late (its bundle is named then)."""
+_SCHEDULER_EVENT_NAMES = {
+    EVENT_JOB_MISSED: "missed",
+    EVENT_JOB_ERROR: "error",
+    EVENT_JOB_MAX_INSTANCES: "max_instances",
+}
 
 
 def load_state(store: Store, state: State) -> None:
@@ -123,8 +134,15 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
+        self.scheduler.add_listener(
+            self._count_scheduler_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES
+        )
         self.http: HealthServer | None = None
         self._db_ready = threading.Event()
+
+    def _count_scheduler_event(self, event: JobEvent) -> None:
+        """APScheduler logs these itself; here they are counted for /metrics."""
+        self.state.record_scheduler_event(event.job_id, _SCHEDULER_EVENT_NAMES[event.code])
 
     # -- readiness --------------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
@@ -241,6 +259,8 @@ class Daemon:
         self.scheduler.add_job(
             self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"
         )
+        for job in self.scheduler.get_jobs():
+            self.state.register_scheduler_job(job.id)
         self.scheduler.start()
         log.info("scheduler_started", jobs=[j.id for j in self.scheduler.get_jobs()])
 

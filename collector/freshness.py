@@ -25,7 +25,6 @@ __all__ = [
     "EvidenceTimes",
     "Freshness",
     "KindEvidence",
-    "classify_age",
     "classify_expiry",
     "control_freshness",
     "counts_for_freshness",
@@ -109,16 +108,6 @@ class ControlFreshness:
     at_risk: timedelta
     evidence_kinds: tuple[str, ...]
     expires_at: datetime | None = None
-
-
-def classify_age(age: timedelta, policy: FreshnessPolicy) -> Freshness:
-    """``at_risk`` within the tolerance before expiry, ``stale`` past the TTL. Future timestamps count as age 0."""
-    age = max(age, timedelta(0))
-    if age > policy.ttl:
-        return Freshness.STALE
-    if age > policy.ttl - policy.at_risk:
-        return Freshness.AT_RISK
-    return Freshness.FRESH
 
 
 def classify_expiry(now: datetime, valid_until: datetime, at_risk: timedelta) -> Freshness:

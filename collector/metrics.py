@@ -109,6 +109,8 @@ class EvidenceMetrics(Collector):
                 f.export_last_success.add_metric([export.export], export.last_success.timestamp())
             for outcome in EXPORT_OUTCOMES:
                 f.export_runs.add_metric([export.export, outcome], float(export.runs.get(outcome, 0)))
+        for (job, event), n in sorted(snap.scheduler_events.items()):
+            f.scheduler_events.add_metric([job, event], float(n))
         for (connector_type, instance, kind), n in sorted(snap.records_total.items()):
             f.records.add_metric([connector_type, instance, kind], float(n))
         f.ready.add_metric([], 1.0 if snap.ready else 0.0)
@@ -190,6 +192,12 @@ class _Families:
             "evidence_collector_export_runs",
             "Scheduled export runs by outcome: succeeded, failed, skipped.",
             labels=["export", "outcome"],
+        )
+        self.scheduler_events = CounterMetricFamily(
+            "evidence_collector_scheduler_events",
+            "Scheduled jobs (collect:<instance>, export:<name>, ...) that missed their run time beyond the misfire "
+            "grace, raised, or were skipped while their previous run was still going (on this replica).",
+            labels=["scheduler_job", "event"],
         )
         self.ready = GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database.")
         self.state_current = GaugeMetricFamily(

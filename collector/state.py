@@ -29,6 +29,7 @@ __all__ = [
     "EXPORT_OUTCOMES",
     "RUN_OUTCOMES",
     "RUN_SUCCESS",
+    "SCHEDULER_EVENTS",
     "ConnectorHealth",
     "ExportHealth",
     "KindTimes",
@@ -72,6 +73,11 @@ class ConnectorHealth:
 
 EXPORT_OUTCOMES = ("succeeded", "failed", "skipped")
 """Scheduled export runs: ``skipped`` when this slot's bundle is already at the destination."""
+
+
+SCHEDULER_EVENTS = ("missed", "error", "max_instances")
+"""What can befall a scheduled job: its run time passed beyond the misfire grace, it raised, or a run was skipped
+because the previous one was still going."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,8 @@ class Snapshot:
     records_total: dict[tuple[str, str, str], int]
     ready: bool
     exports: dict[str, ExportHealth] = field(default_factory=dict)
+    scheduler_events: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(scheduler job id, one of :data:`SCHEDULER_EVENTS`) -> how often, on this replica"""
 
     @property
     def newest(self) -> dict[tuple[str, str], tuple[datetime, datetime | None]]:
@@ -164,6 +172,7 @@ class State:
         self._connectors: dict[str, ConnectorHealth] = {}
         self._records_total: Counter[tuple[str, str, str]] = Counter()
         self._exports: dict[str, ExportHealth] = {}
+        self._scheduler_events: Counter[tuple[str, str]] = Counter()
         self.loaded = False
 
     # -- write path -------------------------------------------------------------------------------
@@ -182,6 +191,18 @@ class State:
             runs[outcome] = runs.get(outcome, 0) + 1
             last_success = finished_at if outcome == "succeeded" else health.last_success
             self._exports[export] = replace(health, last_success=last_success, runs=runs)
+
+    def register_scheduler_job(self, job: str) -> None:
+        """Export the job's event counters from zero, before anything happens to it."""
+        with self._lock:
+            for event in SCHEDULER_EVENTS:
+                self._scheduler_events[(job, event)] += 0
+
+    def record_scheduler_event(self, job: str, event: str) -> None:
+        if event not in SCHEDULER_EVENTS:
+            raise ValueError(f"unknown scheduler event {event!r}; expected one of {SCHEDULER_EVENTS}")
+        with self._lock:
+            self._scheduler_events[(job, event)] += 1
 
     def observe(
         self,
@@ -388,6 +409,7 @@ class State:
                 records_total=dict(self._records_total),
                 ready=self.loaded,
                 exports=dict(self._exports),
+                scheduler_events=dict(self._scheduler_events),
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,19 +10,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
+import sqlalchemy as sa
 
+from collector.attest import prepare_attestation
+from collector.attestation import AttestationFields, AttestationTemplate
 from collector.canonical import content_sha256
 from collector.config import ConnectorInstance, ResolvedInstance, RetryPolicy, Schedule
 from collector.connector import Check, CollectContext, Connector, ConnectorSettings
 from collector.errors import TransientError
+from collector.mappings import Mappings
 from collector.model import Observation, Outcome, Subject
+from collector.store import RunRecord, Store, StoredRecord
+from collector.store.schema import collection_runs
 
 
 class ScriptedSettings(ConnectorSettings):
@@ -192,3 +199,46 @@ class TcpProxy:
             for s in (src, dst):
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+def store_attestation(
+    store: Store,
+    mappings: Mappings,
+    fields: AttestationFields,
+    file: Path | None,
+    *,
+    now: datetime,
+    templates: Mapping[str, AttestationTemplate],
+) -> StoredRecord:
+    """What the ``attest`` command does: prepare the attestation, then commit it in its own run."""
+    run, record = prepare_attestation(mappings, fields, file, now=now, templates=templates)
+    return store.commit_run(run, [record], now=now)[0]
+
+
+def stored_runs(store: Store, instance: str | None = None) -> list[RunRecord]:
+    """The run rows as stored, newest first, problem details included."""
+    query = sa.select(collection_runs).order_by(collection_runs.c.finished_at.desc())
+    if instance:
+        query = query.where(collection_runs.c.instance == instance)
+    with store.engine.connect() as conn:
+        return [
+            RunRecord(
+                id=r.id,
+                connector_type=r.connector_type,
+                instance=r.instance,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                status=r.status,
+                observations=r.observations,
+                problems=json.loads(r.problem_details),
+                error=r.error,
+                config_hash=r.config_hash,
+            )
+            for r in conn.execute(query)
+        ]
+
+
+def tamper(store: Store, sql: str, **params: Any) -> None:
+    """Change stored rows behind the store's back, as an attacker or a broken tool would."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(sql), params)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from collector.attest import ATTEST_INSTANCE, attest
+from collector.attest import ATTEST_INSTANCE
 from collector.attestation import (
     AttestationError,
     AttestationFields,
@@ -24,6 +24,7 @@ from collector.daemon import load_state
 from collector.mappings import load_mappings
 from collector.state import State
 from collector.store import EvidenceFilter, Store
+from tests.helpers import store_attestation, stored_runs
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MAPPINGS = load_mappings()
@@ -43,7 +44,7 @@ def fields(**given: Any) -> AttestationFields:
 
 
 def test_attestation_is_stored_tagged_chained_and_counts_for_freshness(store: Store, policy: Path) -> None:
-    rec = attest(
+    rec = store_attestation(
         store,
         MAPPINGS,
         fields(controls=["soc2:CC5.3", "iso27001:A.5.1.1"], observed_at="2026-11-20"),
@@ -67,7 +68,7 @@ def test_attestation_is_stored_tagged_chained_and_counts_for_freshness(store: St
     }
     assert stored.payload["attested_by"] == "Jane Roe, CISO"
     assert store.verify() == (1, None)
-    (run,) = store.runs(ATTEST_INSTANCE)
+    (run,) = stored_runs(store, ATTEST_INSTANCE)
     assert run.status == "succeeded"
     assert run.observations == 1
 
@@ -77,7 +78,7 @@ def test_attestation_is_stored_tagged_chained_and_counts_for_freshness(store: St
 
 
 def test_a_template_adds_its_controls_and_default_validity(store: Store, policy: Path) -> None:
-    rec = attest(
+    rec = store_attestation(
         store,
         MAPPINGS,
         AttestationFields(title="AIIA for the credit model", by="AI risk lead", template="ai-impact-assessment"),
@@ -91,7 +92,7 @@ def test_a_template_adds_its_controls_and_default_validity(store: Store, policy:
 
 
 def test_a_url_alone_is_enough(store: Store) -> None:
-    rec = attest(
+    rec = store_attestation(
         store,
         MAPPINGS,
         fields(controls=["soc2:CC9.2"], url="https://wiki.example.com/vendor-review-2026"),
@@ -135,9 +136,9 @@ def test_bad_input_is_a_clear_error_and_nothing_is_stored(
 ) -> None:
     file = policy.parent / file_name if file_name else policy
     with pytest.raises(AttestationError, match=message):
-        attest(store, MAPPINGS, fields(**given), file, now=NOW, templates=TEMPLATES)
+        store_attestation(store, MAPPINGS, fields(**given), file, now=NOW, templates=TEMPLATES)
     assert store.count_records() == 0
-    assert store.runs() == []
+    assert stored_runs(store) == []
 
 
 @pytest.mark.parametrize("duration", ["1year", "forever", "-5d", "d"])

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from collector.cli import app
 from collector.store import Store
+from tests.helpers import tamper
 
 DATA = Path(__file__).resolve().parent / "data" / "scans"
 
@@ -94,7 +95,7 @@ def test_verify_passes_then_names_the_tampered_row(config: Path, tmp_path: Path)
     invoke("--config", str(config), "collect")
     code, out = invoke("verify", "--config", str(config))
     assert code == 0 and "3 records verified" in out
-    Store(f"sqlite:///{tmp_path / 'e.db'}").execute_sql("update evidence set source = 'elsewhere' where seq = 2")
+    tamper(Store(f"sqlite:///{tmp_path / 'e.db'}"), "update evidence set source = 'elsewhere' where seq = 2")
     result = CliRunner().invoke(app, ["verify", "--config", str(config)])
     assert result.exit_code == 1
     assert "seq=2" in result.output and "altered" in result.output

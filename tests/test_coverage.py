@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from collector.attest import attest
 from collector.attestation import AttestationFields, default_templates_dir, load_templates
 from collector.cli import app
 from collector.connector import available_connectors
@@ -31,6 +30,7 @@ from collector.metrics import EvidenceMetrics
 from collector.model import ControlRef
 from collector.state import State
 from collector.store import Store
+from tests.helpers import store_attestation
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MAPPINGS = load_mappings()
@@ -179,7 +179,7 @@ def attested_store(db_url: str, tmp_path: Path) -> str:
     fields = AttestationFields.model_validate(
         {"title": "Board minutes Q3", "by": "Company secretary", "controls": ["soc2:CC1.2"], "valid_for": "90d"}
     )
-    attest(store, MAPPINGS, fields, minutes, now=datetime.now(UTC), templates=TEMPLATES)
+    store_attestation(store, MAPPINGS, fields, minutes, now=datetime.now(UTC), templates=TEMPLATES)
     store.dispose()
     return db_url
 

@@ -11,10 +11,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.date import DateTrigger
 from prometheus_client.parser import text_string_to_metric_families
+
+from collector.config import load_and_resolve
+from collector.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,6 +102,8 @@ def test_daemon_collects_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
             (lbl["framework"], lbl["control"]): v for lbl, v in samples(body, "evidence_collector_evidence_status")
         }
         assert status[("soc2", "CC7.1")] == 0
+        events = samples(body, "evidence_collector_scheduler_events_total")
+        assert ({"scheduler_job": "collect:scans", "event": "missed"}, 0.0) in events, "counted from zero"
         problems = samples(body, "evidence_collector_connector_input_problems_total")
         assert problems == [({"connector": "container_scan", "connector_instance": "scans"}, 1.0)]
         assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
@@ -153,3 +160,44 @@ def test_daemon_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
+
+
+def _fail() -> None:
+    raise RuntimeError("the job broke")
+
+
+def test_missed_and_failed_scheduler_jobs_are_counted_on_metrics(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+database: {{url: "sqlite:///{tmp_path / "e.db"}"}}
+http: {{listen: "127.0.0.1:0"}}
+connectors:
+  - name: scans
+    type: container_scan
+    schedule: {{interval: 1h}}
+    settings: {{paths: ["{tmp_path}/none/*.json"]}}
+"""
+    )
+    daemon = Daemon(load_and_resolve(config))
+    daemon.start()
+    try:
+        assert daemon.http is not None
+        url = f"http://127.0.0.1:{daemon.http.port}/metrics"
+        long_ago = DateTrigger(datetime.now(UTC) - timedelta(minutes=5))
+        daemon.scheduler.add_job(print, long_ago, id="collect:late", misfire_grace_time=1)
+        daemon.scheduler.add_job(_fail, DateTrigger(datetime.now(UTC)), id="collect:broken")
+
+        def counted() -> dict[tuple[str, str], float] | None:
+            events = {
+                (labels["scheduler_job"], labels["event"]): value
+                for labels, value in samples(get(url)[1], "evidence_collector_scheduler_events_total")
+            }
+            done = events.get(("collect:late", "missed")) == 1 and events.get(("collect:broken", "error")) == 1
+            return events if done else None
+
+        events = wait_for(counted, timeout=10, what="a missed and a failed job in /metrics")
+    finally:
+        daemon.stop()
+    assert events[("collect:scans", "missed")] == 0
+    assert ("collect:late", "error") not in events

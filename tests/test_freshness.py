@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.freshness import Freshness, KindEvidence, classify_age, control_freshness
+from collector.freshness import Freshness, KindEvidence, control_freshness
 from collector.mappings import FreshnessPolicy
 from collector.model import ControlRef
 
@@ -14,25 +14,29 @@ WEEK = FreshnessPolicy(ttl=timedelta(days=7), at_risk=timedelta(days=1))
 REF = ControlRef("soc2", "CC7.1")
 
 
+def status_at_age(age: timedelta) -> Freshness:
+    return control_freshness(REF, [KindEvidence("container.scan", WEEK, NOW - age)], NOW).status
+
+
 def test_boundaries_of_fresh_at_risk_and_stale() -> None:
-    assert classify_age(timedelta(days=6), WEEK) is Freshness.FRESH
-    assert classify_age(timedelta(days=6, seconds=1), WEEK) is Freshness.AT_RISK
-    assert classify_age(timedelta(days=7), WEEK) is Freshness.AT_RISK
-    assert classify_age(timedelta(days=7, seconds=1), WEEK) is Freshness.STALE
+    assert status_at_age(timedelta(days=6)) is Freshness.FRESH
+    assert status_at_age(timedelta(days=6, seconds=1)) is Freshness.AT_RISK
+    assert status_at_age(timedelta(days=7)) is Freshness.AT_RISK
+    assert status_at_age(timedelta(days=7, seconds=1)) is Freshness.STALE
 
 
 def test_evidence_from_the_future_counts_as_just_observed() -> None:
-    assert classify_age(timedelta(hours=-3), WEEK) is Freshness.FRESH
+    assert status_at_age(timedelta(hours=-3)) is Freshness.FRESH
 
 
 @given(st.integers(min_value=1, max_value=10**9))
 def test_stale_evidence_is_never_reported_fresh(extra_seconds: int) -> None:
-    assert classify_age(WEEK.ttl + timedelta(seconds=extra_seconds), WEEK) is Freshness.STALE
+    assert status_at_age(WEEK.ttl + timedelta(seconds=extra_seconds)) is Freshness.STALE
 
 
 @given(st.integers(min_value=0, max_value=7 * 86400))
 def test_evidence_within_its_ttl_is_never_stale(seconds: int) -> None:
-    assert classify_age(timedelta(seconds=seconds), WEEK) is not Freshness.STALE
+    assert status_at_age(timedelta(seconds=seconds)) is not Freshness.STALE
 
 
 def test_a_control_without_evidence_is_missing_not_fresh() -> None:

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from collector.attest import attest
 from collector.attestation import AttestationFields, default_templates_dir, load_templates
 from collector.cli import status_document
 from collector.config import AppConfig, LoadedConfig, ResolvedInstance, load_and_resolve
@@ -36,7 +35,7 @@ from collector.runner import Runner
 from collector.state import State, evaluate_controls
 from collector.store import EvidenceFilter, Store
 from connectors.aws import AwsConnector
-from tests.helpers import ScriptedConnector, ScriptedSettings, running_moto_server, scripted_instance
+from tests.helpers import ScriptedConnector, ScriptedSettings, running_moto_server, scripted_instance, store_attestation
 
 MAPPINGS = load_mappings()
 TEMPLATES = load_templates(default_templates_dir(), MAPPINGS)
@@ -264,7 +263,7 @@ def _attest(store: Store, policy: Path, subject: str, observed: datetime, valid_
             "valid_for": valid_for,
         }
     )
-    attest(store, MAPPINGS, fields, policy, now=now, templates=TEMPLATES)
+    store_attestation(store, MAPPINGS, fields, policy, now=now, templates=TEMPLATES)
 
 
 @pytest.fixture

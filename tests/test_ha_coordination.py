@@ -30,6 +30,7 @@ from collector.coordination import (
 from collector.runner import Runner, RunOutcome
 from collector.state import State
 from collector.store import RunRecord, Store
+from tests.helpers import stored_runs, tamper
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 26, 12, 0, 0, 500000, tzinfo=UTC)
@@ -86,7 +87,7 @@ def replica(store: Store, loaded: LoadedConfig, holder: str, clock: Clock, **kw:
 
 
 def statuses(store: Store) -> list[str]:
-    return sorted(r.status for r in store.runs("scans"))
+    return sorted(r.status for r in stored_runs(store, "scans"))
 
 
 def test_slots_are_intervals_since_the_epoch_and_cron_slots_are_minutes() -> None:
@@ -170,7 +171,8 @@ def test_a_job_running_on_one_replica_is_skipped_by_the_others(
 
 def _dead_replica_lease(store: Store, run_id: str, started_at: datetime) -> None:
     """What a replica killed mid-run leaves: a lease still marked running, its lock gone with its connection."""
-    store.execute_sql(
+    tamper(
+        store,
         "INSERT INTO run_leases (instance, run_id, slot, holder, state, started_at, heartbeat_at) "
         "VALUES ('scans', :run_id, :slot, 'dead-pod:7', 'running', :started, :started)",
         run_id=run_id,
@@ -193,7 +195,7 @@ def test_a_run_left_by_a_dead_replica_is_marked_interrupted_and_run_again(
         b.dispose()
     assert outcome is not None
     assert outcome.run.status == "partial", "the job must run again at once, in the same interval"
-    dead = next(r for r in store.runs("scans") if r.id.endswith("dead"))
+    dead = next(r for r in stored_runs(store, "scans") if r.id.endswith("dead"))
     assert dead.status == "interrupted"
     assert dead.started_at == T0
     assert dead.error is not None

@@ -148,6 +148,8 @@ def scrape_every_family() -> str:
     )  # fmt: skip
     state.observe_records([stored], "container_scan", "scans")
     state.record_export("nightly", "succeeded", NOW)
+    state.register_scheduler_job("collect:scans")
+    state.record_scheduler_event("collect:scans", "missed")
     registry = CollectorRegistry()
     metrics = EvidenceMetrics(
         state,

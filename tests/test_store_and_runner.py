@@ -11,7 +11,7 @@ from collector.mappings import load_mappings
 from collector.runner import Runner
 from collector.state import State
 from collector.store import Store
-from tests.helpers import ScriptedConnector, scripted_instance
+from tests.helpers import ScriptedConnector, scripted_instance, stored_runs, tamper
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_a_run_is_stored_with_tags_checks_and_an_intact_chain(runner: Runner, st
     outcome = runner.run(scripted_instance(fail_subjects=["b"]))
     assert outcome.run.status == "succeeded"
     assert outcome.stored == 2
-    [run] = store.runs()
+    [run] = stored_runs(store)
     assert (run.status, run.observations, run.problems) == ("succeeded", 2, [])
     records = {r.subject_id: r for r in store.latest_records(_filter())}
     assert set(records) == {"a", "b"}
@@ -60,7 +60,8 @@ def test_unchanged_content_is_a_new_observation_of_the_same_blob(runner: Runner,
 def test_verify_names_the_row_whose_payload_was_altered(runner: Runner, store: Store) -> None:
     runner.run(scripted_instance(subjects=["a", "b", "c"]))
     [target] = list(store.latest_records(_filter(subject="b")))
-    store.execute_sql(
+    tamper(
+        store,
         "update evidence_content set payload = :p where sha256 = :h",
         p='{"critical":0,"subject":"z"}',
         h=target.content_sha256,
@@ -75,11 +76,11 @@ def test_verify_names_the_row_whose_payload_was_altered(runner: Runner, store: S
 def test_verify_names_an_altered_row_and_a_removed_row(runner: Runner, store: Store) -> None:
     runner.run(scripted_instance(subjects=["a", "b", "c", "d"]))
     rows = sorted(store.latest_records(_filter()), key=lambda r: r.seq)
-    store.execute_sql("update evidence set observed_at = :t where id = :i", t=datetime(2020, 1, 1), i=rows[1].id)
+    tamper(store, "update evidence set observed_at = :t where id = :i", t=datetime(2020, 1, 1), i=rows[1].id)
     _, brk = store.verify()
     assert brk is not None and brk.record_id == rows[1].id and "altered" in brk.reason
 
-    store.execute_sql("delete from evidence where id = :i", i=rows[1].id)
+    tamper(store, "delete from evidence where id = :i", i=rows[1].id)
     _, brk = store.verify()
     assert brk is not None and brk.record_id == rows[2].id and "inserted or removed" in brk.reason
 
@@ -87,7 +88,7 @@ def test_verify_names_an_altered_row_and_a_removed_row(runner: Runner, store: St
 def test_verify_notices_rows_removed_from_the_end(runner: Runner, store: Store) -> None:
     runner.run(scripted_instance(subjects=["a", "b"]))
     last = max(store.latest_records(_filter()), key=lambda r: r.seq)
-    store.execute_sql("delete from evidence where id = :i", i=last.id)
+    tamper(store, "delete from evidence where id = :i", i=last.id)
     checked, brk = store.verify()
     assert checked == 1
     assert brk is not None and "chain head" in brk.reason
@@ -100,7 +101,7 @@ def test_a_bad_observation_is_a_problem_and_the_rest_is_stored(runner: Runner, s
     [problem] = outcome.run.problems
     assert problem["source"] == "scripted://bad"
     assert "canonical JSON" in problem["reason"]
-    assert store.runs()[0].problems == [problem]
+    assert stored_runs(store)[0].problems == [problem]
 
 
 def test_transient_failures_are_retried_then_succeed(runner: Runner, store: Store) -> None:
@@ -130,7 +131,7 @@ def test_a_hanging_connector_times_out_and_others_still_run(runner: Runner, stor
     ok = runner.run(scripted_instance(name="fine"))
     assert ok.run.status == "succeeded"
     ScriptedConnector.release.set()
-    assert {r.instance: r.status for r in store.runs()} == {"hung": "failed", "fine": "succeeded"}
+    assert {r.instance: r.status for r in stored_runs(store)} == {"hung": "failed", "fine": "succeeded"}
     assert {r.instance for r in store.latest_records(_filter())} == {"fine"}
 
 
@@ -142,7 +143,7 @@ def test_shutdown_marks_a_running_run_interrupted(store: Store) -> None:
     outcome = runner.run(scripted_instance(name="slow", hang_seconds=30))
     ScriptedConnector.release.set()
     assert outcome.run.status == "interrupted"
-    assert store.runs()[0].status == "interrupted"
+    assert stored_runs(store)[0].status == "interrupted"
     assert _count(store, "evidence") == 0
 
 

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -359,27 +359,6 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(evidence)).scalar_one())
 
-    def runs(self, instance: str | None = None, limit: int = 50) -> list[RunRecord]:
-        query = select(collection_runs).order_by(collection_runs.c.finished_at.desc()).limit(limit)
-        if instance:
-            query = query.where(collection_runs.c.instance == instance)
-        with self.engine.connect() as conn:
-            return [
-                RunRecord(
-                    id=r.id,
-                    connector_type=r.connector_type,
-                    instance=r.instance,
-                    started_at=r.started_at,
-                    finished_at=r.finished_at,
-                    status=r.status,
-                    observations=r.observations,
-                    problems=json.loads(r.problem_details),
-                    error=r.error,
-                    config_hash=r.config_hash,
-                )
-                for r in conn.execute(query)
-            ]
-
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(evidence.c.seq), 0))).scalar_one())
@@ -551,11 +530,6 @@ class Store:
         if head.chain_hash != prev or head.seq != last_seq:
             return checked, ChainBreak(head.seq, "(chain head)", "chain head does not match the last row: rows removed")
         return checked, None
-
-    def execute_sql(self, sql: str, **params: Any) -> None:
-        """For tests and tools that need to tamper or inspect deliberately."""
-        with self.engine.begin() as conn:
-            conn.execute(text(sql), params)
 
 
 def _check_row(

@@ -554,8 +554,6 @@ class TestAwsConformance(ConnectorConformance):
         {"ecr": {"fail_on_severity": "severe"}},
         {"max_attempts": 0},
     ]
-    now = datetime.now(UTC)
-
     @pytest.fixture(autouse=True)
     def _seeded(self, moto: Moto, shared_fixtures: Path) -> None:
         seed_iam(moto)
@@ -569,10 +567,6 @@ class TestAwsConformance(ConnectorConformance):
             "admin_allowlist": ["*"],
             "credential_report_poll": "0.05s",
         }
-
-    def context(self) -> CollectContext:
-        # IAM state has no source timestamp: observed_at is the run's `now`, held fixed so re-runs compare
-        return CollectContext(instance="conformance", run_id="conformance-run", now=self.now)
 
 
 def test_ecr_without_any_region_is_a_configuration_error(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:

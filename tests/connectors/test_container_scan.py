@@ -7,7 +7,7 @@ import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from collector.canonical import canonical_json
 from collector.connector import CollectContext, Problem, RunCancelled, load_connector
 from collector.model import Observation, Outcome, Subject
+from collector.sdk.testing import ConnectorConformance
 from collector.sdk.vulnerability_scan import ReportError
 from collector.timestamps import parse_timestamp
 from connectors.container_scan import (
@@ -677,3 +678,21 @@ def test_scan_time_from_mtime_is_said_in_the_message(tmp_path: Path) -> None:
     result = SCAN_RECENT.run(observation, settings(), observation.observed_at + timedelta(hours=1))
     assert result.result is Outcome.PASS
     assert "mtime" in result.message
+
+
+class TestContainerScanConformance(ConnectorConformance):
+    connector_cls = ContainerScanConnector
+    invalid_settings: ClassVar[list[dict[str, Any]]] = [
+        {},
+        {"paths": []},
+        {"paths": ["  "]},
+        {"paths": ["x"], "fail_on_severity": "severe"},
+        {"paths": ["x"], "max_file_bytes": 0},
+        {"paths": ["x"], "max_age": "a week"},
+    ]
+
+    def settings(self, tmp_path: Path) -> dict[str, Any]:
+        reports = tmp_path / "reports"
+        if not reports.exists():
+            shutil.copytree(SAMPLES, reports)
+        return {"paths": [str(reports / "*.json")]}

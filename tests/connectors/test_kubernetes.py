@@ -229,6 +229,7 @@ def run(check: Any, observation: Observation, connector: KubernetesConnector) ->
 
 class TestKubernetesConformance(ConnectorConformance):
     connector_cls = KubernetesConnector
+    now = NOW
     invalid_settings = [
         {"host": "http://127.0.0.1:1"},  # neither namespaces nor a selector
         {"host": "http://127.0.0.1:1", "namespaces": ["a"], "namespace_selector": "x=y"},
@@ -245,8 +246,6 @@ class TestKubernetesConformance(ConnectorConformance):
     def settings(self, tmp_path: Path) -> dict[str, Any]:
         return {"host": self.host, "cluster_name": "test", "namespace_selector": SELECTOR}
 
-    def context(self) -> CollectContext:
-        return CollectContext(instance="conformance", run_id="conformance-run", now=NOW)
 
 
 # ------------------------------------------------------------------------------------------- what it collects

@@ -262,6 +262,7 @@ def collected(seeded: Seeded) -> dict[str, Observation]:
 
 class TestMlflowConformance(ConnectorConformance):
     connector_cls = MlflowConnector
+    now = NOW
     invalid_settings: ClassVar[list[dict[str, Any]]] = [
         {},
         {"tracking_uri": "sqlite:///mlflow.db"},
@@ -280,8 +281,6 @@ class TestMlflowConformance(ConnectorConformance):
     def settings(self, tmp_path: Path) -> dict[str, Any]:
         return {"tracking_uri": self.url, "username": "auditor"}
 
-    def context(self) -> CollectContext:
-        return CollectContext(instance="conformance", run_id="conformance-run", now=NOW)
 
 
 def test_connector_is_registered_under_its_type() -> None:

@@ -174,6 +174,7 @@ def judge(observation: Observation) -> tuple[Outcome, str]:
 
 class TestModelMonitorConformance(ConnectorConformance):
     connector_cls = ModelMonitorConnector
+    now = NOW
     secret_values: ClassVar[dict[str, str]] = {
         "prometheus.password": "pr0m-pa55word",
         "prometheus.bearer_token": "pr0m-bearer-t0ken",
@@ -207,8 +208,6 @@ class TestModelMonitorConformance(ConnectorConformance):
             "reports": [{"path": str(DATA / "reports" / "**" / "*.json"), "model": "fraud-detector"}],
         }
 
-    def context(self) -> CollectContext:
-        return CollectContext(instance="conformance", run_id="conformance-run", now=NOW)
 
 
 # ---------------------------------------------------------------------------------------- outcomes
