@@ -104,3 +104,5 @@ def _route_stdlib_logging(sink: Any, threshold: int, shared: list[Any], renderer
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(threshold)
+    # alembic says which SQL dialect and DDL mode it uses at INFO every time a command opens the store
+    logging.getLogger("alembic").setLevel(logging.NOTSET if threshold <= logging.DEBUG else logging.WARNING)

@@ -103,7 +103,9 @@ def test_daemon_collects_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
         }
         assert status[("soc2", "CC7.1")] == 0
         events = samples(body, "evidence_collector_scheduler_events_total")
-        assert ({"scheduler_job": "collect:scans", "event": "missed"}, 0.0) in events, "counted from zero"
+        # every scheduled job's series exists from the start (a loaded machine may really miss a slot: any count)
+        labels = [lbl for lbl, _ in events]
+        assert {"scheduler_job": "collect:scans", "event": "missed"} in labels, "exported before anything is missed"
         problems = samples(body, "evidence_collector_connector_input_problems_total")
         assert problems == [({"connector": "container_scan", "connector_instance": "scans"}, 1.0)]
         assert get(f"http://127.0.0.1:{port}/nope")[0] == 404

@@ -71,3 +71,12 @@ def test_loggers_mlflow_took_over_on_import_log_through_the_chain(capsys: pytest
     logging.getLogger("alembic.runtime.migration").warning("Running upgrade 0001 -> 0002")
     [line] = capsys.readouterr().err.splitlines()
     assert json.loads(line)["logger"] == "alembic.runtime.migration"
+
+
+def test_alembic_chatter_is_kept_out_below_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    assert capsys.readouterr().err == ""
+    configure_logging("debug", "json")
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    assert json.loads(capsys.readouterr().err.strip())["event"] == "Context impl SQLiteImpl."
