@@ -84,10 +84,19 @@ class Check(Generic[S]):
     evaluate: Callable[[Observation, S, datetime], CheckResult]
 
     def run(
-        self, observation: Observation, settings: S, now: datetime, skew: timedelta = DEFAULT_CLOCK_SKEW_TOLERANCE
+        self,
+        observation: Observation,
+        settings: S,
+        now: datetime,
+        skew: timedelta = DEFAULT_CLOCK_SKEW_TOLERANCE,
+        *,
+        payload_is_finite: bool = False,
     ) -> CheckResult:
         """The check's judgement; a ``pass`` over evidence holding a non-finite number becomes an ``error``, and
-        one over evidence dated later than ``now`` plus ``skew`` a ``fail``, whatever the check overlooked."""
+        one over evidence dated later than ``now`` plus ``skew`` a ``fail``, whatever the check overlooked.
+
+        ``payload_is_finite``: the caller already knows the payload holds no NaN/±Inf float (the runner encodes
+        it as canonical JSON, which refuses them, before judging), so the walk over the payload is skipped."""
         try:
             result = self.evaluate(observation, settings, now)
         except Exception as exc:  # noqa: BLE001 - a broken check is recorded as an error result, never a pass
@@ -96,7 +105,7 @@ class Check(Generic[S]):
             raise RuntimeError(f"check {self.id} returned a result labelled {result.check_id}")
         if result.result is not Outcome.PASS:
             return result
-        found = non_finite_paths(observation.payload)
+        found = [] if payload_is_finite else non_finite_paths(observation.payload)
         if found:
             where = found[0]
             return CheckResult(self.id, Outcome.ERROR, f"not evidence: non-finite number at {where}", {"path": where})

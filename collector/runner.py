@@ -22,6 +22,7 @@ from collector.freshness import counts_for_freshness
 from collector.mappings import Mappings
 from collector.model import Observation
 from collector.retry import retrying
+from collector.skew import in_the_future
 from collector.state import RUN_SUCCESS, State
 from collector.store import PreparedRecord, RunRecord, Store
 from collector.urls import redact_text
@@ -66,7 +67,11 @@ def prepare_record(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"payload is not canonical JSON: {exc}") from exc
     skew = instance.clock_skew_tolerance
-    results = [c.run(obs, connector.settings, collected_at, skew) for c in connector.checks if c.kind == obs.kind]
+    results = [
+        c.run(obs, connector.settings, collected_at, skew, payload_is_finite=True)  # canonical_json refused NaN/±Inf
+        for c in connector.checks
+        if c.kind == obs.kind
+    ]
     checks = [r.as_json() for r in results]
     return PreparedRecord(
         id=str(uuid.uuid4()),
@@ -91,7 +96,7 @@ def prepare_record(
 
 def future_dated(rec: PreparedRecord, tolerance: timedelta) -> str | None:
     """Why a record's source dated it later than it was collected (beyond the clock-skew tolerance), else None."""
-    if rec.observed_at - rec.collected_at <= tolerance:
+    if in_the_future(rec.observed_at, rec.collected_at, tolerance) is None:
         return None
     return (
         f"{rec.kind} {rec.subject_type}:{rec.subject_id}: observed_at {rec.observed_at.isoformat()} is in the future: "
