@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 from collector.store import Store
 from tests.helpers import running_moto_server
@@ -16,6 +17,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SKIP_ALLOWLIST = Path(__file__).resolve().parent / "skip-allowlist.txt"
 STRICT_SKIPS = os.environ.get("EVIDENCE_CI") == "1"
 """Set by .ci/run: a skip that is not on the allow-list fails, so CI runs the suite a clone runs."""
+if STRICT_SKIPS:
+    # CI runs the same examples every time: a property test that fails there fails on the next run too, and the
+    # random exploration that finds new cases runs on every developer's machine.
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.load_profile("ci")
 PG_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EVIDENCE_REQUIRE_POSTGRES") == "1"
 

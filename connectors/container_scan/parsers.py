@@ -68,13 +68,27 @@ def _holding(container: dict[str, Any], key: str, markers: frozenset[str], known
     if renamed is not None:
         return renamed[0]
     for name, value in container.items():
-        if name != key and isinstance(value, list) and any(_marked(item, markers) for item in value):
+        if name == key:
+            continue
+        if isinstance(value, list) and any(_marked(item, markers) for item in value):
+            return name
+        if name not in known and _holds_marked(value, markers, depth=4):
             return name
     return None
 
 
 def _marked(item: Any, markers: frozenset[str]) -> bool:
     return isinstance(item, dict) and not markers.isdisjoint(item)
+
+
+def _holds_marked(value: Any, markers: frozenset[str], depth: int) -> bool:
+    """Whether a marked object sits anywhere in ``value`` within ``depth`` levels (an unknown key's nesting)."""
+    if _marked(value, markers):
+        return True
+    if depth == 0:
+        return False
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_holds_marked(child, markers, depth - 1) for child in children)
 
 
 def _texts(value: Any) -> tuple[str, ...]:
@@ -513,7 +527,7 @@ def _rule_for(result: SarifResult, rules: list[dict[str, Any]], by_id: dict[str,
     index = result.rule_index
     if index is not None and 0 <= index < len(rules) and rules[index].get("id") == rule_id:
         return rules[index]
-    return by_id.get(rule_id or "", {})
+    return {} if rule_id is None else by_id.get(rule_id, {})
 
 
 def _is_vulnerability(rule: dict[str, Any]) -> bool:
@@ -524,8 +538,12 @@ def _is_vulnerability(rule: dict[str, Any]) -> bool:
 
 def _sarif_findings(results: list[Any], rules: list[dict[str, Any]], where: str) -> list[Finding]:
     by_id: dict[str, dict[str, Any]] = {}
-    for rule in rules:
-        by_id.setdefault(_text(rule.get("id")) or "", rule)
+    for j, rule in enumerate(rules):
+        rule_id = rule.get("id")
+        if not isinstance(rule_id, str) or not rule_id:
+            state = f"a JSON {json_type(rule_id)}" if "id" in rule else "missing"
+            raise _Malformed(f"{where}.tool.driver.rules[{j}].id is {state}, expected a non-empty string")
+        by_id.setdefault(rule_id, rule)
     findings = []
     for i, raw in enumerate(results):
         raw_result = _required_obj(raw, f"{where}.results[{i}]")

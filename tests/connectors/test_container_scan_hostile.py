@@ -275,6 +275,35 @@ def test_a_sarif_run_without_results_is_an_error_not_a_clean_run(tmp_path: Path,
     assert "runs[0].results is " in result.message
 
 
+@pytest.mark.parametrize("rule_id", [["CVE-1999-0001-package-1"], None, "", "missing"])
+def test_a_sarif_rule_without_a_string_id_is_a_problem_naming_it(tmp_path: Path, rule_id: Any) -> None:
+    report = real("sarif", "grype-image.sarif.json")
+    rule = report["runs"][0]["tool"]["driver"]["rules"][0]
+    if rule_id == "missing":
+        del rule["id"]
+    else:
+        rule["id"] = rule_id
+    assert "runs[0].tool.driver.rules[0].id is " in problem(tmp_path, report)
+
+
+def test_a_sarif_result_without_a_rule_id_never_borrows_another_rule(tmp_path: Path) -> None:
+    """A result that lost its ruleId is never read with some other rule (the mutation test once found an
+    error-level finding that took a broken-id rule's LOW severity, and the report passed)."""
+    report = real("sarif", "grype-image.sarif.json")
+    error_result = next(r for r in report["runs"][0]["results"] if r["level"] == "error")
+    del error_result["ruleId"]
+    error_result.pop("ruleIndex", None)
+    assert "has no ruleId" in problem(tmp_path, report)
+
+
+def test_trivy_vulnerabilities_moved_under_an_unknown_key_at_any_depth_are_a_problem(tmp_path: Path) -> None:
+    report, records = trivy_critical()
+    result = report["Results"][0]
+    del result["Vulnerabilities"], result["Class"]
+    result["0"] = [records]
+    assert "Results[0].Vulnerabilities is missing; found `0`" in problem(tmp_path, report)
+
+
 # ------------------------------------------------------------------------------------------- size
 
 

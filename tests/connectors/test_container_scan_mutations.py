@@ -161,8 +161,10 @@ def _pattern(path: Path_) -> tuple[str, ...]:
     return tuple("*" if isinstance(part, int) else part for part in path)
 
 
-def mutate(document: Any, data: st.DataObject, read: set[str], counts: Counter[str]) -> Any:
+def mutate(document: Any, data: st.DataObject, read: set[str], counts: Counter[str], unwrapped: set[Path_]) -> Any:
     """One mutation at a path the parsers read; returns the (possibly new) document.
+
+    ``unwrapped`` holds the paths unwrapped so far: wrapping one again would delete the list's other items.
 
     The path is drawn by its shape first (``Results.*.Vulnerabilities.*.Severity``), then one of its instances,
     so that the few container keys are hit as often as the many record fields."""
@@ -172,8 +174,10 @@ def mutate(document: Any, data: st.DataObject, read: set[str], counts: Counter[s
     pattern = data.draw(st.sampled_from(sorted(by_pattern)))
     path = data.draw(st.sampled_from(by_pattern[pattern]))
     value = document if not path else _parent(document, path)[path[-1]]
-    kinds = ["retype", "wrap"]
-    if isinstance(value, list) and value:
+    kinds = ["retype"] if path in unwrapped else ["retype", "wrap"]
+    # a list inside a list is only there after a wrap: unwrapping either one would delete list items
+    in_a_list = bool(path) and isinstance(path[-1], int)
+    if isinstance(value, list) and value and not isinstance(value[0], list) and not in_a_list:
         kinds.append("unwrap")
     if isinstance(value, dict):
         kinds.append("add key")
@@ -189,6 +193,7 @@ def mutate(document: Any, data: st.DataObject, read: set[str], counts: Counter[s
         new = [value]
     elif kind == "unwrap":
         new = value[0]
+        unwrapped.add(path)
     elif kind == "add key":
         names = [*value, *read]
         name = data.draw(st.one_of(st.sampled_from(names).flatmap(_renamed), st.text(max_size=8)))
@@ -248,8 +253,9 @@ def test_no_mutation_of_a_failing_report_is_a_pass(fmt: str, sample: str, thresh
     def run(data: st.DataObject) -> None:
         document = json.loads(json.dumps(original))
         applied: Counter[str] = Counter()
+        unwrapped: set[Path_] = set()
         for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 3]))):
-            document = mutate(document, data, READ_KEYS[fmt], applied)
+            document = mutate(document, data, READ_KEYS[fmt], applied, unwrapped)
         counts.update(applied)
         outcomes, problems = verdicts(document, threshold)
         judged["problem" if not outcomes else "+".join(sorted(o.value for o in outcomes))] += 1
