@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from importlib import resources
+from importlib.metadata import entry_points
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ from collector.model import ControlRef
 from collector.yamlfile import YamlError, read_yaml
 
 __all__ = [
+    "MAPPINGS_ENTRY_POINT_GROUP",
     "Catalog",
     "CheckMapping",
     "Control",
@@ -29,6 +32,7 @@ __all__ = [
     "default_mappings_dir",
     "format_validation_error",
     "load_mappings",
+    "plugin_evidence_maps",
 ]
 
 
@@ -137,6 +141,29 @@ def default_mappings_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "mappings"
 
 
+MAPPINGS_ENTRY_POINT_GROUP = "evidence_collector.mappings"
+"""Installed connector packages ship their own evidence map: an entry point in this group names the map file
+(a ``Path`` or ``str``), e.g. ``my_source = "my_package:EVIDENCE_MAP"``. It is read like ``evidence/*.yaml``."""
+
+
+def plugin_evidence_maps() -> list[tuple[str, Path]]:
+    """``(plugin name, evidence map file)`` for every installed package that ships one, by name."""
+    maps: list[tuple[str, Path]] = []
+    for ep in sorted(entry_points(group=MAPPINGS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        where = f"mappings plugin {ep.name!r} ({ep.value})"
+        try:
+            target = ep.load()
+        except Exception as exc:  # a broken plugin is named, never skipped
+            raise MappingError(f"{where}: cannot load: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(target, str | PathLike):
+            raise MappingError(f"{where}: names a {type(target).__name__}, expected the path of an evidence map file")
+        path = Path(target)
+        if not path.is_file():
+            raise MappingError(f"{where}: {path}: evidence map file not found")
+        maps.append((ep.name, path))
+    return maps
+
+
 @dataclass(frozen=True)
 class Mappings:
     """Catalogs and evidence links with lookups built once."""
@@ -235,8 +262,9 @@ def _resolve_links(links: list[ControlLink], catalogs: dict[str, Catalog], where
     return tuple(out)
 
 
-def load_mappings(directory: Path | None = None) -> Mappings:
-    """Load ``catalogs/*.yaml`` and ``evidence/*.yaml``; any problem is a :class:`MappingError`."""
+def load_mappings(directory: Path | None = None, *, plugins: bool = True) -> Mappings:
+    """Load ``catalogs/*.yaml``, ``evidence/*.yaml`` and (``plugins``) the evidence maps installed connector
+    packages ship (:func:`plugin_evidence_maps`), validated alike; any problem is a :class:`MappingError`."""
     root = directory or default_mappings_dir()
     if not root.is_dir():
         raise MappingError(f"{root}: mappings directory not found")
@@ -256,19 +284,22 @@ def load_mappings(directory: Path | None = None) -> Mappings:
     checks: dict[str, CheckMapping] = {}
     by_kind: dict[str, tuple[ControlRef, ...]] = {}
     by_check: dict[str, tuple[ControlRef, ...]] = {}
-    for path in sorted((root / "evidence").glob("*.yaml")):
+    evidence_files = [(str(path), path) for path in sorted((root / "evidence").glob("*.yaml"))]
+    if plugins:
+        evidence_files += [(f"mappings plugin {name!r}, {path}", path) for name, path in plugin_evidence_maps()]
+    for label, file in evidence_files:
         try:
-            data = EvidenceMapFile.model_validate(_read_yaml(path))
+            data = EvidenceMapFile.model_validate(_read_yaml(file))
         except ValidationError as exc:
-            raise MappingError(format_validation_error(exc, str(path))) from exc
+            raise MappingError(format_validation_error(exc, label)) from exc
         for i, km in enumerate(data.kinds):
-            where = f"{path}: kinds[{i}] ({km.kind})"
+            where = f"{label}: kinds[{i}] ({km.kind})"
             if km.kind in kinds:
                 raise MappingError(f"{where}: evidence kind mapped twice")
             kinds[km.kind] = km
             by_kind[km.kind] = _resolve_links(km.controls, catalogs, where)
         for i, cm in enumerate(data.checks):
-            where = f"{path}: checks[{i}] ({cm.check})"
+            where = f"{label}: checks[{i}] ({cm.check})"
             if cm.check in checks:
                 raise MappingError(f"{where}: check mapped twice")
             checks[cm.check] = cm

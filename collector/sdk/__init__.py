@@ -17,6 +17,7 @@ from collector.retry import call_with_retry
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
 from collector.timestamps import UnreadableTimestamp, parse_timestamp, read_timestamp
 from collector.urls import redact_text, redact_url
+from collector.yamlfile import YamlError, parse_yaml
 
 __all__ = [
     "DEFAULT_CLOCK_SKEW_TOLERANCE",
@@ -39,6 +40,7 @@ __all__ = [
     "Subject",
     "TransientError",
     "UnreadableTimestamp",
+    "YamlError",
     "call_with_retry",
     "collect_pages",
     "extra_needed",
@@ -50,6 +52,7 @@ __all__ = [
     "non_finite_text",
     "parse_duration",
     "parse_timestamp",
+    "parse_yaml",
     "read_timestamp",
     "redact_text",
     "redact_url",
