@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,8 +105,15 @@ def future_dated(rec: PreparedRecord, tolerance: timedelta) -> str | None:
     )
 
 
-def inconclusive(records: list[PreparedRecord]) -> str | None:
-    """Why a run that stored records proved nothing (every record's checks are ``error``), else None."""
+def inconclusive(records: list[PreparedRecord], problems: Sequence[Problem] = ()) -> str | None:
+    """Why a run proved nothing, else None: every input was a problem and nothing was collected (a source that
+    could not be opened is not an empty source), or every stored record's checks are ``error``."""
+    if not records and problems:
+        problem = problems[0]
+        return (
+            f"nothing collected and {len(problems)} problem{'s' if len(problems) > 1 else ''} "
+            f"(first: {problem.source}: {problem.reason})"
+        )
     if not records or any(counts_for_freshness(r.checks) for r in records):
         return None
     first = records[0]
@@ -160,7 +167,7 @@ class Runner:
                     records, problems, new_cursor = self._collect(instance, run_id, cursor, log)
             if problems:
                 status = "partial"
-            if (why := inconclusive(records)) is not None:
+            if (why := inconclusive(records, problems)) is not None:
                 status, error = "inconclusive", why
         except RunCancelled as exc:
             status, error = ("interrupted" if self.shutdown.is_set() else "failed"), str(exc)

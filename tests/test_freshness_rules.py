@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from collector.attestation import AttestationFields, default_templates_dir, load_templates
 from collector.cli import status_document
 from collector.config import AppConfig, LoadedConfig, ResolvedInstance, load_and_resolve
-from collector.connector import Check
+from collector.connector import Check, CollectContext
 from collector.daemon import load_state
 from collector.export import build_request
 from collector.export.bundle import _assess
@@ -178,6 +178,28 @@ def test_a_source_denied_from_the_start_reads_missing_and_the_alerts_can_fire(st
         assert m[("evidence_collector_connector_runs_total", conn | {("outcome", "inconclusive")})] == 3
         assert m[("evidence_collector_evidence_stale", control_labels(CC71))] == 1  # EvidenceStale
         assert m[("evidence_collector_evidence_status", control_labels(CC71))] == STATUS_CODE[Freshness.MISSING]
+
+
+class UnreadableSourcesConnector(ScriptedConnector):
+    """Every configured input is a problem (as when the report directory cannot be opened); nothing is yielded."""
+
+    def collect(self, ctx: CollectContext) -> Iterator[Observation]:
+        for subject in self.settings.subjects:
+            ctx.problem(f"/reports/{subject}.json", "cannot open: [Errno 24] Too many open files")
+        yield from ()
+
+
+def test_a_run_whose_every_input_was_a_problem_is_inconclusive_not_a_success(store: Store) -> None:
+    runner = Runner(store, State(), MAPPINGS, clock=lambda: NOW)
+    instance = replace(scripted_instance(), connector_cls=UnreadableSourcesConnector)
+    outcomes = [runner.run(instance) for _ in range(2)]
+    assert [o.run.status for o in outcomes] == ["inconclusive", "inconclusive"]
+    assert outcomes[0].run.error == (
+        "nothing collected and 2 problems (first: /reports/a.json: cannot open: [Errno 24] Too many open files)"
+    )
+    for state in (runner.state, rebuilt(store)):
+        health = state.snapshot().connectors["scripted"]
+        assert (health.consecutive_failures, health.last_success) == (2, None)
 
 
 def test_a_run_that_stored_nothing_is_no_success_for_last_success(store: Store) -> None:
