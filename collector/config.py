@@ -557,6 +557,9 @@ def load_and_resolve(path: Path | None) -> LoadedConfig:
             problems.append(source.problem((*base, "type"), str(exc)))
             continue
         warnings += _credentials_in_urls(raw_settings, (*base, "settings"), source)
+        if app is not None and isinstance(raw_settings, dict) and "clock_skew_tolerance" in cls.Settings.model_fields:
+            # the top-level tolerance is every connector's default; a connector's own setting wins
+            raw_settings = {"clock_skew_tolerance": app.clock_skew_tolerance, **raw_settings}
         try:
             settings = cls.Settings.model_validate(raw_settings, context=context)
         except ValidationError as exc:

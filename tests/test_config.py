@@ -40,6 +40,18 @@ def test_a_good_configuration_resolves_every_connector(tmp_path: Path) -> None:
     assert len(inst.config_hash) == 64
 
 
+def test_the_top_level_clock_skew_tolerance_is_each_connectors_default(tmp_path: Path) -> None:
+    text = "clock_skew_tolerance: 1h\n" + GOOD % {"db": tmp_path / "e.db", "reports": tmp_path}
+    text += """\
+  - name: strict
+    type: container_scan
+    settings: {paths: ["x/*.json"], clock_skew_tolerance: 10s}
+"""
+    loaded = load_and_resolve(write(tmp_path, text))
+    tolerances = {i.config.name: i.settings.clock_skew_tolerance.total_seconds() for i in loaded.instances}
+    assert tolerances == {"scans": 3600, "strict": 10}
+
+
 def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
     path = write(
         tmp_path,
