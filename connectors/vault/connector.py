@@ -171,6 +171,9 @@ class VaultConnector(Connector[VaultSettings]):
         except Denied as exc:
             payload["ttl"] = {"readable": False, "reason": _denied(exc)}
             return payload
+        except (NotFound, ConfigurationError) as exc:  # a mount the server will not tune (sys/, identity/)
+            payload["ttl"] = {"readable": False, "reason": f"GET /v1/{tune_path}: {exc}"}
+            return payload
         data = tune.get("data") if isinstance(tune.get("data"), dict) else tune
         payload["ttl"] = {
             "readable": True,
