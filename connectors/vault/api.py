@@ -46,8 +46,9 @@ class VaultClient:
             body = {"role_id": approle.role_id, "secret_id": approle.secret_id.get_secret_value()}
             try:
                 answer = self.call("POST", f"auth/{approle.mount}/login", body, authenticated=False)
-            except (Denied, NotFound):
-                raise ConfigurationError(f"vault AppRole login at auth/{approle.mount} was refused") from None
+            except (Denied, NotFound, ConfigurationError) as exc:
+                detail = str(exc).rpartition(": ")[2]
+                raise ConfigurationError(f"vault AppRole login at auth/{approle.mount} was refused: {detail}") from None
             self.token = answer["auth"]["client_token"]
         if self.token is not None:
             self.session.headers["X-Vault-Token"] = self.token

@@ -30,7 +30,8 @@ _NEEDS = {
 
 def _denied(exc: Denied) -> str:
     base = exc.path.split("?")[0]
-    need = next((n for p, n in _NEEDS.items() if base == p), None) or f"{exc.method.lower()} on {base}"
+    capability = {"GET": "read", "LIST": "list", "POST": "update", "PUT": "update"}.get(exc.method, exc.method)
+    need = next((n for p, n in _NEEDS.items() if base == p), None) or f"{capability} on {base}"
     return f"permission denied: {exc.method} /v1/{base} (the token needs {need})"
 
 
@@ -67,7 +68,7 @@ class VaultConnector(Connector[VaultSettings]):
         yield observe(SERVER_KIND, "server", self._server(client, self_token, ctx))
         for path, mount in sorted(self._required(client, "sys/auth").items()):
             ctx.raise_if_cancelled()
-            yield observe(AUTH_KIND, path, self._mount(client, f"sys/auth/{path}tune", path, mount))
+            yield observe(AUTH_KIND, path, self._mount(client, f"sys/mounts/auth/{path}tune", path, mount))
         for path, mount in sorted(self._required(client, "sys/mounts").items()):
             ctx.raise_if_cancelled()
             payload = self._mount(client, f"sys/mounts/{path}tune", path, mount)
@@ -106,7 +107,8 @@ class VaultConnector(Connector[VaultSettings]):
             "collector_token": {
                 "policies": policies,
                 "root": "root" in policies,
-                "ttl_seconds": _seconds(self_token.get("ttl")),
+                "creation_ttl_seconds": _seconds(self_token.get("creation_ttl")),
+                "expire_time": self_token.get("expire_time"),
             },
             "audit_devices": self._audit(client, ctx),
             "root_tokens": self._root_tokens(client, ctx) if self.settings.check_root_tokens else None,

@@ -182,7 +182,9 @@ def test_the_shipped_least_privilege_policy_reads_everything(bao: Bao) -> None:
     assert engines["kv1/"]["kv"] == {"version": 1}
     server = next(o for o in observations if o.kind == "vault.server")
     assert server.payload["collector_token"]["root"] is False
-    assert server.payload["root_tokens"]["tokens"][0]["display_name"] == "root"
+    (root,) = server.payload["root_tokens"]["tokens"]  # the dev server's root token: it never expires
+    assert root["expire_time"] is None
+    assert set(root) == {"display_name", "creation_time", "expire_time", "path"}
 
 
 def test_no_secret_value_or_token_reaches_the_evidence(bao: Bao) -> None:
