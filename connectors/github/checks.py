@@ -61,10 +61,11 @@ def branch_protected(observation: Observation, settings: GitHubSettings, now: da
             gaps.append("administrators can bypass")
     if gaps:
         return CheckResult(check_id, Outcome.FAIL, f"{name}: {'; '.join(gaps)}", {"gaps": gaps})
+    checks = ", ".join(effective["status_checks"]) or "none"
     return CheckResult(
-        check_id, Outcome.PASS,
-        f"{name}: {effective['required_approving_reviews']} review(s), checks {', '.join(effective['status_checks'])
-        or 'none'}, no force push or deletion",
+        check_id,
+        Outcome.PASS,
+        f"{name}: {effective['required_approving_reviews']} review(s), checks {checks}, no force push or deletion",
     )
 
 

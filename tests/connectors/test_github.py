@@ -48,15 +48,34 @@ def user(api: OpenApi, login: str) -> dict[str, Any]:
     return {**person, "login": login}
 
 
-def seed_repository(stub: GitHubStub, repo: str = "ml/model-serving", *, reviews: int = 2) -> None:
-    api = stub.api
+def repository_body(api: OpenApi) -> dict[str, Any]:
+    """GitHub's example repository, with the fields its own schema requires and the example lacks."""
     full = api.example("full-repository-default-response")
     full["default_branch"] = "main"
-    stub.ok(f"/repos/{repo}", full)
+    full["language"] = "Python"
+    full.pop("source", None)
+    full.pop("parent", None)
+    return full
+
+
+def protection_body(api: OpenApi, *contexts: str) -> dict[str, Any]:
+    """GitHub's example protection, brought up to its schema (``checks`` beside ``contexts``; the example's
+    teams and apps lack required fields, so they are emptied)."""
     protection = api.example("branch-protection")
+    protection["required_status_checks"]["contexts"] = list(contexts)
+    protection["required_status_checks"]["checks"] = [{"context": c, "app_id": None} for c in contexts]
+    restrictions = protection["required_pull_request_reviews"]["dismissal_restrictions"]
+    restrictions["teams"], restrictions["apps"] = [], []
+    protection["restrictions"]["teams"] = []
+    return protection
+
+
+def seed_repository(stub: GitHubStub, repo: str = "ml/model-serving", *, reviews: int = 2) -> None:
+    api = stub.api
+    stub.ok(f"/repos/{repo}", repository_body(api))
+    protection = protection_body(api, "CodeQL", "unit-tests")
     protection["required_pull_request_reviews"]["required_approving_review_count"] = reviews
     protection["required_pull_request_reviews"]["require_code_owner_reviews"] = True
-    protection["required_status_checks"]["contexts"] = ["CodeQL", "unit-tests"]
     protection["allow_force_pushes"] = {"enabled": False}
     protection["allow_deletions"] = {"enabled": False}
     stub.ok(f"/repos/{repo}/branches/main/protection", protection)
@@ -171,7 +190,7 @@ def test_a_well_run_pipeline_and_a_self_approved_deployment(stub: GitHubStub) ->
 
 def test_weak_protection_fails_with_each_gap(stub: GitHubStub) -> None:
     full_scenario(stub)
-    protection = stub.api.example("branch-protection")
+    protection = protection_body(stub.api, "unit-tests")
     protection["required_pull_request_reviews"]["required_approving_review_count"] = 1
     protection["required_pull_request_reviews"]["require_code_owner_reviews"] = False
     protection["enforce_admins"]["enabled"] = False
@@ -214,8 +233,7 @@ def test_rate_limits_are_waited_out(stub: GitHubStub, waits: list[float]) -> Non
     full_scenario(stub)
     limited = {"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest"}
     reset = str(int(time.time()) + 20)
-    full = stub.api.example("full-repository-default-response")
-    full["default_branch"] = "main"
+    full = repository_body(stub.api)
     stub.add(
         "/repos/ml/model-serving",
         Reply(403, limited, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}),
@@ -287,7 +305,8 @@ def test_a_failed_or_old_scan_and_a_self_reviewable_environment_fail(stub: GitHu
 
 
 def test_the_stub_refuses_a_body_github_would_never_send(openapi: OpenApi) -> None:
-    protection = openapi.example("branch-protection")
+    protection = protection_body(openapi, "CodeQL")
+    openapi.validate("GET", "/repos/o/r/branches/main/protection", 200, protection)
     protection["enforce_admins"] = {"enabled": "yes"}
     with pytest.raises(AssertionError, match="breaks GitHub's schema"):
         openapi.validate("GET", "/repos/o/r/branches/main/protection", 200, protection)
