@@ -27,10 +27,18 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 def expectation(kind: str, column: str, success: bool) -> dict[str, Any]:
     return {
         "success": success,
-        "expectation_config": {"type": kind, "kwargs": {"column": column, "batch_id": "warehouse-asset"},
-                               "meta": {}, "id": "0b1c2d3e-0000-4000-8000-000000000000"},
-        "result": {"element_count": 1000, "unexpected_count": 0 if success else 3, "unexpected_percent": 0.3,
-                   "partial_unexpected_list": [] if success else ["maybe", "unknown", "n/a"]},
+        "expectation_config": {
+            "type": kind,
+            "kwargs": {"column": column, "batch_id": "warehouse-asset"},
+            "meta": {},
+            "id": "0b1c2d3e-0000-4000-8000-000000000000",
+        },
+        "result": {
+            "element_count": 1000,
+            "unexpected_count": 0 if success else 3,
+            "unexpected_percent": 0.3,
+            "partial_unexpected_list": [] if success else ["maybe", "unknown", "n/a"],
+        },
         "meta": {},
         "exception_info": {"raised_exception": False, "exception_traceback": None, "exception_message": None},
     }
@@ -44,14 +52,22 @@ def result(asset: int, suite: str, run: int) -> dict[str, Any]:
         "results": results,
         "suite_name": suite,
         "suite_parameters": {},
-        "statistics": {"evaluated_expectations": 4, "successful_expectations": 3, "unsuccessful_expectations": 1,
-                       "success_percent": 75.0},
+        "statistics": {
+            "evaluated_expectations": 4,
+            "successful_expectations": 3,
+            "unsuccessful_expectations": 1,
+            "success_percent": 75.0,
+        },
         "meta": {
             "great_expectations_version": "1.24.1",
             "batch_spec": {"batch_data": "PandasDataFrame"},
             "batch_markers": {"ge_load_time": at.strftime("%Y%m%dT%H%M%S.%fZ")},
-            "active_batch_definition": {"datasource_name": "warehouse", "data_connector_name": "fluent",
-                                        "data_asset_name": f"asset_{asset:03d}", "batch_identifiers": {}},
+            "active_batch_definition": {
+                "datasource_name": "warehouse",
+                "data_connector_name": "fluent",
+                "data_asset_name": f"asset_{asset:03d}",
+                "batch_identifiers": {},
+            },
             "validation_time": at.isoformat(),
             "run_id": {"run_name": f"nightly-{run}", "run_time": at.isoformat()},
         },

@@ -86,7 +86,9 @@ def asset_validated(observation: Observation, settings: DataValidationSettings, 
 
 
 LATEST_SUCCEEDED: Check[DataValidationSettings] = Check(
-    "data_validation.latest_succeeded", KIND, "The latest validation of the asset met every expectation",
+    "data_validation.latest_succeeded",
+    KIND,
+    "The latest validation of the asset met every expectation",
     latest_succeeded,
 )
 VALIDATION_RECENT: Check[DataValidationSettings] = Check(

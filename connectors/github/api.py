@@ -41,11 +41,13 @@ class GitHubClient:
         self.base = settings.api_url.rstrip("/")
         self.now = now
         self.session = requests.Session()
-        self.session.headers.update({
-            "Authorization": f"Bearer {settings.token.get_secret_value()}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-        })
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {settings.token.get_secret_value()}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+            }
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -54,15 +56,14 @@ class GitHubClient:
         body, _ = call_with_retry(self._get, self.base + path, params)
         return body
 
-    def pages(self, path: str, *, key: str | None = None, stop: Callable[[list[Any]], bool] | None = None,
-              **params: Any) -> list[Any]:
+    def pages(
+        self, path: str, *, key: str | None = None, stop: Callable[[list[Any]], bool] | None = None, **params: Any
+    ) -> list[Any]:
         """Every item of a listing, following ``Link: rel="next"``; ``key`` names the array in an object answer
         (``environments``, ``workflow_runs``); ``stop`` ends the paging once a page holds what is needed."""
 
         def fetch(url: str | None) -> tuple[list[Any], str | None]:
-            body, link = call_with_retry(
-                self._get, url or self.base + path, {} if url else {"per_page": 100, **params}
-            )
+            body, link = call_with_retry(self._get, url or self.base + path, {} if url else {"per_page": 100, **params})
             items = body.get(key) if key is not None and isinstance(body, dict) else body
             if not isinstance(items, list):
                 raise TransientError(f"GitHub {path}: the answer holds no list" + (f" {key!r}" if key else ""))
@@ -103,7 +104,7 @@ class GitHubClient:
         return None
 
     def _answer(self, response: requests.Response, url: str) -> Any:
-        status, path = response.status_code, url[len(self.base):] if url.startswith(self.base) else redact_url(url)
+        status, path = response.status_code, url[len(self.base) :] if url.startswith(self.base) else redact_url(url)
         if status == 200:
             try:
                 return response.json()

@@ -53,7 +53,8 @@ def branch_protected(observation: Observation, settings: GitHubSettings, now: da
     if settings.require_admins_included:
         if effective["admins_included"] is None:
             return CheckResult(
-                check_id, Outcome.ERROR,
+                check_id,
+                Outcome.ERROR,
                 f"{name}: whether admins may bypass the rulesets is unreadable (bypass_actors is shown only to "
                 "tokens that may edit the ruleset)" + (f"; also {'; '.join(gaps)}" if gaps else ""),
             )
@@ -81,7 +82,9 @@ def environment_reviewers(observation: Observation, settings: GitHubSettings, no
         return CheckResult(check_id, Outcome.FAIL, f"{name}: no required reviewers")
     if p.get("prevent_self_review") is not True:
         return CheckResult(check_id, Outcome.FAIL, f"{name}: the deployer may approve their own deployment")
-    return CheckResult(check_id, Outcome.PASS, f"{name}: reviewers {', '.join(p['required_reviewers'])}, no self-review")
+    return CheckResult(
+        check_id, Outcome.PASS, f"{name}: reviewers {', '.join(p['required_reviewers'])}, no self-review"
+    )
 
 
 def deployment_approved(observation: Observation, settings: GitHubSettings, now: datetime) -> CheckResult:
@@ -102,16 +105,20 @@ def deployment_approved(observation: Observation, settings: GitHubSettings, now:
     if not others:
         who = ", ".join(approvers) or "nobody"
         return CheckResult(
-            check_id, Outcome.FAIL,
+            check_id,
+            Outcome.FAIL,
             f"{name}: approved by {who}; no approval by someone other than its author(s) {', '.join(sorted(authors))}",
         )
     if not p["environment_requires_reviewers"]:
         return CheckResult(
-            check_id, Outcome.FAIL,
+            check_id,
+            Outcome.FAIL,
             f"{name}: approved by {', '.join(others)}, but the environment does not require reviewers, so nothing "
             "held the deployment until then",
         )
-    return CheckResult(check_id, Outcome.PASS, f"{name}: approved by {', '.join(others)} (author {', '.join(sorted(authors))})")
+    return CheckResult(
+        check_id, Outcome.PASS, f"{name}: approved by {', '.join(others)} (author {', '.join(sorted(authors))})"
+    )
 
 
 def security_scan_recent(observation: Observation, settings: GitHubSettings, now: datetime) -> CheckResult:
@@ -129,26 +136,36 @@ def security_scan_recent(observation: Observation, settings: GitHubSettings, now
     if (future := in_the_future(at, now, settings.clock_skew_tolerance)) is not None:
         return CheckResult(check_id, Outcome.FAIL, f"{name}: run {latest['id']} finished {future}")
     if latest["conclusion"] != "success":
-        return CheckResult(check_id, Outcome.FAIL, f"{name}: latest run {latest['id']} concluded {latest['conclusion']}")
+        return CheckResult(
+            check_id, Outcome.FAIL, f"{name}: latest run {latest['id']} concluded {latest['conclusion']}"
+        )
     age = max(now - at, timedelta(0))
     message = f"{name}: succeeded {format_duration(age)} ago (max {format_duration(settings.scan_max_age)})"
     return CheckResult(check_id, Outcome.PASS if age <= settings.scan_max_age else Outcome.FAIL, message)
 
 
 BRANCH_PROTECTED: Check[GitHubSettings] = Check(
-    "github.branch_protected", BRANCH_KIND, "The default branch requires reviews and checks, no force push",
+    "github.branch_protected",
+    BRANCH_KIND,
+    "The default branch requires reviews and checks, no force push",
     branch_protected,
 )
 ENVIRONMENT_REVIEWERS: Check[GitHubSettings] = Check(
-    "github.environment_reviewers", ENVIRONMENT_KIND, "Deployments to the environment need another's approval",
+    "github.environment_reviewers",
+    ENVIRONMENT_KIND,
+    "Deployments to the environment need another's approval",
     environment_reviewers,
 )
 DEPLOYMENT_APPROVED: Check[GitHubSettings] = Check(
-    "github.deployment_approved", DEPLOYMENT_KIND, "The deployment was approved by someone other than its author",
+    "github.deployment_approved",
+    DEPLOYMENT_KIND,
+    "The deployment was approved by someone other than its author",
     deployment_approved,
 )
 SECURITY_SCAN_RECENT: Check[GitHubSettings] = Check(
-    "github.security_scan_recent", SCAN_KIND, "The security scan ran recently and succeeded on the default branch",
+    "github.security_scan_recent",
+    SCAN_KIND,
+    "The security scan ran recently and succeeded on the default branch",
     security_scan_recent,
 )
 CHECKS = (BRANCH_PROTECTED, ENVIRONMENT_REVIEWERS, DEPLOYMENT_APPROVED, SECURITY_SCAN_RECENT)

@@ -179,8 +179,12 @@ class GitHubConnector(Connector[GitHubSettings]):
     def _deployment(self, client: GitHubClient, repo: str, environment: str, d: dict[str, Any]) -> dict[str, Any]:
         statuses = client.pages(f"/repos/{repo}/deployments/{d['id']}/statuses")
         run_id = next(
-            (int(m.group(1)) for s in statuses for url in (s.get("log_url"), s.get("target_url"))
-             if isinstance(url, str) and (m := _RUN_URL.search(url))),
+            (
+                int(m.group(1))
+                for s in statuses
+                for url in (s.get("log_url"), s.get("target_url"))
+                if isinstance(url, str) and (m := _RUN_URL.search(url))
+            ),
             None,
         )
         payload: dict[str, Any] = {
@@ -192,8 +196,10 @@ class GitHubConnector(Connector[GitHubSettings]):
             "created_at": d["created_at"],
             "creator": _login(d.get("creator")),
             "statuses": sorted(
-                ({"state": s.get("state"), "created_at": s.get("created_at"), "creator": _login(s.get("creator"))}
-                 for s in statuses),
+                (
+                    {"state": s.get("state"), "created_at": s.get("created_at"), "creator": _login(s.get("creator"))}
+                    for s in statuses
+                ),
                 key=lambda s: str(s["created_at"]),
             ),
             "run": None,
@@ -232,7 +238,9 @@ class GitHubConnector(Connector[GitHubSettings]):
         try:
             answer = client.get(
                 f"/repos/{repo}/actions/workflows/{quote(workflow, safe='')}/runs",
-                branch=branch, status="completed", per_page=1,
+                branch=branch,
+                status="completed",
+                per_page=1,
             )
         except NotFound as exc:
             return {**payload, "readable": False, "reason": f"no workflow {workflow} (HTTP 404: {exc.message})"}
@@ -241,15 +249,19 @@ class GitHubConnector(Connector[GitHubSettings]):
         runs = answer.get("workflow_runs") or []
         latest = runs[0] if runs else None
         payload["readable"] = True
-        payload["latest"] = None if latest is None else {
-            "id": latest.get("id"),
-            "conclusion": latest.get("conclusion"),
-            "status": latest.get("status"),
-            "event": latest.get("event"),
-            "head_sha": latest.get("head_sha"),
-            "run_started_at": latest.get("run_started_at"),
-            "updated_at": latest.get("updated_at"),
-        }
+        payload["latest"] = (
+            None
+            if latest is None
+            else {
+                "id": latest.get("id"),
+                "conclusion": latest.get("conclusion"),
+                "status": latest.get("status"),
+                "event": latest.get("event"),
+                "head_sha": latest.get("head_sha"),
+                "run_started_at": latest.get("run_started_at"),
+                "updated_at": latest.get("updated_at"),
+            }
+        )
         return payload
 
 

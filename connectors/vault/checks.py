@@ -96,7 +96,9 @@ def lease_ttls_bounded(observation: Observation, settings: VaultSettings, now: d
     payload = observation.payload
     if payload["type"] in _NO_LEASES:
         return CheckResult(
-            "vault.lease_ttls_bounded", Outcome.NOT_APPLICABLE, f"{payload['type']} at {payload['path']} issues no leases"
+            "vault.lease_ttls_bounded",
+            Outcome.NOT_APPLICABLE,
+            f"{payload['type']} at {payload['path']} issues no leases",
         )
     return _ttl_check("vault.lease_ttls_bounded", payload, settings.max_lease_ttl, "leases")
 
@@ -127,14 +129,18 @@ NO_ROOT_TOKENS: Check[VaultSettings] = Check(
     "vault.no_root_tokens", SERVER_KIND, "No token holds the root policy", no_root_tokens
 )
 TOKEN_TTLS_BOUNDED: Check[VaultSettings] = Check(
-    "vault.token_ttls_bounded", AUTH_KIND, "Tokens issued by the auth method expire within the bound",
+    "vault.token_ttls_bounded",
+    AUTH_KIND,
+    "Tokens issued by the auth method expire within the bound",
     token_ttls_bounded,
 )
 LEASE_TTLS_BOUNDED: Check[VaultSettings] = Check(
     "vault.lease_ttls_bounded", ENGINE_KIND, "Dynamic secrets expire within the bound", lease_ttls_bounded
 )
 POLICY_LEAST_PRIVILEGE: Check[VaultSettings] = Check(
-    "vault.policy_least_privilege", POLICY_KIND, "The policy grants no sudo and no wildcard over every mount",
+    "vault.policy_least_privilege",
+    POLICY_KIND,
+    "The policy grants no sudo and no wildcard over every mount",
     policy_least_privilege,
 )
 CHECKS = (SERVER_HEALTHY, AUDIT_ENABLED, NO_ROOT_TOKENS, TOKEN_TTLS_BOUNDED, LEASE_TTLS_BOUNDED, POLICY_LEAST_PRIVILEGE)

@@ -56,7 +56,9 @@ class VaultConnector(Connector[VaultSettings]):
 
     def _collect(self, client: VaultClient, ctx: CollectContext) -> Iterator[Observation]:
         source = redact_url(self.settings.address)
-        server = urlsplit(self.settings.address).netloc + (f"/{self.settings.namespace}" if self.settings.namespace else "")
+        server = urlsplit(self.settings.address).netloc + (
+            f"/{self.settings.namespace}" if self.settings.namespace else ""
+        )
         try:
             self_token = client.get("auth/token/lookup-self")["data"]
         except Denied:
@@ -122,8 +124,12 @@ class VaultConnector(Connector[VaultSettings]):
             return {"readable": False, "reason": _denied(exc), "devices": []}
         data = answer.get("data") if isinstance(answer.get("data"), dict) else answer
         devices = [
-            {"path": path, "type": device.get("type"), "local": device.get("local"),
-             "description": device.get("description") or ""}
+            {
+                "path": path,
+                "type": device.get("type"),
+                "local": device.get("local"),
+                "description": device.get("description") or "",
+            }
             for path, device in sorted(data.items())
             if path.endswith("/") and isinstance(device, dict)
         ]
@@ -148,17 +154,19 @@ class VaultConnector(Connector[VaultSettings]):
                 ctx.problem("auth/token/lookup-accessor", _denied(exc))
                 return {"readable": False, "reason": _denied(exc), "tokens": []}
             if "root" in (data.get("policies") or []):
-                roots.append({
-                    "display_name": data.get("display_name"),
-                    "creation_time": data.get("creation_time"),
-                    "expire_time": data.get("expire_time"),
-                    "path": data.get("path"),
-                })
+                roots.append(
+                    {
+                        "display_name": data.get("display_name"),
+                        "creation_time": data.get("creation_time"),
+                        "expire_time": data.get("expire_time"),
+                        "path": data.get("path"),
+                    }
+                )
         roots.sort(key=lambda t: (str(t["creation_time"]), str(t["display_name"])))
         return {"readable": True, "accessors_seen": len(accessors), "tokens": roots}
 
     def _mount(self, client: VaultClient, tune_path: str, path: str, mount: dict[str, Any]) -> dict[str, Any]:
-        options = mount.get("options") if isinstance(mount.get("options"), dict) else {}
+        options = _object(mount.get("options"))
         payload: dict[str, Any] = {
             "path": path,
             "type": mount.get("type"),
@@ -185,7 +193,7 @@ class VaultConnector(Connector[VaultSettings]):
         return payload
 
     def _kv(self, client: VaultClient, path: str, mount: dict[str, Any]) -> dict[str, Any]:
-        options = mount.get("options") if isinstance(mount.get("options"), dict) else {}
+        options = _object(mount.get("options"))
         if str(options.get("version", "1")) != "2":
             return {"version": 1}
         try:
@@ -221,13 +229,19 @@ class VaultConnector(Connector[VaultSettings]):
             return {**payload, "readable": False, "reason": str(exc)}
         grants = broad_grants(rules)
         if name == "root":  # built in, no text: it grants everything
-            grants = [{"path": "*", "capabilities": ["root"], "reasons": ["the built-in root policy grants everything"]}]
+            grants = [
+                {"path": "*", "capabilities": ["root"], "reasons": ["the built-in root policy grants everything"]}
+            ]
         return {
             **payload,
             "readable": True,
             "rules": [{"path": r.path, "capabilities": list(r.capabilities)} for r in rules],
             "broad_grants": grants,
         }
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _optional(read: Callable[[], Any]) -> Any:

@@ -77,19 +77,19 @@ def _tokens(text: str) -> list[str]:
         match = _TOKEN.match(text, at)
         if match is None:
             line = text.count("\n", 0, at) + 1
-            raise PolicyError(f"HCL policy: unexpected {text[at:at + 20]!r} at line {line}")
-        token = match.group(0)
+            raise PolicyError(f"HCL policy: unexpected {text[at : at + 20]!r} at line {line}")
+        word = match.group(0)
         at = match.end()
-        if not token.strip() or token.startswith(("#", "//", "/*")):
+        if not word.strip() or word.startswith(("#", "//", "/*")):
             continue
-        out.append(token)
+        out.append(word)
     return out
 
 
-def _string(token: str) -> str:
-    if not token.startswith('"'):
-        raise PolicyError(f"HCL policy: expected a quoted string, got {token!r}")
-    return str(json.loads(token))
+def _string(word: str) -> str:
+    if not word.startswith('"'):
+        raise PolicyError(f"HCL policy: expected a quoted string, got {word!r}")
+    return str(json.loads(word))
 
 
 def _from_hcl(text: str) -> list[PathRule]:
@@ -98,7 +98,7 @@ def _from_hcl(text: str) -> list[PathRule]:
     at = 0
     while at < len(tokens):
         if tokens[at] != "path" or at + 2 >= len(tokens) or tokens[at + 2] != "{":
-            raise PolicyError(f"HCL policy: expected path \"...\" {{ at token {tokens[at]!r}")
+            raise PolicyError(f'HCL policy: expected path "..." {{ at {tokens[at]!r}')
         path = _string(tokens[at + 1])
         body, at = _block(tokens, at + 2)
         rules.append(PathRule(path, _capabilities(*_body_fields(body, path), path)))
@@ -123,16 +123,16 @@ def _body_fields(body: list[str], path: str) -> tuple[list[str] | None, str | No
     legacy: str | None = None
     at, depth = 0, 0
     while at < len(body):
-        token = body[at]
-        if token in ("{", "["):
+        word = body[at]
+        if word in ("{", "["):
             depth += 1
-        elif token in ("}", "]"):
+        elif word in ("}", "]"):
             depth -= 1
-        elif depth == 0 and token == "capabilities" and body[at + 1 : at + 3] == ["=", "["]:
+        elif depth == 0 and word == "capabilities" and body[at + 1 : at + 3] == ["=", "["]:
             inner, at = _block(body, at + 2)
             capabilities = [_string(t) for t in inner if t != ","]
             continue
-        elif depth == 0 and token == "policy" and at + 2 < len(body) and body[at + 1] == "=":
+        elif depth == 0 and word == "policy" and at + 2 < len(body) and body[at + 1] == "=":
             legacy = _string(body[at + 2])
             at += 3
             continue

@@ -21,8 +21,7 @@ import pytest
 SPEC_ENV = "EVIDENCE_GITHUB_OPENAPI"
 """Path of ``api.github.com.json``; .ci/run sets it after ``npm install @octokit/openapi``."""
 DEFAULT_SPEC = (
-    Path(__file__).resolve().parents[2]
-    / ".venv/npm/node_modules/@octokit/openapi/generated/api.github.com.json"
+    Path(__file__).resolve().parents[2] / ".venv/npm/node_modules/@octokit/openapi/generated/api.github.com.json"
 )
 """Where .ci/run installs the package (inside the ignored .venv of the checkout)."""
 
@@ -93,8 +92,9 @@ class OpenApi:
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.absolute_path)
-            raise AssertionError(f"stub body for {method} {path} ({status}) breaks GitHub's schema at {where}: "
-                                 f"{first.message[:300]}")
+            raise AssertionError(
+                f"stub body for {method} {path} ({status}) breaks GitHub's schema at {where}: {first.message[:300]}"
+            )
 
 
 _REGISTRIES: dict[int, Any] = {}

@@ -191,8 +191,16 @@ def test_success_with_failed_expectations_is_an_error(gx_results: Any) -> None:
         "data.validation",
         Subject("data_asset", "x"),
         record.validated_at,
-        {"datasource": "warehouse", "asset": "a", "suite": "s", "expected": False, "window": "7d",
-         "latest": record.as_payload(), "validations_in_window": 1, "failed_in_window": 0},
+        {
+            "datasource": "warehouse",
+            "asset": "a",
+            "suite": "s",
+            "expected": False,
+            "window": "7d",
+            "latest": record.as_payload(),
+            "validations_in_window": 1,
+            "failed_in_window": 0,
+        },
     )
     assert judge(obs, record.validated_at)["data_validation.latest_succeeded"][0] is Outcome.ERROR
 
@@ -252,22 +260,43 @@ def test_a_gx_0x_checkpoint_result_is_read() -> None:
     ``validation_result``, ``run_time`` only in ``meta.run_id``."""
     result = {
         "success": False,
-        "statistics": {"evaluated_expectations": 1, "successful_expectations": 0, "unsuccessful_expectations": 1,
-                       "success_percent": 0.0},
-        "results": [{"success": False, "expectation_config": {"expectation_type": "expect_table_row_count_to_be_between",
-                     "kwargs": {"min_value": 10, "batch_id": "abc"}, "meta": {}},
-                     "result": {"observed_value": 3}, "exception_info": {"raised_exception": False}}],
-        "meta": {"great_expectations_version": "0.18.19", "expectation_suite_name": "rows",
-                 "run_id": {"run_name": "nightly", "run_time": "2026-12-01T02:00:00.000000+00:00"},
-                 "active_batch_definition": {"datasource_name": "pg", "data_connector_name": "default",
-                                             "data_asset_name": "public.events", "batch_identifiers": {}}},
+        "statistics": {
+            "evaluated_expectations": 1,
+            "successful_expectations": 0,
+            "unsuccessful_expectations": 1,
+            "success_percent": 0.0,
+        },
+        "results": [
+            {
+                "success": False,
+                "expectation_config": {
+                    "expectation_type": "expect_table_row_count_to_be_between",
+                    "kwargs": {"min_value": 10, "batch_id": "abc"},
+                    "meta": {},
+                },
+                "result": {"observed_value": 3},
+                "exception_info": {"raised_exception": False},
+            }
+        ],
+        "meta": {
+            "great_expectations_version": "0.18.19",
+            "expectation_suite_name": "rows",
+            "run_id": {"run_name": "nightly", "run_time": "2026-12-01T02:00:00.000000+00:00"},
+            "active_batch_definition": {
+                "datasource_name": "pg",
+                "data_connector_name": "default",
+                "data_asset_name": "public.events",
+                "batch_identifiers": {},
+            },
+        },
     }
     document = {"run_results": {"id-1": {"validation_result": result, "actions_results": {}}}, "success": False}
     (record,) = read_results(json.dumps(document), "cp.json")
     assert (record.datasource, record.asset, record.suite) == ("pg", "public.events", "rows")
     assert record.validated_at == datetime(2026, 12, 1, 2, tzinfo=UTC)
-    assert record.failing == ({"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 10},
-                               "raised_exception": False},)
+    assert record.failing == (
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 10}, "raised_exception": False},
+    )
     assert "observed_value" not in json.dumps(record.as_payload())
 
 

@@ -19,7 +19,7 @@ from connectors.github import api as github_api
 from tests.connectors.github_stub import GitHubStub, OpenApi, Reply, load_openapi, running_stub, spec_path
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
-TOKEN = "ghp_stubtoken000000000000000000000000000"  # noqa: S105 - a fake token for the stub
+TOKEN = "ghp_stubtoken000000000000000000000000000"
 
 
 def iso(at: datetime) -> str:
@@ -95,13 +95,19 @@ def seed_environment(stub: GitHubStub, repo: str = "ml/model-serving", *, preven
 
 def deployment(api: OpenApi, number: int, created: datetime, creator: str = "github-actions[bot]") -> dict[str, Any]:
     item = api.example("deployment-items")[0]
-    item.update(id=number, environment="production", created_at=iso(created), updated_at=iso(created),
-                creator=user(api, creator))
+    item.update(
+        id=number,
+        environment="production",
+        created_at=iso(created),
+        updated_at=iso(created),
+        creator=user(api, creator),
+    )
     return item
 
 
-def seed_deployment(stub: GitHubStub, repo: str, number: int, run_id: int, actor: str, approver: str | None,
-                    *, state: str = "approved") -> None:
+def seed_deployment(
+    stub: GitHubStub, repo: str, number: int, run_id: int, actor: str, approver: str | None, *, state: str = "approved"
+) -> None:
     api = stub.api
     status = api.example("deployment-status-items")[0]
     status["log_url"] = f"https://github.com/{repo}/actions/runs/{run_id}/job/{run_id * 10}"
@@ -122,8 +128,9 @@ def seed_deployment(stub: GitHubStub, repo: str, number: int, run_id: int, actor
 
 def seed_scan(stub: GitHubStub, repo: str, conclusion: str, finished: datetime) -> None:
     runs = stub.api.example("workflow-run-paginated")
-    runs["workflow_runs"][0].update(conclusion=conclusion, status="completed", updated_at=iso(finished),
-                                    head_branch="main")
+    runs["workflow_runs"][0].update(
+        conclusion=conclusion, status="completed", updated_at=iso(finished), head_branch="main"
+    )
     stub.ok(f"/repos/{repo}/actions/workflows/codeql.yml/runs", runs)
 
 
@@ -162,8 +169,11 @@ def full_scenario(stub: GitHubStub) -> None:
     seed_environment(stub)
     path = f"/repos/{repo}/deployments"
     stub.ok(path, [deployment(stub.api, 11, NOW - timedelta(days=1))], Link=stub.link(path, 2, 2))
-    stub.ok(path, [deployment(stub.api, 12, NOW - timedelta(days=2)), deployment(stub.api, 13, NOW - timedelta(days=90))],
-            page=2)
+    stub.ok(
+        path,
+        [deployment(stub.api, 12, NOW - timedelta(days=2)), deployment(stub.api, 13, NOW - timedelta(days=90))],
+        page=2,
+    )
     seed_deployment(stub, repo, 11, 101, actor="alice", approver="bob")
     seed_deployment(stub, repo, 12, 102, actor="carol", approver="carol")
     seed_scan(stub, repo, "success", NOW - timedelta(days=1))
@@ -177,7 +187,8 @@ def test_a_well_run_pipeline_and_a_self_approved_deployment(stub: GitHubStub) ->
     assert got["github.branch_protected ml/model-serving@main"][0] is Outcome.PASS
     assert got["github.environment_reviewers ml/model-serving/production"][0] is Outcome.PASS
     assert got["github.deployment_approved ml/model-serving/deployments/11"] == (
-        Outcome.PASS, "ml/model-serving deployment 11 to production: approved by bob (author alice, github-actions[bot])"
+        Outcome.PASS,
+        "ml/model-serving deployment 11 to production: approved by bob (author alice, github-actions[bot])",
     )
     verdict = got["github.deployment_approved ml/model-serving/deployments/12"]
     assert verdict[0] is Outcome.FAIL and "carol" in verdict[1]
@@ -212,10 +223,14 @@ def test_an_unprotected_branch_fails_and_a_missing_scope_is_an_error_naming_it(s
     outcome, message = verdicts(observations, connector)["github.branch_protected ml/model-serving@main"]
     assert (outcome, message) == (Outcome.FAIL, "ml/model-serving@main: no branch protection and no ruleset")
 
-    forbidden = {"message": "Resource not accessible by personal access token",
-                 "documentation_url": "https://docs.github.com/rest"}
-    stub.add("/repos/ml/model-serving/branches/main/protection",
-             Reply(403, forbidden, {"X-Accepted-OAuth-Scopes": "repo", "X-OAuth-Scopes": "read:org"}))
+    forbidden = {
+        "message": "Resource not accessible by personal access token",
+        "documentation_url": "https://docs.github.com/rest",
+    }
+    stub.add(
+        "/repos/ml/model-serving/branches/main/protection",
+        Reply(403, forbidden, {"X-Accepted-OAuth-Scopes": "repo", "X-OAuth-Scopes": "read:org"}),
+    )
     observations, _, connector = collect(stub)
     outcome, message = verdicts(observations, connector)["github.branch_protected ml/model-serving@main"]
     assert outcome is Outcome.ERROR
@@ -260,20 +275,46 @@ def test_a_rate_limit_longer_than_allowed_is_transient(stub: GitHubStub, waits: 
 
 def test_rulesets_count_and_an_unreadable_bypass_list_is_an_error(stub: GitHubStub) -> None:
     full_scenario(stub)
-    stub.add("/repos/ml/model-serving/branches/main/protection",
-             Reply(404, {"message": "Branch not protected", "documentation_url": "https://docs.github.com/rest"}))
+    stub.add(
+        "/repos/ml/model-serving/branches/main/protection",
+        Reply(404, {"message": "Branch not protected", "documentation_url": "https://docs.github.com/rest"}),
+    )
     rules = [
-        {"type": "pull_request", "ruleset_source_type": "Repository", "ruleset_source": "ml/model-serving",
-         "ruleset_id": 42, "parameters": {"required_approving_review_count": 2, "require_code_owner_review": True,
-                                          "dismiss_stale_reviews_on_push": True, "require_last_push_approval": True,
-                                          "required_review_thread_resolution": False}},
-        {"type": "required_status_checks", "ruleset_source_type": "Repository", "ruleset_source": "ml/model-serving",
-         "ruleset_id": 42, "parameters": {"required_status_checks": [{"context": "CodeQL"}],
-                                          "strict_required_status_checks_policy": True}},
-        {"type": "non_fast_forward", "ruleset_source_type": "Repository", "ruleset_source": "ml/model-serving",
-         "ruleset_id": 42},
-        {"type": "deletion", "ruleset_source_type": "Repository", "ruleset_source": "ml/model-serving",
-         "ruleset_id": 42},
+        {
+            "type": "pull_request",
+            "ruleset_source_type": "Repository",
+            "ruleset_source": "ml/model-serving",
+            "ruleset_id": 42,
+            "parameters": {
+                "required_approving_review_count": 2,
+                "require_code_owner_review": True,
+                "dismiss_stale_reviews_on_push": True,
+                "require_last_push_approval": True,
+                "required_review_thread_resolution": False,
+            },
+        },
+        {
+            "type": "required_status_checks",
+            "ruleset_source_type": "Repository",
+            "ruleset_source": "ml/model-serving",
+            "ruleset_id": 42,
+            "parameters": {
+                "required_status_checks": [{"context": "CodeQL"}],
+                "strict_required_status_checks_policy": True,
+            },
+        },
+        {
+            "type": "non_fast_forward",
+            "ruleset_source_type": "Repository",
+            "ruleset_source": "ml/model-serving",
+            "ruleset_id": 42,
+        },
+        {
+            "type": "deletion",
+            "ruleset_source_type": "Repository",
+            "ruleset_source": "ml/model-serving",
+            "ruleset_id": 42,
+        },
     ]
     stub.ok("/repos/ml/model-serving/rules/branches/main", rules)
     ruleset = stub.api.example("repository-ruleset")
@@ -333,5 +374,10 @@ class TestConformance(ConnectorConformance):
         self.stub = stub
 
     def settings(self, tmp_path: Path) -> dict[str, Any]:
-        return {"api_url": self.stub.url, "token": TOKEN, "repositories": ["ml/model-serving"],
-                "security_workflows": ["codeql.yml"], "required_approving_reviews": 2}
+        return {
+            "api_url": self.stub.url,
+            "token": TOKEN,
+            "repositories": ["ml/model-serving"],
+            "security_workflows": ["codeql.yml"],
+            "required_approving_reviews": 2,
+        }

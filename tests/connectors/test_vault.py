@@ -79,8 +79,14 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bao]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [str(bao_binary()), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-         f"-dev-root-token-id={ROOT_TOKEN}", f"-config={config}"],
+        [
+            str(bao_binary()),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-dev-root-token-id={ROOT_TOKEN}",
+            f"-config={config}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=(work / "bao.log").open("w"),
         start_new_session=True,
@@ -177,8 +183,13 @@ def test_the_shipped_least_privilege_policy_reads_everything(bao: Bao) -> None:
     assert got["vault.policy_least_privilege evidence-collector"][0] is Outcome.FAIL  # sudo on sys/audit: said so
     assert got["vault.policy_least_privilege root"][0] is Outcome.NOT_APPLICABLE
     engines = {o.payload["path"]: o.payload for o in observations if o.kind == "vault.secret_engine"}
-    assert engines["kv2/"]["kv"] == {"version": 2, "readable": True, "max_versions": 5,
-                                     "delete_version_after": "720h0m0s", "cas_required": False}
+    assert engines["kv2/"]["kv"] == {
+        "version": 2,
+        "readable": True,
+        "max_versions": 5,
+        "delete_version_after": "720h0m0s",
+        "cas_required": False,
+    }
     assert engines["kv1/"]["kv"] == {"version": 1}
     server = next(o for o in observations if o.kind == "vault.server")
     assert server.payload["collector_token"]["root"] is False
@@ -215,9 +226,7 @@ def test_unreadable_audit_devices_and_accessors_are_errors_never_passes(bao: Bao
 
 def test_approle_login(bao: Bao) -> None:
     role_id, secret_id = bao.approle
-    observations, ctx, _ = collect(
-        bao, token=None, approle={"role_id": role_id, "secret_id": secret_id}
-    )
+    observations, ctx, _ = collect(bao, token=None, approle={"role_id": role_id, "secret_id": secret_id})
     assert ctx.problems == []
     assert any(o.kind == "vault.policy" for o in observations)
     with pytest.raises(ConfigurationError, match="AppRole login"):
