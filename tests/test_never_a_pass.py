@@ -814,8 +814,11 @@ def gx_failed(raised: bool) -> Callable[[Any], Any]:
                 stats["successful_expectations"] -= 1
                 stats["unsuccessful_expectations"] += 1
             if raised:
-                first["exception_info"] = {"raised_exception": True, "exception_message": "column not found",
-                                           "exception_traceback": "Traceback ..."}
+                first["exception_info"] = {
+                    "raised_exception": True,
+                    "exception_message": "column not found",
+                    "exception_traceback": "Traceback ...",
+                }
         return out
 
     return mutate
@@ -873,15 +876,16 @@ class FakeVault:
 
 
 def vault_server(raw: Any) -> list[Observation]:
-    with mock.patch("connectors.vault.connector.VaultClient", lambda settings: FakeVault(raw)):
+    with mock.patch("connectors.vault.connector.VaultClient", return_value=FakeVault(raw)):
         return collected(VaultConnector(_VAULT_SETTINGS))
 
 
 def without_root_token(answers: dict[str, Any]) -> dict[str, Any]:
     """The recorded server with its dev root token revoked, as on a well-run server (the passing start)."""
     out = copy.deepcopy(answers)
-    root = [k for k, v in out.items() if k.startswith("POST auth/token/lookup-accessor") and
-            "root" in v["data"]["policies"]]
+    root = [
+        k for k, v in out.items() if k.startswith("POST auth/token/lookup-accessor") and "root" in v["data"]["policies"]
+    ]
     for key in root:
         del out[key]
         keys = out["LIST auth/token/accessors"]["data"]["keys"]
@@ -962,7 +966,7 @@ class FakeGitHub:
 
 
 def github_repository(raw: Any) -> list[Observation]:
-    with mock.patch("connectors.github.connector.GitHubClient", lambda settings: FakeGitHub(raw)):
+    with mock.patch("connectors.github.connector.GitHubClient", return_value=FakeGitHub(raw)):
         return collected(GitHubConnector(_GITHUB_SETTINGS))
 
 
