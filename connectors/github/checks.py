@@ -95,7 +95,8 @@ def deployment_approved(observation: Observation, settings: GitHubSettings, now:
     if run is None:
         return CheckResult(check_id, Outcome.FAIL, f"{name}: no workflow run linked, so no approval is recorded")
     if not run["readable"]:
-        return CheckResult(check_id, Outcome.ERROR, f"{name}: run {run['id']} unreadable: {run['reason']}")
+        what = f"run {run['id']}" if run["id"] is not None else "deployment"
+        return CheckResult(check_id, Outcome.ERROR, f"{name}: {what} unreadable: {run['reason']}")
     authors = {a for a in (p["creator"], run["actor"], run["triggering_actor"]) if a}
     reviews = [a for a in p["approvals"] or [] if p["environment"] in a["environments"]]
     if any(r["state"] == "rejected" for r in reviews):

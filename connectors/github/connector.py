@@ -177,7 +177,11 @@ class GitHubConnector(Connector[GitHubSettings]):
             yield self._deployment(client, repo, environment, deployment)
 
     def _deployment(self, client: GitHubClient, repo: str, environment: str, d: dict[str, Any]) -> dict[str, Any]:
-        statuses = client.pages(f"/repos/{repo}/deployments/{d['id']}/statuses")
+        try:
+            statuses = client.pages(f"/repos/{repo}/deployments/{d['id']}/statuses")
+        except (NotFound, Forbidden) as exc:
+            unread = {"id": None, "readable": False, "reason": f"statuses unreadable: {exc}"}
+            return {**self._deployment_fields(repo, environment, d), "statuses": [], "run": unread, "approvals": None}
         run_id = next(
             (
                 int(m.group(1))
@@ -188,13 +192,7 @@ class GitHubConnector(Connector[GitHubSettings]):
             None,
         )
         payload: dict[str, Any] = {
-            "repository": repo,
-            "environment": environment,
-            "id": d["id"],
-            "sha": d.get("sha"),
-            "ref": d.get("ref"),
-            "created_at": d["created_at"],
-            "creator": _login(d.get("creator")),
+            **self._deployment_fields(repo, environment, d),
             "statuses": sorted(
                 (
                     {"state": s.get("state"), "created_at": s.get("created_at"), "creator": _login(s.get("creator"))}
@@ -230,6 +228,18 @@ class GitHubConnector(Connector[GitHubSettings]):
             for review in reviews
         ]
         return payload
+
+    @staticmethod
+    def _deployment_fields(repo: str, environment: str, d: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "repository": repo,
+            "environment": environment,
+            "id": d["id"],
+            "sha": d.get("sha"),
+            "ref": d.get("ref"),
+            "created_at": d["created_at"],
+            "creator": _login(d.get("creator")),
+        }
 
     # ---------------------------------------------------------------------------------- security scans
 

@@ -346,6 +346,14 @@ def test_a_failed_or_old_scan_and_a_self_reviewable_environment_fail(stub: GitHu
     )
 
 
+def test_unreadable_deployment_statuses_are_an_error_not_a_crash(stub: GitHubStub) -> None:
+    full_scenario(stub)
+    del stub.routes[("/repos/ml/model-serving/deployments/11/statuses", "1")]
+    observations, _, connector = collect(stub)
+    outcome, message = verdicts(observations, connector)["github.deployment_approved ml/model-serving/deployments/11"]
+    assert outcome is Outcome.ERROR and "statuses unreadable" in message
+
+
 def test_the_stub_refuses_a_body_github_would_never_send(openapi: OpenApi) -> None:
     protection = protection_body(openapi, "CodeQL")
     openapi.validate("GET", "/repos/o/r/branches/main/protection", 200, protection)
