@@ -57,6 +57,9 @@ from connectors.aws.iam import (
     fetch_password_policy,
 )
 from connectors.container_scan import ContainerScanConnector, ContainerScanSettings
+from connectors.data_validation import DataValidationConnector, DataValidationSettings
+from connectors.github import GitHubConnector, GitHubSettings
+from connectors.github.api import NotFound as GitHubNotFound
 from connectors.kubernetes import KubernetesConnector, KubernetesSettings
 from connectors.kubernetes.api import KubernetesApi, PermissionMissing, ResourceType
 from connectors.mlflow import VERSION_KIND, MlflowSettings
@@ -64,6 +67,9 @@ from connectors.mlflow.facts import RegisteredModelFacts, run_from_json, version
 from connectors.mlflow.payloads import version_payload
 from connectors.model_monitor import ModelMonitorConnector, ModelMonitorSettings
 from connectors.model_monitor.prometheus import PrometheusClient, read_envelope, window_for
+from connectors.vault import VaultConnector, VaultSettings
+from connectors.vault.api import Denied as VaultDenied
+from connectors.vault.api import NotFound as VaultNotFound
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 """The wall clock, not a fixed date: a connector that falls back to a file's mtime must not look "recent" by luck."""
@@ -778,7 +784,233 @@ def model_monitor_samples() -> list[Sample]:
     ]
 
 
+# -- data_validation: Great Expectations results on disk (a real GX 1.x checkpoint's output) --------------------
+
+_GX_DIRECTORY = _scratch() / "gx"
+_GX_SETTINGS = DataValidationSettings(
+    directory=str(_GX_DIRECTORY),
+    expected_assets=[{"datasource": "warehouse", "asset": "training_features"}],
+)
+
+
+def gx_results(raw: Any) -> list[Observation]:
+    shutil.rmtree(_GX_DIRECTORY, ignore_errors=True)
+    _GX_DIRECTORY.mkdir(parents=True)
+    (_GX_DIRECTORY / "checkpoint.json").write_text(json.dumps(raw), encoding="utf-8")
+    return collected(DataValidationConnector(_GX_SETTINGS))
+
+
+def gx_failed(raised: bool) -> Callable[[Any], Any]:
+    """Every suite says it failed: its first expectation unmet (or raising, as GX records an exception)."""
+
+    def mutate(raw: Any) -> Any:
+        out = copy.deepcopy(raw)
+        for result in out["run_results"].values():
+            result["success"] = False
+            first = result["results"][0]
+            if first["success"]:
+                first["success"] = False
+                stats = result["statistics"]
+                stats["successful_expectations"] -= 1
+                stats["unsuccessful_expectations"] += 1
+            if raised:
+                first["exception_info"] = {
+                    "raised_exception": True,
+                    "exception_message": "column not found",
+                    "exception_traceback": "Traceback ...",
+                }
+        return out
+
+    return mutate
+
+
+def data_validation_samples() -> list[Sample]:
+    raw = shift_times(load_json(DATA / "data_validation" / "gx-1-checkpoint-result.json"), RECENT)
+    return [
+        Sample(
+            "data_validation",
+            "gx checkpoint result",
+            raw,
+            gx_results,
+            _GX_SETTINGS,
+            failures={"an expectation failed": gx_failed(False), "an expectation raised": gx_failed(True)},
+            failure_scope={
+                "an expectation failed": frozenset({"data_validation.latest_succeeded"}),
+                "an expectation raised": frozenset({"data_validation.latest_succeeded"}),
+            },
+            not_times=lambda path: "great_expectations_version" in path,
+        )
+    ]
+
+
+# -- vault: OpenBao answers recorded from `bao server -dev` (tests/data/vault) ---------------------------------
+
+_VAULT_SETTINGS = VaultSettings(address="http://127.0.0.1:8200", token="recorded")
+_DENIED = "permission denied"
+
+
+class FakeVault:
+    """The connector's client over recorded answers; a key absent is a 404, the text ``permission denied`` a 403."""
+
+    def __init__(self, answers: Mapping[str, Any]) -> None:
+        self.answers = answers
+
+    def login(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def list(self, path: str) -> list[str]:
+        try:
+            return list(self.call("LIST", path)["data"]["keys"])
+        except VaultNotFound:
+            return []
+
+    def call(self, method: str, path: str, body: Any = None, *, authenticated: bool = True) -> Any:
+        key = f"{method} {path}" + (f" {body['accessor']}" if isinstance(body, dict) and "accessor" in body else "")
+        if key not in self.answers:
+            raise VaultNotFound(path)
+        if self.answers[key] == _DENIED:
+            raise VaultDenied(method, path)
+        return copy.deepcopy(self.answers[key])
+
+
+def vault_server(raw: Any) -> list[Observation]:
+    with mock.patch("connectors.vault.connector.VaultClient", return_value=FakeVault(raw)):
+        return collected(VaultConnector(_VAULT_SETTINGS))
+
+
+def without_root_token(answers: dict[str, Any]) -> dict[str, Any]:
+    """The recorded server with its dev root token revoked, as on a well-run server (the passing start)."""
+    out = copy.deepcopy(answers)
+    root = [
+        k for k, v in out.items() if k.startswith("POST auth/token/lookup-accessor") and "root" in v["data"]["policies"]
+    ]
+    for key in root:
+        del out[key]
+        keys = out["LIST auth/token/accessors"]["data"]["keys"]
+        keys.remove(key.rsplit(" ", 1)[1])
+    return out
+
+
+def vault_denied(*keys: str) -> Callable[[Any], Any]:
+    return lambda raw: {**raw, **dict.fromkeys(keys, _DENIED)}
+
+
+def vault_sealed(raw: Any) -> Any:
+    out = copy.deepcopy(raw)
+    out["GET sys/seal-status"]["sealed"] = True
+    return out
+
+
+def vault_samples() -> list[Sample]:
+    raw = without_root_token(load_json(DATA / "vault" / "openbao-answers.json"))
+    return [
+        Sample(
+            "vault",
+            "openbao dev server",
+            raw,
+            vault_server,
+            _VAULT_SETTINGS,
+            failures={
+                "sealed": vault_sealed,
+                "audit devices denied": vault_denied("GET sys/audit"),
+                "token accessors denied": vault_denied("LIST auth/token/accessors"),
+                "tune denied": vault_denied(*(k for k in raw if k.endswith("/tune"))),
+            },
+            failure_scope={
+                "sealed": frozenset({"vault.server_healthy"}),
+                "audit devices denied": frozenset({"vault.audit_enabled"}),
+                "token accessors denied": frozenset({"vault.no_root_tokens"}),
+                "tune denied": frozenset({"vault.token_ttls_bounded", "vault.lease_ttls_bounded"}),
+            },
+            not_times=lambda path: "version" in path,
+        )
+    ]
+
+
+# -- github: REST answers built from GitHub's OpenAPI examples (tests/data/github) ------------------------------
+
+_GITHUB_SETTINGS = GitHubSettings(
+    token="recorded",
+    repositories=["ml/model-serving"],
+    required_approving_reviews=2,
+    required_status_checks=["CodeQL"],
+    security_workflows=["codeql.yml"],
+)
+
+
+class FakeGitHub:
+    base = "https://api.github.com"
+
+    def __init__(self, answers: Mapping[str, Any]) -> None:
+        self.answers = answers
+
+    def close(self) -> None:
+        return None
+
+    def get(self, path: str, **params: Any) -> Any:
+        if path not in self.answers:
+            raise GitHubNotFound(path, "Not Found")
+        return copy.deepcopy(self.answers[path])
+
+    def pages(self, path: str, *, key: str | None = None, stop: Any = None, **params: Any) -> list[Any]:
+        items: list[Any] = []
+        for page in (path, f"{path}?page=2"):
+            if page in self.answers:
+                body = self.get(page)
+                items.extend(body[key] if key else body)
+        if not items and path not in self.answers:
+            raise GitHubNotFound(path, "Not Found")
+        return items
+
+
+def github_repository(raw: Any) -> list[Observation]:
+    with mock.patch("connectors.github.connector.GitHubClient", return_value=FakeGitHub(raw)):
+        return collected(GitHubConnector(_GITHUB_SETTINGS))
+
+
+def github_scan_failed(raw: Any) -> Any:
+    out = copy.deepcopy(raw)
+    out["/repos/ml/model-serving/actions/workflows/codeql.yml/runs"]["workflow_runs"][0]["conclusion"] = "failure"
+    return out
+
+
+def github_rejected(raw: Any) -> Any:
+    out = copy.deepcopy(raw)
+    for path, body in out.items():
+        if path.endswith("/approvals"):
+            for review in body:
+                review["state"] = "rejected"
+    return out
+
+
+def github_samples() -> list[Sample]:
+    raw = shift_times(load_json(DATA / "github" / "answers.json"), RECENT)
+    return [
+        Sample(
+            "github",
+            "rest answers",
+            raw,
+            github_repository,
+            _GITHUB_SETTINGS,
+            failures={"scan failed": github_scan_failed, "deployment rejected": github_rejected},
+            failure_scope={
+                "scan failed": frozenset({"github.security_scan_recent"}),
+                "deployment rejected": frozenset({"github.deployment_approved"}),
+            },
+        )
+    ]
+
+
 SAMPLE_SOURCES: dict[str, Callable[[], list[Sample]]] = {
+    "data_validation": data_validation_samples,
+    "vault": vault_samples,
+    "github": github_samples,
     "container_scan": container_scan_samples,
     "aws": aws_samples,
     "kubernetes": kubernetes_samples,
