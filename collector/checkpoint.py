@@ -104,7 +104,9 @@ def read_checkpoint(path: Path, public_key: Ed25519PublicKey | None) -> Checkpoi
         raise CheckpointProblem(f"checkpoint {path}: {exc}") from exc
     key = public_key or embedded
     if fingerprint(key) != cp.fingerprint:
-        raise CheckpointProblem(f"checkpoint {path}: signed by {cp.fingerprint}, not by the given key {fingerprint(key)}")
+        raise CheckpointProblem(
+            f"checkpoint {path}: signed by {cp.fingerprint}, not by the given key {fingerprint(key)}"
+        )
     try:
         key.verify(signature, cp.body())
     except InvalidSignature as exc:

@@ -157,8 +157,10 @@ def _compare_anchor(ctx: typer.Context, config: Path | None, anchor: Any) -> Non
     if anchor is None:
         out.print("store: the bundle holds no evidence, so no chain anchor to compare", highlight=False)
         return
-    if not isinstance(anchor, dict) or not isinstance(anchor.get("seq"), int) or not isinstance(
-        anchor.get("chain_hash"), str
+    if (
+        not isinstance(anchor, dict)
+        or not isinstance(anchor.get("seq"), int)
+        or not isinstance(anchor.get("chain_hash"), str)
     ):
         err.print("bundle does not verify: manifest.json: chain_anchor is not {seq, chain_hash}", highlight=False)
         raise typer.Exit(1)

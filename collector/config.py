@@ -34,12 +34,12 @@ from collector.yamlfile import YamlError, read_yaml, yaml_line_of
 __all__ = [
     "CONFIG_ENV",
     "AppConfig",
+    "CheckpointConfig",
     "ConnectorInstance",
     "ExportSchedule",
     "LoadedConfig",
     "ResolvedInstance",
     "RetryPolicy",
-    "CheckpointConfig",
     "Schedule",
     "SpoolConfig",
     "load_and_resolve",

@@ -6,9 +6,9 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 

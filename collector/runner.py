@@ -160,7 +160,7 @@ class Runner:
         try:
             try:
                 cursor = self.store.get_cursor(name)
-            except Exception as exc:  # noqa: BLE001 - the database is down: collect anyway, the run is spooled
+            except Exception as exc:
                 if self.writer.spool is None:
                     raise
                 cursor = self.writer.last_cursor(name)
@@ -239,9 +239,7 @@ class Runner:
         structlog.contextvars.unbind_contextvars("connector", "instance", "run_id")
         return RunOutcome(run, stored, records)
 
-    def _keep(
-        self, run: RunRecord, records: list[PreparedRecord], cursor: Any, save_cursor: bool, log: Any
-    ) -> str:
+    def _keep(self, run: RunRecord, records: list[PreparedRecord], cursor: Any, save_cursor: bool, log: Any) -> str:
         """Spool a run the store did not take, as it was prepared; say where its records went."""
         if self.writer.spool is None:
             return f"{len(records)} records not stored"

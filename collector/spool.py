@@ -20,7 +20,7 @@ import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ class Spool:
                 used -= oldest.stat().st_size
                 self._give_up(oldest)
             self._counter += 1
-            name = f"run-{datetime.now().astimezone().strftime('%Y%m%dT%H%M%S%f')}-{self._counter:06d}-{run.id}.json"
+            name = f"run-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{self._counter:06d}-{run.id}.json"
             path = self.directory / name
             tmp = path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -235,6 +235,8 @@ class DurableWriter:
     def check_chain(self) -> None:
         """Raise ChainNotContinued unless the store's chain holds the last head this daemon saw (or the operator
         accepted a new chain, which then becomes the known head)."""
+        if self.spool is None:
+            return
         known = self.known_head()
         if known is None or self.accept_new_chain:
             head = self.store.chain_head()
@@ -301,7 +303,8 @@ class DurableWriter:
             if not self.store.has_run(run.id):
                 raise
             log.info("spooled_run_already_stored", run_id=run.id)
-        self._save_head(self.store.chain_head())
+        if self.spool is not None:
+            self._save_head(self.store.chain_head())
 
     def drain(self) -> int:
         """Commit spooled runs oldest first; stop at the first that fails (it stays). Returns runs committed."""

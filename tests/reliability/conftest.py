@@ -6,6 +6,7 @@ database. Every test here is marked ``slow``; CI runs them."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -101,10 +102,8 @@ def pg_cluster() -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             cluster.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -141,7 +140,9 @@ def plugin_path(tmp_path: Path) -> str:
     dist = tmp_path / "plugins" / "ha_slow_test-0.0.0.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ha-slow-test\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text("[evidence_collector.connectors]\nha_slow = ha_slow_connector:SlowConnector\n")
+    (dist / "entry_points.txt").write_text(
+        "[evidence_collector.connectors]\nha_slow = ha_slow_connector:SlowConnector\n"
+    )
     return os.pathsep.join([str(dist.parent), str(HA_DATA), str(ROOT)])
 
 
@@ -153,7 +154,7 @@ class Daemon:
         self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": plugins}
         self.handle = self.log.open("w")
-        self.proc = subprocess.Popen(  # noqa: S603 - the test's own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector", "--config", str(config), "run", *args],
             stdout=subprocess.DEVNULL,
             stderr=self.handle,

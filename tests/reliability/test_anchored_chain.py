@@ -29,11 +29,24 @@ def _run(store: Store, n: int, at: datetime) -> None:
     run = RunRecord(run_id, "scripted", "one", at, at, "succeeded", n, config_hash="c" * 64)
     records = [
         PreparedRecord(
-            id=str(uuid.uuid4()), run_id=run_id, connector_type="scripted", instance="one", connector_version="1",
-            kind="container.scan", subject_type="image", subject_id=f"img-{i}", observed_at=at, valid_until=None,
-            collected_at=at, content_sha256=f"{i:064x}", payload_json="{}", source="test", config_hash="c" * 64,
-            controls=[], checks=[],
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            run_id=run_id,
+            connector_type="scripted",
+            instance="one",
+            connector_version="1",
+            kind="container.scan",
+            subject_type="image",
+            subject_id=f"img-{i}",
+            observed_at=at,
+            valid_until=None,
+            collected_at=at,
+            content_sha256=f"{i:064x}",
+            payload_json="{}",
+            source="test",
+            config_hash="c" * 64,
+            controls=[],
+            checks=[],
+        )
         for i in range(n)
     ]
     for rec in records:

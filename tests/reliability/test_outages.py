@@ -67,7 +67,7 @@ def test_a_postgresql_outage_loses_no_evidence_and_is_loud_while_it_lasts(tmp_pa
     lost = {run: stored.get(run) for run in finished if stored.get(run) != SUBJECTS}
     assert lost == {}, "every run the daemon finished is stored with all its evidence"
     assert not [e for e in events if e.get("event") == "spooled_run_refused"]
-    print(f"\nFIGURE outage={OUTAGE_SECONDS}s runs={len(finished)} spooled={len(spooled)} lost=0")  # noqa: T201
+    print(f"\nFIGURE outage={OUTAGE_SECONDS}s runs={len(finished)} spooled={len(spooled)} lost=0")
 
 
 @pytest.mark.timeout(90)
