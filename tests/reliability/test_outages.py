@@ -20,6 +20,7 @@ from tests.reliability.conftest import (
 from tests.test_daemon import free_port, wait_for
 
 OUTAGE_SECONDS = 15
+LIMIT = 1_000_000
 SUBJECTS = 4
 
 
@@ -127,24 +128,27 @@ def _limit_file_size(limit: int) -> None:
 
 @pytest.mark.timeout(90)
 def test_a_full_disk_makes_the_daemon_not_ready_and_the_runs_wait_in_the_spool(tmp_path: Path) -> None:
-    """A file-size limit on the daemon process stands in for a full disk: SQLite's writes fail with SQLITE_FULL."""
+    """A file-size limit on the daemon process stands in for a full disk: past it, SQLite's writes fail (EFBIG,
+    which SQLite reports as a disk I/O error; a real full disk is SQLITE_FULL, "database or disk is full")."""
     db = tmp_path / "e.db"
     url = f"sqlite:///{db}"
     spool = tmp_path / "spool"
     port = free_port()
     extra = f'spool: {{directory: "{spool}"}}'
-    config = write_config(tmp_path, url, port, slow_connector(interval="1s", subjects=40), extra)
-    daemon = Daemon(config, port, plugin_path(tmp_path), preexec_fn=lambda: _limit_file_size(400_000))
+    config = write_config(tmp_path, url, port, slow_connector(interval="1s", subjects=100), extra)
+    daemon = Daemon(config, port, plugin_path(tmp_path), preexec_fn=lambda: _limit_file_size(LIMIT))
     try:
-        wait_for(lambda: daemon.readyz()[0] == 503 and "full" in daemon.readyz()[1],
-                 timeout=60, what="/readyz to report the full disk")  # fmt: skip
+        wait_for(lambda: daemon.readyz()[0] == 200, timeout=30, what="/readyz")
+        wait_for(lambda: daemon.readyz()[0] == 503 and "the last write failed" in daemon.readyz()[1],
+                 timeout=40, what="/readyz to report the failed writes")  # fmt: skip
         assert daemon.value("evidence_collector_ready") == 0
         wait_for(lambda: (daemon.value("evidence_collector_spool_runs") or 0) >= 1, timeout=15, what="spooled runs")
     finally:
         code, events = daemon.stop()
     assert code == 0
-    assert os.path.getsize(db) <= 400_000
+    assert os.path.getsize(db) <= LIMIT
     spooled, finished = _spooled_and_finished(events)
     stored = evidence_per_run(url)
+    assert stored, "runs were stored until the limit"
     assert spooled and not spooled & set(stored)
     assert finished <= spooled | set(stored), "every run is stored or waits in the spool"
