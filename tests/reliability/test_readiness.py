@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,20 @@ def test_verify_bundle_store_names_a_truncated_store(tmp_path: Path) -> None:
     )
     bundle = tmp_path / "b.zip"
     result = runner.invoke(
-        app, ["export", "--config", str(config), "--framework", "soc2", "--out", str(bundle), "--sign-key", str(key)]
+        app,
+        [
+            "export",
+            "--config",
+            str(config),
+            "--framework",
+            "soc2",
+            "--out",
+            str(bundle),
+            "--sign-key",
+            str(key),
+            "--as-of",
+            datetime.now(UTC).isoformat(),
+        ],
     )
     assert result.exit_code == 0, result.output
     ok = runner.invoke(app, ["verify-bundle", str(bundle), "--store", "--config", str(config)])
