@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -25,6 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.registry import CollectorRegistry
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector import __version__
@@ -62,11 +64,16 @@ _CANCELLED_RUN_WAIT_SECONDS = 10.0
 
 
 def spool_directory(app: AppConfig, store: Store) -> Path:
-    """The configured spool directory; else ``<database file>.spool`` for SQLite, ``./spool`` for PostgreSQL."""
+    """The configured spool directory; else ``<database file>.spool`` for SQLite, and for PostgreSQL
+    ``./spool/<16 hex digits of the URL's SHA-256, password hidden>``: one per database, so two databases never
+    share spooled runs or a known chain head."""
     if app.spool.directory is not None:
         return app.spool.directory
     database = store.sqlite_path()
-    return Path(f"{database}.spool") if database is not None else Path("spool").absolute()
+    if database is not None:
+        return Path(f"{database}.spool")
+    url = make_url(store.url).render_as_string(hide_password=True)
+    return Path("spool", hashlib.sha256(url.encode()).hexdigest()[:16]).absolute()
 
 
 def load_state(store: Store, state: State) -> None:

@@ -109,6 +109,8 @@ def pg_cluster() -> Iterator[Cluster]:
 
 def write_config(directory: Path, db_url: str, port: int, connectors: str, extra: str = "") -> Path:
     path = directory / f"config-{port}.yaml"
+    if "spool:" not in extra:  # the default for PostgreSQL is ./spool, the working directory: keep tests apart
+        extra = f'spool: {{directory: "{directory / "spool"}"}}\n{extra}'
     path.write_text(
         f"""
 database: {{url: "{db_url}"}}
