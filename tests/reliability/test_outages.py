@@ -19,7 +19,8 @@ from tests.reliability.conftest import (
 )
 from tests.test_daemon import free_port, wait_for
 
-OUTAGE_SECONDS = 15
+OUTAGE_SECONDS = int(os.environ.get("EVIDENCE_RELIABILITY_OUTAGE_SECONDS", "15"))
+"""15 s in CI; the reliability page's figures were measured with 60."""
 LIMIT = 1_000_000
 SUBJECTS = 4
 
@@ -30,7 +31,7 @@ def _spooled_and_finished(events: list[dict[str, object]]) -> tuple[set[str], se
     return spooled, finished
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(OUTAGE_SECONDS + 90)
 def test_a_postgresql_outage_loses_no_evidence_and_is_loud_while_it_lasts(tmp_path: Path, pg_cluster: Cluster) -> None:
     port = free_port()
     config = write_config(tmp_path, pg_cluster.url, port, slow_connector(interval="2s"))
@@ -54,7 +55,9 @@ def test_a_postgresql_outage_loses_no_evidence_and_is_loud_while_it_lasts(tmp_pa
         assert daemon.readyz()[0] == 503
 
         pg_cluster.start()
+        back = time.monotonic()
         wait_for(lambda: daemon.value("evidence_collector_spool_runs") == 0, timeout=30, what="the spool to drain")
+        drained_seconds = time.monotonic() - back
         wait_for(lambda: daemon.readyz()[0] == 200, timeout=15, what="/readyz again")
         assert daemon.value("evidence_collector_ready") == 1
         failed_after = daemon.value("evidence_collector_connector_runs_total", outcome="failed") or 0
@@ -68,7 +71,11 @@ def test_a_postgresql_outage_loses_no_evidence_and_is_loud_while_it_lasts(tmp_pa
     lost = {run: stored.get(run) for run in finished if stored.get(run) != SUBJECTS}
     assert lost == {}, "every run the daemon finished is stored with all its evidence"
     assert not [e for e in events if e.get("event") == "spooled_run_refused"]
-    print(f"\nFIGURE outage={OUTAGE_SECONDS}s runs={len(finished)} spooled={len(spooled)} lost=0")
+    records = sum(stored.get(run, 0) for run in spooled)
+    print(
+        f"\nFIGURE outage={OUTAGE_SECONDS}s runs={len(finished)} spooled_runs={len(spooled)} spooled_records={records} "
+        f"failed_counted={failed_after:g} drained_in={drained_seconds:.1f}s lost=0"
+    )
 
 
 @pytest.mark.timeout(90)
