@@ -182,3 +182,29 @@ def test_the_database_refuses_update_and_delete_of_evidence_except_through_the_a
         conn.execute(sa.text("DELETE FROM evidence WHERE seq = 2")), "the guard is back after the archive's transaction"
     assert store.count_records() == 2
     store.dispose()
+
+
+def test_verify_reads_one_snapshot_while_writers_commit(url: str) -> None:
+    import threading
+
+    store = Store(url)
+    store.upgrade()
+    _run(store, 50, NOW)
+    stop = threading.Event()
+
+    def write() -> None:
+        minute = 1
+        while not stop.is_set():
+            _run(store, 20, NOW + timedelta(minutes=minute))
+            minute += 1
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        results = [store.verify() for _ in range(30)]
+    finally:
+        stop.set()
+        writer.join(10)
+    assert [brk for _, brk in results if brk is not None] == []
+    assert results[-1][0] > 50, "writers committed while verify ran"
+    store.dispose()
