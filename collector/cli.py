@@ -267,7 +267,18 @@ def _emit_json(document: Any) -> None:
 
 
 @app.command()
-def run(ctx: typer.Context, config: ConfigOption = None) -> None:
+def run(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    accept_new_chain: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-chain",
+            help="Take the store's chain as it is now, although it does not continue the last chain head this "
+            "daemon saw (kept beside the spool): after restoring a backup or starting a new database.",
+        ),
+    ] = False,
+) -> None:
     """Run the daemon: scheduled collection, /metrics, /healthz, /readyz. Stops cleanly on SIGTERM or Ctrl-C.
 
     Exits 3 when another daemon already runs on the same SQLite database (SQLite takes one daemon)."""
@@ -276,7 +287,7 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
 
     loaded = _load(ctx, config)
     try:
-        Daemon(loaded).run_forever()
+        Daemon(loaded, accept_new_chain=accept_new_chain).run_forever()
     except DatabaseInUse as exc:
         err.print(f"database error ({_safe_url(loaded.app.database.url)}): {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(3) from exc
@@ -595,18 +606,53 @@ def evidence(
 
 
 @app.command()
-def verify(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Walk the evidence hash chain and name the first broken row. Exits 1 on a break."""
+def verify(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint file, or the checkpoint directory (its highest seq is used): the store must still "
+            "hold the signed link, else it was truncated or re-chained.",
+            exists=True,
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="The checkpoint signer's Ed25519 public key (PEM).", exists=True),
+    ] = None,
+) -> None:
+    """Walk the evidence hash chain (one consistent snapshot) and name the first broken row. Exits 1 on a break."""
     loaded = _load(ctx, config)
     store = _open_store(loaded, migrate=False)
     checked, brk = store.verify()
-    if brk is None:
-        out.print(f"chain intact: {checked} records verified")
+    if brk is not None:
+        err.print(
+            f"chain broken at record seq={brk.seq} id={brk.record_id}: {brk.reason} "
+            f"({checked} records before it verified)"
+        )
+        raise typer.Exit(1)
+    out.print(f"chain intact: {checked} records verified")
+    if checkpoint is None:
         return
-    err.print(
-        f"chain broken at record seq={brk.seq} id={brk.record_id}: {brk.reason} ({checked} records before it verified)"
-    )
-    raise typer.Exit(1)
+    from collector.checkpoint import CheckpointProblem, check_against_store, latest_checkpoint
+    from collector.export.errors import BundleMismatch
+    from collector.export.signing import load_public_key
+
+    try:
+        key = load_public_key(public_key) if public_key is not None else None
+        cp = latest_checkpoint(checkpoint, key)
+    except (CheckpointProblem, BundleMismatch) as exc:
+        err.print(f"checkpoint: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    problem = check_against_store(cp, store.chain_head(), store.chain_hash_at(cp.seq))
+    if problem is not None:
+        err.print(f"chain does not continue the checkpoint: {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"checkpoint: the chain continues the checkpoint of {cp.at.isoformat()} (seq {cp.seq})")
+    if key is None:
+        err.print("note: checked against the key inside the checkpoint; pass --public-key to check who signed it")
 
 
 @db_app.command("upgrade")

@@ -152,8 +152,38 @@ def export(
     )
 
 
+def _compare_anchor(ctx: typer.Context, config: Path | None, anchor: Any) -> None:
+    """The live store must still hold the bundle's last chain link: else rows were removed or re-chained."""
+    if anchor is None:
+        out.print("store: the bundle holds no evidence, so no chain anchor to compare", highlight=False)
+        return
+    if (
+        not isinstance(anchor, dict)
+        or not isinstance(anchor.get("seq"), int)
+        or not isinstance(anchor.get("chain_hash"), str)
+    ):
+        err.print("bundle does not verify: manifest.json: chain_anchor is not {seq, chain_hash}", highlight=False)
+        raise typer.Exit(1)
+    live = _open_store(_load(ctx, config), migrate=False)
+    try:
+        at = live.chain_hash_at(anchor["seq"])
+        head = live.chain_head()
+    finally:
+        live.dispose()
+    if at is None:
+        why = f"truncated: the store ends at seq {head.seq}, the bundle's anchor is seq {anchor['seq']}"
+    elif at != anchor["chain_hash"]:
+        why = f"re-chained: record seq {anchor['seq']} has chain hash {at}, the bundle's anchor {anchor['chain_hash']}"
+    else:
+        out.print(f"store: continues the bundle's chain anchor (seq {anchor['seq']})", highlight=False)
+        return
+    err.print(f"store does not match the bundle: {why}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
 @app.command("verify-bundle")
 def verify_bundle_command(
+    ctx: typer.Context,
     bundle: Annotated[Path, typer.Argument(help="The bundle (.zip) to check.", exists=True, dir_okay=False)],
     public_key: Annotated[
         Path | None,
@@ -165,9 +195,15 @@ def verify_bundle_command(
             dir_okay=False,
         ),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Accepted for uniformity; not used.", hidden=True)
-    ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="Also compare the bundle's chain anchor with the live store (from --config): the record at the "
+            "anchor's seq must still carry its chain hash.",
+        ),
+    ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Check every file hash, the signature and the evidence chain links. Exits 1 on the first mismatch."""
     from collector.export.errors import BundleMismatch
@@ -180,6 +216,8 @@ def verify_bundle_command(
     except BundleMismatch as exc:
         err.print(f"bundle does not verify: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
+    if store:
+        _compare_anchor(ctx, config, report.manifest.get("chain_anchor"))
     out.print(
         f"bundle verified: {report.files} files, {report.records} evidence records, signed by {report.fingerprint}",
         highlight=False,

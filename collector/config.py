@@ -34,12 +34,14 @@ from collector.yamlfile import YamlError, read_yaml, yaml_line_of
 __all__ = [
     "CONFIG_ENV",
     "AppConfig",
+    "CheckpointConfig",
     "ConnectorInstance",
     "ExportSchedule",
     "LoadedConfig",
     "ResolvedInstance",
     "RetryPolicy",
     "Schedule",
+    "SpoolConfig",
     "load_and_resolve",
     "load_config",
 ]
@@ -232,6 +234,35 @@ def _listen_host(host: str) -> bool:
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
+class SpoolConfig(_Strict):
+    """Where runs wait when the database cannot take them (see the reliability page)."""
+
+    directory: Path | None = None
+    """Default: ``<database file>.spool`` beside a SQLite database, ``./spool`` in the working directory for
+    PostgreSQL. ``chain-head.json`` here holds the last chain head seen."""
+    max_bytes: int = Field(default=256 << 20, ge=1 << 16, le=1 << 40)
+    """When a new run does not fit, the oldest spooled runs are given up, each logged and counted."""
+
+
+class CheckpointConfig(_Strict):
+    """Signed checkpoints of the chain head, written to a sink outside the database."""
+
+    destination: str = Field(min_length=1)
+    """A directory (files are created once and never rewritten)."""
+    every: Duration = timedelta(minutes=5)
+    sign_key_file: Path | None = None
+    sign_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The name of an environment variable holding the PEM (never the key itself)."""
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CheckpointConfig:
+        if (self.sign_key_file is None) == (self.sign_key_env is None):
+            raise ValueError("give exactly one of sign_key_file (a PEM file) or sign_key_env (a variable's name)")
+        if self.every < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return self
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -255,6 +286,8 @@ class AppConfig(BaseSettings):
     log: LogConfig = LogConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     shutdown_grace: Duration = timedelta(seconds=30)
+    spool: SpoolConfig = SpoolConfig()
+    checkpoints: CheckpointConfig | None = None
     clock_skew_tolerance: Duration = timedelta(minutes=5)
     """How far a source's ``observed_at`` may run ahead of the collection time before the run records a problem
     (freshness never counts from later than the collection time, whatever this is)."""
@@ -503,8 +536,21 @@ def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
         )
         for export in app.exports
     ]
+    spool = app.spool
+    if spool.directory is not None:
+        spool = spool.model_copy(update={"directory": _local(spool.directory, base)})
+    checkpoints = app.checkpoints
+    if checkpoints is not None:
+        checkpoints = checkpoints.model_copy(
+            update={
+                "destination": resolve_local_path(checkpoints.destination, base),
+                "sign_key_file": None if checkpoints.sign_key_file is None else _local(checkpoints.sign_key_file, base),
+            }
+        )
     return app.model_copy(
         update={
+            "spool": spool,
+            "checkpoints": checkpoints,
             "database": app.database.model_copy(update={"url": database_url}),
             "mappings": None if app.mappings is None else _local(app.mappings, base),
             "exports": exports,

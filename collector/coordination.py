@@ -262,15 +262,23 @@ class PostgresCoordination:
     # -- runs -------------------------------------------------------------------------------------
     def run(self, instance: ResolvedInstance, catch_up: bool = False) -> Any:
         name = instance.config.name
+        started: list[bool] = []
+        error = ""
         try:
             with self._try_job_lock(name) as (conn, locked):
                 if not locked:
                     self._held_elsewhere(conn, name)
                     return None
-                return self._run_locked(conn, instance, catch_up)
+                return self._run_locked(conn, instance, catch_up, started)
         except SQLAlchemyError as exc:
-            log.error("coordination_unavailable", instance=name, error=f"{type(exc).__name__}: {exc}")
-            return None
+            if started:
+                log.error("coordination_unavailable", instance=name, error=f"{type(exc).__name__}: {exc}")
+                return None
+            error = f"{type(exc).__name__}: {exc}"
+        # The database cannot be reached to claim the slot: collect anyway (the run is spooled and counted).
+        # Replicas that all lost the database may each collect this slot; evidence is duplicated, never lost.
+        log.error("coordination_unavailable_running_unclaimed", instance=name, error=error)
+        return self.run_fn(instance, None)
 
     def run_exclusive(self, job: str, fn: Callable[[], T]) -> T | None:
         """Run ``fn`` unless another replica holds ``job``'s advisory lock (then it is skipped: None)."""
@@ -284,7 +292,7 @@ class PostgresCoordination:
             log.error("coordination_unavailable", job=job, error=f"{type(exc).__name__}: {exc}")
             return None
 
-    def _run_locked(self, conn: Connection, instance: ResolvedInstance, catch_up: bool) -> Any:
+    def _run_locked(self, conn: Connection, instance: ResolvedInstance, catch_up: bool, started: list[bool]) -> Any:
         name = instance.config.name
         now = self.clock()
         schedule = instance.config.schedule
@@ -299,6 +307,7 @@ class PostgresCoordination:
             slot = catch_up_slot(schedule, now)
         run_id = str(uuid.uuid4())
         self._claim(conn, name, run_id, slot, now)
+        started.append(True)
         with _Heartbeat(conn, name, run_id, self.clock):
             outcome = self.run_fn(instance, run_id)
         conn.execute(

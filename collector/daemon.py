@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -22,20 +26,22 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.registry import CollectorRegistry
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector import __version__
-from collector.config import ExportSchedule, LoadedConfig, ResolvedInstance
+from collector.config import AppConfig, ExportSchedule, LoadedConfig, ResolvedInstance
 from collector.coordination import coordination_for
 from collector.coverage import basis_for_config
 from collector.export.schedule import run_scheduled_export
 from collector.http import HealthServer, build_app
 from collector.metrics import EvidenceMetrics, StateSync
 from collector.runner import Runner
+from collector.spool import ChainNotContinued, DurableWriter, Spool
 from collector.state import State
 from collector.store import RunRecord, Store
 
-__all__ = ["Daemon", "load_state", "refresh_state", "state_refresh_seconds", "trigger_for"]
+__all__ = ["Daemon", "load_state", "refresh_state", "spool_directory", "state_refresh_seconds", "trigger_for"]
 
 log = structlog.get_logger("collector.daemon")
 
@@ -49,9 +55,32 @@ _SCHEDULER_EVENT_NAMES = {
 }
 
 
+_READINESS_CACHE_SECONDS = 1.0
+"""/readyz and ``evidence_collector_ready`` share one answer at most this old (a scrape does not hit the database)."""
+_STORE_HEALTH_SECONDS = 5.0
+"""How often the spool is drained and the database file checked, between runs."""
+_CANCELLED_RUN_WAIT_SECONDS = 10.0
+"""After the shutdown grace, how long runs cancelled then have to record themselves ``interrupted``."""
+
+
+def spool_directory(app: AppConfig, store: Store) -> Path:
+    """The configured spool directory; else ``<database file>.spool`` for SQLite, and for PostgreSQL
+    ``./spool/<16 hex digits of the URL's SHA-256, password hidden>``: one per database, so two databases never
+    share spooled runs or a known chain head."""
+    if app.spool.directory is not None:
+        return app.spool.directory
+    database = store.sqlite_path()
+    if database is not None:
+        return Path(f"{database}.spool")
+    url = make_url(store.url).render_as_string(hide_password=True)
+    return Path("spool", hashlib.sha256(url.encode()).hexdigest()[:16]).absolute()
+
+
 def load_state(store: Store, state: State) -> None:
     """Rebuild the in-memory state from the database, up to its newest evidence row at this moment."""
     last_seq = store.max_seq()
+    head = store.chain_head()
+    state.set_chain_head(head.seq, head.chain_hash)
     state.rebuild(
         store.latest_per_subject(last_seq),
         store.record_counts(last_seq),
@@ -73,6 +102,8 @@ def refresh_state(store: Store, state: State) -> int:
         state.apply_stored(rows)
         applied += len(rows)
     state.set_health(store.run_history(), store.run_status_counts(), store.problem_totals())
+    head = store.chain_head()
+    state.set_chain_head(head.seq, head.chain_hash)
     return applied
 
 
@@ -101,9 +132,11 @@ def _cron_fields(expr: str) -> dict[str, str]:
 
 
 class Daemon:
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, *, accept_new_chain: bool = False) -> None:
         self.loaded = loaded
         self.store = Store(loaded.app.database.url)
+        spool = Spool(spool_directory(loaded.app, self.store), loaded.app.spool.max_bytes)
+        self.writer = DurableWriter(self.store, spool, accept_new_chain=accept_new_chain)
         self.state = State()
         for inst in loaded.instances:
             self.state.register_connector(inst.config.name, inst.config.type)
@@ -114,7 +147,11 @@ class Daemon:
         self._refresh_lock = threading.Lock()
         # one path into the in-memory state: every stored record (this process's, other replicas', the `attest`
         # command's) reaches it through refresh_state, right after each local run and on a timer
-        self.runner = Runner(self.store, self.state, loaded.mappings, shutdown=self.shutdown, observe=False)
+        self.runner = Runner(
+            self.store, self.state, loaded.mappings, shutdown=self.shutdown, observe=False, writer=self.writer
+        )
+        self._readiness_lock = threading.Lock()
+        self._readiness: tuple[float, tuple[bool, str]] | None = None
         self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
@@ -126,6 +163,7 @@ class Daemon:
                 coverage=basis_for_config(loaded),
                 active_kinds=loaded.active_kinds,
                 sync=self.sync,
+                readiness=self.readiness,
             )
         )
         workers = max(2, min(16, len(loaded.instances) + len(loaded.app.exports)))
@@ -146,24 +184,63 @@ class Daemon:
 
     # -- readiness --------------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
+        """What /readyz answers and ``evidence_collector_ready`` exports: one answer, at most a second old."""
+        with self._readiness_lock:
+            now = time.monotonic()
+            if self._readiness is None or now - self._readiness[0] >= _READINESS_CACHE_SECONDS:
+                self._readiness = (now, self._check_readiness())
+            return self._readiness[1]
+
+    def _check_readiness(self) -> tuple[bool, str]:
         if not self._db_ready.is_set():
             return False, "database not initialised yet"
         try:
             self.store.ping()
         except Exception as exc:  # noqa: BLE001 - reported on /readyz, nothing else to do
             return False, f"database unreachable: {type(exc).__name__}"
-        return True, f"ready: {len(self.loaded.mappings.catalogs)} catalogs, {len(self.loaded.instances)} connectors"
+        health = self.writer.health()
+        spooled = self.writer.spooled_runs()
+        if not health.ok:
+            return False, f"database not writable: {health.reason} ({spooled} runs waiting in the spool)"
+        suffix = f"; {spooled} runs waiting in the spool" if spooled else ""
+        return True, (
+            f"ready: {len(self.loaded.mappings.catalogs)} catalogs, {len(self.loaded.instances)} connectors{suffix}"
+        )
+
+    def _store_health(self) -> None:
+        """Between runs: commit what waits in the spool once the database takes it; publish the spool figures."""
+        if self._db_ready.is_set() and self.writer.spooled_runs():
+            try:
+                drained = self.writer.drain()
+            except Exception as exc:  # noqa: BLE001 - still down: the runs stay spooled, /readyz says why
+                self.writer.note_problem(f"{type(exc).__name__}: {exc}")
+                log.warning("spool_drain_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                log.info("spool_drained", runs=drained)
+                self._refresh_state()
+        self._publish_spool()
+
+    def _publish_spool(self) -> None:
+        spool = self.writer.spool
+        if spool is not None:
+            self.state.set_spool(len(spool.entries()), spool.refused_runs)
 
     def prepare_database(self) -> bool:
         """Migrate and rebuild the in-memory state; on failure the daemon stays up and tries again."""
         try:
             self.coordination.upgrade_schema()
+            self.writer.remember_identity()
             load_state(self.store, self.state)
         except Exception as exc:  # noqa: BLE001 - database down: /readyz says so, a job retries
             self.sync.failed(datetime.now(UTC))
             log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
             return False
         self.sync.synced()
+        try:
+            self.writer.check_chain()
+        except ChainNotContinued as exc:
+            self.writer.note_problem(str(exc))
+            log.error("chain_not_continued", error=str(exc))
         self._db_ready.set()
         log.info("database_ready", revision=self.store.current_revision(), url=self.store.url)
         return True
@@ -174,6 +251,7 @@ class Daemon:
 
     def _collect(self, instance: ResolvedInstance, catch_up: bool = False) -> None:
         self.coordination.run(instance, catch_up=catch_up)
+        self._publish_spool()
         self._refresh_state()
 
     def _refresh_state(self) -> None:
@@ -259,16 +337,43 @@ class Daemon:
         self.scheduler.add_job(
             self._refresh_state, IntervalTrigger(seconds=state_refresh_seconds(self.loaded)), id="state-refresh"
         )
+        self.scheduler.add_job(self._store_health, IntervalTrigger(seconds=_STORE_HEALTH_SECONDS), id="store-health")
+        checkpoints = self.loaded.app.checkpoints
+        if checkpoints is not None:
+            self.scheduler.add_job(
+                self._checkpoint,
+                IntervalTrigger(seconds=checkpoints.every.total_seconds()),
+                id="checkpoint",
+                next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+            )
         for job in self.scheduler.get_jobs():
             self.state.register_scheduler_job(job.id)
         self.scheduler.start()
         log.info("scheduler_started", jobs=[j.id for j in self.scheduler.get_jobs()])
 
+    def _checkpoint(self) -> None:
+        """Sign the chain head and add it to the checkpoint sink (outside the database)."""
+        from collector.checkpoint import write_checkpoint
+        from collector.export.signing import SIGNING_KEY_ENV, load_signing_key
+
+        cfg = self.loaded.app.checkpoints
+        if cfg is None or not self._db_ready.is_set():
+            return
+        environ = None if cfg.sign_key_env is None else {SIGNING_KEY_ENV: os.environ.get(cfg.sign_key_env, "")}
+        try:
+            key = load_signing_key(cfg.sign_key_file, environ)
+            cp = write_checkpoint(self.store, Path(cfg.destination), key, datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001 - logged; the next slot tries again
+            log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        log.info("checkpoint_written", seq=cp.seq, chain_hash=cp.chain_hash, path=str(cp.path))
+
     def stop(self) -> None:
-        """Stop scheduling, let running runs finish or mark them interrupted, then exit."""
-        log.info("shutdown_started", grace_seconds=self.loaded.app.shutdown_grace.total_seconds())
+        """Stop scheduling; let running runs finish within ``shutdown_grace``; then cancel the rest, which are
+        recorded ``interrupted``."""
+        grace = self.loaded.app.shutdown_grace.total_seconds()
+        log.info("shutdown_started", grace_seconds=grace)
         self.scheduler.pause()
-        self.shutdown.set()
         done = threading.Event()
 
         def wait_for_jobs() -> None:
@@ -276,8 +381,12 @@ class Daemon:
             done.set()
 
         threading.Thread(target=wait_for_jobs, name="scheduler-shutdown", daemon=True).start()
-        if not done.wait(self.loaded.app.shutdown_grace.total_seconds()):
-            log.warning("shutdown_grace_exceeded")
+        if not done.wait(grace):
+            log.warning("shutdown_grace_exceeded", grace_seconds=grace)
+            self.shutdown.set()
+            if not done.wait(_CANCELLED_RUN_WAIT_SECONDS):
+                log.error("runs_still_running_at_exit")
+        self.shutdown.set()
         if self.http is not None:
             self.http.stop()
         self.coordination.dispose()

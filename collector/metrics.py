@@ -60,6 +60,7 @@ class EvidenceMetrics(Collector):
         coverage: CoverageBasis | None = None,
         active_kinds: Set[str] | None = None,
         sync: StateSync | None = None,
+        readiness: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -73,6 +74,8 @@ class EvidenceMetrics(Collector):
         self.sync = sync
         """The daemon's: until its state is first loaded from the database, freshness, check failures and coverage
         are unknown and not exported (rather than every control reported missing)."""
+        self.readiness = readiness
+        """The daemon's /readyz check: ``evidence_collector_ready`` says what /readyz says."""
 
     def describe(self) -> Iterator[Metric]:
         yield from _Families().all()
@@ -113,7 +116,13 @@ class EvidenceMetrics(Collector):
             f.scheduler_events.add_metric([job, event], float(n))
         for (connector_type, instance, kind), n in sorted(snap.records_total.items()):
             f.records.add_metric([connector_type, instance, kind], float(n))
-        f.ready.add_metric([], 1.0 if snap.ready else 0.0)
+        ready = self.readiness()[0] if self.readiness is not None else snap.ready
+        f.ready.add_metric([], 1.0 if ready else 0.0)
+        if snap.chain is not None:
+            f.chain_seq.add_metric([], float(snap.chain[0]))
+            f.chain_head.add_metric([snap.chain[1]], 1.0)
+        f.spool_runs.add_metric([], float(snap.spool[0]))
+        f.spool_refused.add_metric([], float(snap.spool[1]))
         f.state_current.add_metric([], 1.0 if snap.ready and stale_since is None else 0.0)
         if stale_since is not None:
             f.state_stale_since.add_metric([], stale_since.timestamp())
@@ -199,7 +208,29 @@ class _Families:
             "grace, raised, or were skipped while their previous run was still going (on this replica).",
             labels=["scheduler_job", "event"],
         )
-        self.ready = GaugeMetricFamily("evidence_collector_ready", "1 when state is loaded from the database.")
+        self.ready = GaugeMetricFamily(
+            "evidence_collector_ready",
+            "1 when /readyz answers 200: state loaded, the database reachable, writable, the same file, its chain "
+            "continuing the last known head.",
+        )
+        self.chain_seq = GaugeMetricFamily(
+            "evidence_collector_chain_seq",
+            "Sequence number of the evidence chain's head (kept by Prometheus, outside the store: a fall is a "
+            "truncation).",
+        )
+        self.chain_head = GaugeMetricFamily(
+            "evidence_collector_chain_head_info",
+            "The evidence chain's head hash, as a label (value 1).",
+            labels=["chain_hash"],
+        )
+        self.spool_runs = GaugeMetricFamily(
+            "evidence_collector_spool_runs",
+            "Runs waiting in the on-disk spool for the database to take them.",
+        )
+        self.spool_refused = CounterMetricFamily(
+            "evidence_collector_spool_refused_runs",
+            "Spooled runs given up (oldest first) because the spool was full: evidence lost, loudly.",
+        )
         self.state_current = GaugeMetricFamily(
             "evidence_collector_state_current",
             "1 when the state served is current with the database; 0 while it cannot be read (last known state).",

@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from collector.mappings import Mappings
 from collector.model import Observation
 from collector.retry import retrying
 from collector.skew import in_the_future
+from collector.spool import DurableWriter
 from collector.state import RUN_SUCCESS, State
 from collector.store import PreparedRecord, RunRecord, Store
 from collector.urls import redact_text
@@ -133,8 +134,11 @@ class Runner:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         shutdown: threading.Event | None = None,
         observe: bool = True,
+        writer: DurableWriter | None = None,
     ) -> None:
         self.store = store
+        self.writer = writer or DurableWriter(store)
+        """Commits each run, or keeps it in the spool when the store cannot take it (the daemon's has a spool)."""
         self.state = state
         self.mappings = mappings
         self.clock = clock
@@ -161,7 +165,13 @@ class Runner:
             log.warning("run_retry", attempt=state.attempt_number, error=f"{type(exc).__name__}: {exc}")
 
         try:
-            cursor = self.store.get_cursor(name)
+            try:
+                cursor = self.store.get_cursor(name)
+            except Exception as exc:
+                if self.writer.spool is None:
+                    raise
+                cursor = self.writer.last_cursor(name)
+                log.warning("cursor_unavailable", error=f"{type(exc).__name__}: {exc}", using_cursor=cursor)
             for attempt in retrying(policy.attempts, policy.initial, policy.max, on_retry):
                 with attempt:
                     records, problems, new_cursor = self._collect(instance, run_id, cursor, log)
@@ -194,22 +204,21 @@ class Runner:
             config_hash=instance.config_hash,
         )
         stored = 0
+        save_cursor = status not in ("failed", "interrupted") and new_cursor is not None
         try:
             for attempt in retrying(policy.attempts, policy.initial, policy.max, on_retry):
                 with attempt:
-                    self.store.commit_run(
-                        run,
-                        records,
-                        cursor=new_cursor,
-                        save_cursor=status not in ("failed", "interrupted") and new_cursor is not None,
-                        return_records=False,
-                    )
+                    self.writer.commit(run, records, cursor=new_cursor, save_cursor=save_cursor)
             stored = len(records)
+            stored_run = True
             if self.observe:
                 self.state.observe_records(records, instance.config.type, name)
-        except Exception as exc:  # noqa: BLE001 - the database is down: the run counts as failed, nothing half-written
-            run.status, run.error = "failed", f"could not store the run: {type(exc).__name__}: {exc}"
-            run.observations = 0
+        except Exception as exc:  # noqa: BLE001 - the run counts as failed; its records wait in the spool
+            stored_run = False
+            why = f"{type(exc).__name__}: {exc}"
+            kept = self._keep(run, records, new_cursor, save_cursor, log)
+            run.status, run.observations = "failed", 0
+            run.error = redact_text(f"could not store the run: {why}; {kept}")
         duration = time.monotonic() - t0
         self.state.record_run(
             name,
@@ -220,6 +229,7 @@ class Runner:
             len(problems),
             observations=run.observations,
             error=run.error,
+            stored=stored_run,
         )
         log_fn = log.info if run.status == "succeeded" else log.warning
         log_fn(
@@ -235,6 +245,18 @@ class Runner:
             log.warning("run_problem", source=p.source, reason=p.reason)
         structlog.contextvars.unbind_contextvars("connector", "instance", "run_id")
         return RunOutcome(run, stored, records)
+
+    def _keep(self, run: RunRecord, records: list[PreparedRecord], cursor: Any, save_cursor: bool, log: Any) -> str:
+        """Spool a run the store did not take, as it was prepared; say where its records went."""
+        if self.writer.spool is None:
+            return f"{len(records)} records not stored"
+        spooled = replace(run)
+        try:
+            self.writer.keep(spooled, records, cursor=cursor, save_cursor=save_cursor)
+        except OSError as exc:
+            log.error("spool_failed", error=f"{type(exc).__name__}: {exc}", records=len(records))
+            return f"{len(records)} records lost: the spool could not take them ({exc})"
+        return f"{len(records)} records kept in the spool until the database takes them"
 
     def _collect(
         self, instance: ResolvedInstance, run_id: str, cursor: Any, log: Any

@@ -137,6 +137,10 @@ class Snapshot:
     exports: dict[str, ExportHealth] = field(default_factory=dict)
     scheduler_events: dict[tuple[str, str], int] = field(default_factory=dict)
     """(scheduler job id, one of :data:`SCHEDULER_EVENTS`) -> how often, on this replica"""
+    chain: tuple[int, str] | None = None
+    """The store's chain head (seq, chain hash) at the last load or refresh."""
+    spool: tuple[int, int] = (0, 0)
+    """(runs waiting in the spool, runs refused since start because the spool was full)"""
 
     @property
     def newest(self) -> dict[tuple[str, str], tuple[datetime, datetime | None]]:
@@ -173,6 +177,12 @@ class State:
         self._records_total: Counter[tuple[str, str, str]] = Counter()
         self._exports: dict[str, ExportHealth] = {}
         self._scheduler_events: Counter[tuple[str, str]] = Counter()
+        self._unstored_runs: Counter[str] = Counter()
+        """Runs per instance the database did not take (counted failed here; their rows may land later, spooled)."""
+        self._unstored_streak: dict[str, tuple[int, str | None, datetime]] = {}
+        """Per instance, while no run of it has been stored since: failures in a row, the last error and when."""
+        self._chain: tuple[int, str] | None = None
+        self._spool = (0, 0)
         self.loaded = False
 
     # -- write path -------------------------------------------------------------------------------
@@ -306,9 +316,18 @@ class State:
         *,
         observations: int | None = None,
         error: str | None = None,
+        stored: bool = True,
     ) -> None:
-        """``observations``: records the run stored; a run that stored none is no success for ``last_success``."""
+        """``observations``: records the run stored; a run that stored none is no success for ``last_success``.
+        ``stored``: false when the database did not take the run: it stays counted as failed (and in the
+        consecutive failures) when the connector health is next reloaded from the database."""
         with self._lock:
+            if stored:
+                self._unstored_streak.pop(instance, None)
+            else:
+                self._unstored_runs[instance] += 1
+                streak, _, _ = self._unstored_streak.get(instance, (0, None, finished_at))
+                self._unstored_streak[instance] = (streak + 1, error, finished_at)
             health = self._connectors.get(instance) or ConnectorHealth(instance, connector_type)
             runs = dict(health.runs)
             runs[status] = runs.get(status, 0) + 1
@@ -384,7 +403,7 @@ class State:
                     break
                 failures += 1
             counts = {s: n for (_, inst, s), n in run_counts.items() if inst == instance}
-            self._connectors[instance] = ConnectorHealth(
+            health = ConnectorHealth(
                 instance=instance,
                 connector_type=newest.connector_type,
                 last_success=last_success,
@@ -397,6 +416,36 @@ class State:
                 runs=counts,
                 problems_total=(problem_totals or {}).get(instance, 0),
             )
+            self._connectors[instance] = self._with_unstored_locked(health)
+
+    def _with_unstored_locked(self, health: ConnectorHealth) -> ConnectorHealth:
+        """Health from the database plus the runs it never received (a reload must not forget an outage)."""
+        unstored = self._unstored_runs.get(health.instance, 0)
+        if not unstored:
+            return health
+        runs = dict(health.runs)
+        runs["failed"] = runs.get("failed", 0) + unstored
+        health = replace(health, runs=runs)
+        streak = self._unstored_streak.get(health.instance)
+        if streak is None:
+            return health
+        failures, error, at = streak
+        return replace(
+            health,
+            consecutive_failures=health.consecutive_failures + failures,
+            last_status="failed",
+            last_error=error,
+            last_finished=at,
+        )
+
+    def set_chain_head(self, seq: int, chain_hash: str) -> None:
+        with self._lock:
+            self._chain = (seq, chain_hash)
+
+    def set_spool(self, spooled_runs: int, refused_runs: int) -> None:
+        """Runs waiting in the spool for the database, and runs given up because the spool was full."""
+        with self._lock:
+            self._spool = (spooled_runs, refused_runs)
 
     # -- read path --------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -410,6 +459,8 @@ class State:
                 ready=self.loaded,
                 exports=dict(self._exports),
                 scheduler_events=dict(self._scheduler_events),
+                chain=self._chain,
+                spool=self._spool,
             )
 
 

@@ -239,6 +239,9 @@ def stored_runs(store: Store, instance: str | None = None) -> list[RunRecord]:
 
 
 def tamper(store: Store, sql: str, **params: Any) -> None:
-    """Change stored rows behind the store's back, as an attacker or a broken tool would."""
-    with store.engine.begin() as conn:
+    """Change stored rows behind the store's back, as an attacker or a broken tool would: one who can run SQL can
+    also lift the append-only guard (which is why the chain is checked against checkpoints outside the database)."""
+    from collector.store.guards import archive_deletes
+
+    with store.engine.begin() as conn, archive_deletes(conn, reason="tampering, in a test"):
         conn.execute(sa.text(sql), params)

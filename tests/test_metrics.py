@@ -150,6 +150,8 @@ def scrape_every_family() -> str:
     state.record_export("nightly", "succeeded", NOW)
     state.register_scheduler_job("collect:scans")
     state.record_scheduler_event("collect:scans", "missed")
+    state.set_chain_head(7, "ab" * 32)
+    state.set_spool(2, 1)
     registry = CollectorRegistry()
     metrics = EvidenceMetrics(
         state,

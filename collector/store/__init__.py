@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,6 +35,7 @@ from collector.store.schema import chain_head, collection_runs, cursors, evidenc
 
 __all__ = [
     "ChainBreak",
+    "ChainHead",
     "EvidenceFilter",
     "PreparedRecord",
     "RunRecord",
@@ -92,6 +94,14 @@ class ChainBreak:
     seq: int
     record_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The chain's last link: its sequence number and chain hash (seq 0 and the genesis hash when empty)."""
+
+    seq: int
+    chain_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +218,15 @@ class Store:
     def head_revision(self) -> str | None:
         with self.engine.connect() as conn:
             return ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, absolute; None for PostgreSQL or an in-memory database."""
+        if self.dialect != "sqlite":
+            return None
+        database = (make_url(self.url).database or "").removeprefix("file:")
+        if not database or database.startswith(":memory:"):
+            return None
+        return Path(database).absolute()
 
     def ping(self) -> None:
         """Raise unless the database answers and its schema is at head."""
@@ -354,6 +373,24 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(select(cursors.c.value).where(cursors.c.instance == instance)).scalar()
         return None if value is None else json.loads(value)
+
+    def chain_head(self) -> ChainHead:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(chain_head.c.seq, chain_head.c.chain_hash).where(chain_head.c.id == 1)).one()
+        return ChainHead(int(row.seq), str(row.chain_hash))
+
+    def chain_hash_at(self, seq: int) -> str | None:
+        """The chain hash of the record ``seq``; the genesis hash for 0; None when no such record is stored."""
+        if seq == 0:
+            return GENESIS_HASH
+        with self.engine.connect() as conn:
+            value = conn.execute(select(evidence.c.chain_hash).where(evidence.c.seq == seq)).scalar()
+        return None if value is None else str(value)
+
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(collection_runs.c.id).where(collection_runs.c.id == run_id)).scalar()
+        return found is not None
 
     def count_records(self) -> int:
         with self.engine.connect() as conn:
@@ -502,12 +539,27 @@ class Store:
                 out.append(rec)
         return out
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A connection that reads one consistent snapshot until it is closed, whatever writers commit meanwhile:
+        REPEATABLE READ on PostgreSQL, one read transaction (WAL) on SQLite."""
+        if self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for reads on its own
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
     def verify(self) -> tuple[int, ChainBreak | None]:
-        """Walk the chain from the first row; return rows checked and the first break, if any."""
+        """Walk the chain from the first row, in one snapshot; return rows checked and the first break, if any."""
         prev = GENESIS_HASH
         checked = 0
         last_seq = 0
-        with self.engine.connect() as conn:
+        with self.snapshot() as conn:
             while True:
                 rows = conn.execute(
                     select(evidence, evidence_content.c.payload)
