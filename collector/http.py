@@ -87,11 +87,12 @@ class WebServer:
     ) -> None:
         self.sock = sock
         limit = raise_descriptor_limit()
-        protocol = type("HeadDeadlineProtocol", (_HeadDeadlineProtocol,), {})
-        protocol.header_timeout_seconds = header_timeout_seconds
+        protocol = type(
+            "HeadDeadlineProtocol", (_HeadDeadlineProtocol,), {"header_timeout_seconds": header_timeout_seconds}
+        )
         config = uvicorn.Config(
             app,
-            http=protocol,  # type: ignore[arg-type]
+            http=protocol,
             ws="none",
             lifespan="off",
             interface="asgi3",

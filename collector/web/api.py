@@ -223,7 +223,9 @@ def _cursor(value: str | None) -> int | None:
     return seq
 
 
-def _period(ctx: WebContext, since: datetime | None, until: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
+def _period(
+    ctx: WebContext, since: datetime | None, until: datetime | None, default: timedelta
+) -> tuple[datetime, datetime]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise HTTPException(422, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
@@ -355,14 +357,15 @@ async def coverage(ctx: Ctx, _who: Viewer, framework: Framework = None) -> dict[
 
 
 @router.get("/access-log", response_model=AccessLogPage, summary="Who read what (admins only)")
-async def access_log(
-    ctx: Ctx, _who: Admin, limit: Limit = 100, cursor: Cursor = None, verify: bool = False
-) -> Any:
+async def access_log(ctx: Ctx, _who: Admin, limit: Limit = 100, cursor: Cursor = None, verify: bool = False) -> Any:
     entries = await run_in_threadpool(ctx.access_log.page, limit, _cursor(cursor))
     doc: dict[str, Any] = {
         "entries": [
-            {"seq": e.seq, **{k: getattr(e.entry, k) for k in AccessEntryOut.model_fields if hasattr(e.entry, k)},
-             "chain_hash": e.chain_hash}
+            {
+                "seq": e.seq,
+                **{k: getattr(e.entry, k) for k in AccessEntryOut.model_fields if hasattr(e.entry, k)},
+                "chain_hash": e.chain_hash,
+            }
             for e in entries
         ],
         "next_cursor": str(entries[-1].seq) if len(entries) == limit else None,

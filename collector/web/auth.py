@@ -16,7 +16,7 @@ from collector.config import ApiToken, AuthConfig
 from collector.errors import ConfigurationError
 from collector.yamlfile import YamlError, read_yaml
 
-__all__ = ["ROLES", "SESSION_COOKIE", "Denied", "Identity", "Authenticator", "allows", "token_sha256"]
+__all__ = ["ROLES", "SESSION_COOKIE", "Authenticator", "Denied", "Identity", "allows", "token_sha256"]
 
 ROLES = ("viewer", "attester", "admin")
 """Each role may do what the ones before it may."""
@@ -33,7 +33,7 @@ class Identity:
     """token, session, proxy or anonymous"""
 
 
-class Denied(Exception):  # noqa: N818 - a refusal, not an error
+class Denied(Exception):
     """The request is refused: 401 without (valid) credentials, 403 when they are not enough."""
 
     def __init__(self, status: int, reason: str) -> None:

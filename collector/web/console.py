@@ -79,7 +79,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
+def login_form(request: Request, next: str | None = None) -> Response:
     return _page(request, "login.html", None, next=_safe_next(next), error=None)
 
 

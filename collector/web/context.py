@@ -23,7 +23,7 @@ class WebContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-class LoginRequired(Exception):  # noqa: N818 - a redirect, not an error
+class LoginRequired(Exception):
     """A console page without a session: go to the sign-in page."""
 
 

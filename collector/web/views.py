@@ -53,8 +53,7 @@ def control_rows(src: Sources, now: datetime, framework: str | None = None) -> l
     m = src.loaded.mappings
     snap = src.state.snapshot()
     coverage = {
-        str(c.ref): c.state.value
-        for c in compute_coverage(m, src.coverage, snap.newest, now, framework).controls
+        str(c.ref): c.state.value for c in compute_coverage(m, src.coverage, snap.newest, now, framework).controls
     }
     rows = []
     for fresh, failures, failing in evaluate_controls(
@@ -78,7 +77,7 @@ def control_rows(src: Sources, now: datetime, framework: str | None = None) -> l
         )
     for row in rows:
         row["red"] = _red(row)
-    rows.sort(key=lambda r: (not r["red"], -STATUS_CODE[Freshness(r["status"])], r["framework"], r["control"]))
+    rows.sort(key=lambda r: (not r["red"], -STATUS_CODE[Freshness(str(r["status"]))], r["framework"], r["control"]))
     return rows
 
 
