@@ -60,9 +60,13 @@ def build_app(
     inner = _build_fastapi(web) if web is not None else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": f"{message['type']}.complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
         if scope["type"] != "http":
-            if inner is not None and scope["type"] == "lifespan":
-                return
             return
         path = scope.get("path", "")
         if path == "/metrics":
