@@ -104,7 +104,7 @@ def test_evidence_filters_cursor_pages_and_payload_on_request(client: TestClient
     assert one["chain"]["head_seq"] >= one["chain"]["seq"] == one["seq"]
     assert client.get("/api/v1/evidence/no-such-id", headers=bearer("viewer")).status_code == 404
     naive = client.get("/api/v1/evidence", params={"since": "2026-01-01T00:00:00"}, headers=bearer("viewer"))
-    assert naive.status_code == 422
+    assert naive.status_code == 400
 
 
 def test_connectors_runs_and_coverage(client: TestClient) -> None:

@@ -28,7 +28,22 @@ from collector.web.views import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1")
+
+
+class Error(BaseModel):
+    detail: str
+
+
+router = APIRouter(
+    prefix="/api/v1",
+    responses={
+        400: {"model": Error, "description": "a parameter that is well-formed but unusable"},
+        401: {"model": Error, "description": "no valid credentials"},
+        403: {"model": Error, "description": "the role does not allow it, or a proxy header from elsewhere"},
+        404: {"model": Error, "description": "no such framework, control or record"},
+        503: {"model": Error, "description": "the access log cannot be written: the response is withheld"},
+    },
+)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}$"
 _MAX_PERIOD = timedelta(days=3 * 366)
@@ -219,7 +234,7 @@ def _cursor(value: str | None) -> int | None:
         return None
     seq = int(value)
     if seq > 2**62:
-        raise HTTPException(422, "cursor out of range")
+        raise HTTPException(400, "cursor out of range")
     return seq
 
 
@@ -228,14 +243,14 @@ def _period(
 ) -> tuple[datetime, datetime]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+            raise HTTPException(400, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
     now = ctx.clock()
     end = until or now
     start = since or end - default
     if start >= end:
-        raise HTTPException(422, "since must be before until")
+        raise HTTPException(400, "since must be before until")
     if end - start > _MAX_PERIOD:
-        raise HTTPException(422, "the period may span at most 3 years")
+        raise HTTPException(400, "the period may span at most 3 years")
     return start, end
 
 
@@ -306,7 +321,7 @@ async def evidence(
 ) -> Any:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+            raise HTTPException(400, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
     filt = EvidenceFilter(kind=kind, subject=subject, control=control, check=check, result=result, instance=instance)
     page = await run_in_threadpool(
         lambda: evidence_page(
