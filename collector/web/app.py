@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import anyio
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import _bake_output
 from prometheus_client.registry import CollectorRegistry
@@ -161,7 +161,7 @@ def _build_fastapi(web: WebContext) -> FastAPI:
 
     @api.get("/favicon.ico", include_in_schema=False)
     def _favicon() -> Response:
-        return PlainTextResponse("", status_code=404)
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     return api
 
