@@ -112,10 +112,11 @@ def serve(
 @token_app.command("new")
 def token_new(
     name: Annotated[str, typer.Option(help="Who holds it (shown in the access log).")],
+    config: ConfigOption = None,
     role: Annotated[str, typer.Option(help="viewer, attester or admin.")] = "viewer",
 ) -> None:
     """Print a new random token (give it to its holder) and the configuration entry that admits it (only its
-    SHA-256 is stored)."""
+    SHA-256 is stored). Reads no configuration."""
     from collector.web.auth import ROLES, token_sha256
 
     if role not in ROLES:

@@ -68,3 +68,43 @@ def test_two_thousand_idle_connections_do_not_starve_health_metrics_or_collectio
             proc.kill()
         _, stderr = proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_serve_answers_the_api_read_only_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    from tests.webapp import TOKENS, collect
+
+    port = free_port()
+    config = write_config(tmp_path, port)
+    collect(config)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "--config", str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, what="/readyz")
+        assert get(f"http://127.0.0.1:{port}/api/v1/controls")[0] == 401
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/controls?framework=soc2",
+            headers={"Authorization": f"Bearer {TOKENS['viewer']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            controls = json.load(response)["controls"]
+        assert any(c["control"] == "CC7.1" for c in controls)
+        assert "evidence_collector_evidence_status" in get(f"http://127.0.0.1:{port}/metrics")[1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-2000:]
+    runs = [line for line in stderr.splitlines() if '"event": "run_finished"' in line]
+    assert runs == [], "serve never collects"
