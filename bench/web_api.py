@@ -1,5 +1,6 @@
 """p50/p95 of the API's control list and an evidence page under 50 concurrent clients against a big store, beside
-/healthz under the same load (the bare server: no auth, no database, no access log) in the same run.
+/healthz under the same load (the bare server: no auth, no database, no access log) in the same run, and 200
+concurrent /metrics scrapes. The server is `evidence-collector serve` in a process of its own.
 
 Every API request is authenticated and committed to the access log before it is answered, as in production.
 Usage: python bench/web_api.py [--records N] [--clients 50] [--requests 20] [--db-dir DIR]"""
@@ -7,7 +8,10 @@ Usage: python bench/web_api.py [--records N] [--clients 50] [--requests 20] [--d
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -18,17 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prometheus_client import CollectorRegistry
-
 from bench.seed import seed_records
 from collector.config import load_and_resolve
-from collector.coverage import basis_for_config
-from collector.daemon import load_state
-from collector.http import WebServer, bind
-from collector.metrics import EvidenceMetrics
-from collector.state import State
 from collector.store import Store
-from collector.web import Sources, build_app, web_context
 from collector.web.auth import token_sha256
 
 TOKEN = "ec_bench-token"
@@ -57,6 +53,23 @@ def load(url: str, headers: dict[str, str], clients: int, per_client: int) -> li
     for t in threads:
         t.join()
     return times
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            timed(url, {})
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server not ready at {url}")
 
 
 def p(times: list[float], q: int) -> float:
@@ -89,21 +102,19 @@ def main() -> None:
             step=timedelta(seconds=5),
         )
         print(f"seeded {args.records:,} records in {time.perf_counter() - t0:.1f}s")
-    state = State()
-    load_state(store, state)
-    basis = basis_for_config(loaded)
-    registry = CollectorRegistry()
-    registry.register(EvidenceMetrics(state, loaded.mappings, coverage=basis))
-    web = web_context(Sources(loaded, state, store, basis), loaded.app.http.auth)
-    app = build_app(registry, lambda: (True, "ok"), web)
-    server = WebServer(
-        app, bind("127.0.0.1", 0, 2048), max_connections=4096, backlog=2048,
-        header_timeout_seconds=10, keep_alive_timeout_seconds=5,
-    )  # fmt: skip
-    server.start()
-    base = f"http://127.0.0.1:{server.port}"
+    store.dispose()
+    port = _free_port()
+    config.write_text(config.read_text().replace("http:\n", f'http:\n  listen: "127.0.0.1:{port}"\n'))
+    # the server in a process of its own, as deployed: the clients here do not share its interpreter
+    server = subprocess.Popen(
+        [sys.executable, "-m", "collector", "--config", str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
+        _wait(f"{base}/readyz")
         timed(f"{base}/api/v1/controls", auth)
         results = {
             "/healthz (bare server)": load(f"{base}/healthz", {}, args.clients, args.requests),
@@ -112,15 +123,16 @@ def main() -> None:
             "/api/v1/evidence?control=soc2:CC7.1&limit=50": load(
                 f"{base}/api/v1/evidence?control=soc2:CC7.1&limit=50", auth, args.clients, args.requests
             ),
+            "/metrics (200 concurrent scrapes)": load(f"{base}/metrics", {}, 200, 1),
         }
     finally:
-        server.stop()
-        store.dispose()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
     bare = p(results["/healthz (bare server)"], 95)
     print(f"{args.records:,} records, {args.clients} concurrent clients, {args.requests} requests each")
-    print(f"{'endpoint':48} {'p50 ms':>8} {'p95 ms':>8} {'p95 / bare':>10}")
+    print(f"{'endpoint':48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95 / bare':>10}")
     for name, times in results.items():
-        print(f"{name:48} {p(times, 50):8.1f} {p(times, 95):8.1f} {p(times, 95) / bare:10.1f}")
+        print(f"{name:48} {p(times, 50):8.1f} {p(times, 95):8.1f} {p(times, 99):8.1f} {p(times, 95) / bare:10.1f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_two_thousand_idle_connections_do_not_starve_health_metrics_or_collectio
         # within the header timeout, every one of them is still open on the server's side
         assert get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
         code, body = get(f"http://127.0.0.1:{port}/metrics")
-        assert code == 200
+        assert code == 200 and "evidence_collector_ready 1.0" in body
         assert time.monotonic() - opened < 3, "both answered while all idle connections were held"
 
         def collected() -> bool:

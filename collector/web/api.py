@@ -29,7 +29,6 @@ from collector.web.views import (
 __all__ = ["router"]
 
 
-
 class Error(BaseModel):
     detail: str
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from collector import __version__
 from collector.store.access_log import AccessEntry
 from collector.web.context import LoginRequired, WebContext
+from collector.web.views import Coalesced
 
 __all__ = ["SECURITY_HEADERS", "build_app"]
 
@@ -56,6 +57,8 @@ def build_app(
     """Without ``web`` only /metrics, /healthz and /readyz are served."""
     # their own small thread budgets: a flood of API requests queues on the API's, not on these
     metrics_threads = anyio.CapacityLimiter(4)
+    scrapes = Coalesced(seconds=1.0)
+    """Simultaneous scrapes share one collection of the state (200 at once cost one)."""
     ready_threads = anyio.CapacityLimiter(4)
     inner = _build_fastapi(web) if web is not None else None
 
@@ -72,13 +75,12 @@ def build_app(
         if path == "/metrics":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            accept, encoding = headers.get("accept", ""), headers.get("accept-encoding", "")
+            key = (accept, encoding, tuple(sorted((k, tuple(v)) for k, v in query.items())))
             status, head, body = await anyio.to_thread.run_sync(
-                _bake_output,
-                registry,
-                headers.get("accept", ""),
-                headers.get("accept-encoding", ""),
-                query,
-                False,
+                scrapes.get,
+                key,
+                lambda: _bake_output(registry, accept, encoding, query, False),  # type: ignore[no-untyped-call]
                 limiter=metrics_threads,
             )
             await send(

@@ -3,10 +3,12 @@ connector health, coverage) and the store's reads (records, runs, a control's hi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from collector.config import LoadedConfig
 from collector.coverage import CoverageBasis, compute_coverage
@@ -18,6 +20,7 @@ from collector.store import EvidenceFilter, Store, StoredRecord
 from collector.store.browse import EvidenceTimesRow, control_times, evidence_page, record_by_id, runs
 
 __all__ = [
+    "Coalesced",
     "Sources",
     "connector_rows",
     "control_detail",
@@ -27,6 +30,30 @@ __all__ = [
     "record_document",
     "run_rows",
 ]
+
+T = TypeVar("T")
+
+
+class Coalesced:
+    """Results shared by concurrent and repeated callers for ``seconds``: while one caller computes a key, the
+    others wait for its result instead of computing it again (200 simultaneous requests cost one computation)."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+        self._guard = threading.Lock()
+        self._locks: dict[Hashable, threading.Lock] = {}
+        self._values: dict[Hashable, tuple[float, Any]] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._values.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.seconds:
+                return hit[1]  # type: ignore[no-any-return]
+            value = compute()
+            self._values[key] = (time.monotonic(), value)
+            return value
 
 
 @dataclass
@@ -38,6 +65,8 @@ class Sources:
     coverage: CoverageBasis
     next_runs: Callable[[], Mapping[str, datetime | None]] = field(default=lambda: {})
     """When each connector instance runs next (the daemon's scheduler; empty for a read-only server)."""
+    shared: Coalesced = field(default_factory=Coalesced)
+    """The control list and coverage, computed at most once a second per framework."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -49,7 +78,13 @@ def _red(row: Mapping[str, Any]) -> bool:
 
 
 def control_rows(src: Sources, now: datetime, framework: str | None = None) -> list[dict[str, Any]]:
-    """Controls with mapped or stored evidence, red first (stale, missing or failing), then by id."""
+    """Controls with mapped or stored evidence, red first (stale, missing or failing), then by id; shared by the
+    requests of the same second (``now`` is then the first one's)."""
+    rows = src.shared.get(("controls", framework), lambda: _control_rows(src, now, framework))
+    return [dict(r) for r in rows]
+
+
+def _control_rows(src: Sources, now: datetime, framework: str | None) -> list[dict[str, Any]]:
     m = src.loaded.mappings
     snap = src.state.snapshot()
     coverage = {
@@ -235,6 +270,10 @@ def run_rows(src: Sources, instance: str | None, limit: int) -> list[dict[str, A
 
 
 def coverage_document(src: Sources, now: datetime, framework: str | None) -> dict[str, Any]:
+    return src.shared.get(("coverage", framework), lambda: _coverage_document(src, now, framework))
+
+
+def _coverage_document(src: Sources, now: datetime, framework: str | None) -> dict[str, Any]:
     snap = src.state.snapshot()
     report = compute_coverage(src.loaded.mappings, src.coverage, snap.newest, now, framework)
     doc = report.as_json()
