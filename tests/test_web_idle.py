@@ -26,7 +26,7 @@ def test_two_thousand_idle_connections_do_not_starve_health_metrics_or_collectio
     if soft < IDLE_CONNECTIONS + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, IDLE_CONNECTIONS * 2), hard))
     port = free_port()
-    config = write_config(tmp_path, port, extra_http='  header_timeout: 3s\n  max_connections: 4096')
+    config = write_config(tmp_path, port, extra_http="  header_timeout: 3s\n  max_connections: 4096")
     proc = subprocess.Popen(
         [sys.executable, "-m", "collector", "--config", str(config), "run"],
         stdout=subprocess.DEVNULL,

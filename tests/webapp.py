@@ -34,7 +34,7 @@ def write_config(directory: Path, port: int = 0, extra_http: str = "") -> Path:
     config = directory / "config.yaml"
     config.write_text(
         f"""
-database: {{url: "sqlite:///{directory / 'e.db'}"}}
+database: {{url: "sqlite:///{directory / "e.db"}"}}
 http:
   listen: "127.0.0.1:{port}"
 {extra_http}
