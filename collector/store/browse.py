@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 
 from collector.store import EvidenceFilter, Store, StoredRecord
 from collector.store.schema import chain_head, collection_runs, evidence, evidence_content
@@ -180,7 +180,3 @@ def runs(store: Store, instance: str | None, limit: int) -> list[RunRow]:
             for r in conn.execute(query)
         ]
 
-
-def count_evidence(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(evidence)).scalar_one())
