@@ -21,11 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from bench.seed import seed_records
 from collector.daemon import load_state
-from collector.http import HealthServer, build_app
+from collector.http import WebServer, bind
 from collector.mappings import default_mappings_dir, load_mappings
 from collector.metrics import EvidenceMetrics
 from collector.state import State
 from collector.store import Store
+from collector.web import build_app
 
 CONTROLS = 500
 KINDS = 50
@@ -76,15 +77,23 @@ def prepare(records: int, mappings_dir: Path, db_dir: Path) -> tuple[State, floa
     return state, rebuild
 
 
-def serve(state: State, mappings_dir: Path) -> HealthServer:
+def serve(state: State, mappings_dir: Path) -> WebServer:
     registry = CollectorRegistry()
     registry.register(EvidenceMetrics(state, load_mappings(mappings_dir)))
-    server = HealthServer("127.0.0.1", 0, build_app(registry, lambda: (True, "ok")))
+    app = build_app(registry, lambda: (True, "ok"))
+    server = WebServer(
+        app,
+        bind("127.0.0.1", 0, 2048),
+        max_connections=4096,
+        backlog=2048,
+        header_timeout_seconds=10,
+        keep_alive_timeout_seconds=5,
+    )
     server.start()
     return server
 
 
-def scrape(server: HealthServer) -> tuple[float, bytes]:
+def scrape(server: WebServer) -> tuple[float, bytes]:
     t0 = time.perf_counter()
     body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics").read()
     return time.perf_counter() - t0, body

@@ -687,7 +687,8 @@ def config_check(ctx: typer.Context, config: ConfigOption = None) -> None:
 # -- feature commands: each feature module defines its commands on `app`; one import line each --
 # (keep this block just above main())
 import collector.commands_coverage  # noqa: E402
-import collector.commands_export  # noqa: E402,F401
+import collector.commands_export  # noqa: E402
+import collector.commands_web  # noqa: E402,F401
 
 
 def main() -> None:

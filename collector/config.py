@@ -33,13 +33,18 @@ from collector.yamlfile import YamlError, read_yaml, yaml_line_of
 
 __all__ = [
     "CONFIG_ENV",
+    "ApiToken",
     "AppConfig",
+    "AuthConfig",
     "CheckpointConfig",
     "ConnectorInstance",
     "ExportSchedule",
+    "HttpConfig",
     "LoadedConfig",
+    "ProxyAuth",
     "ResolvedInstance",
     "RetryPolicy",
+    "Role",
     "Schedule",
     "SpoolConfig",
     "load_and_resolve",
@@ -192,9 +197,61 @@ class DatabaseConfig(_Strict):
     _valid_url = field_validator("url")(check_database_url)
 
 
+Role = Literal["viewer", "attester", "admin"]
+"""``viewer`` reads (an auditor), ``attester`` also uploads attestations, ``admin`` also reads the access log."""
+
+
+class ApiToken(_Strict):
+    """A bearer token, stored as the SHA-256 of its text (``evidence-collector token new`` prints both)."""
+
+    name: str = Field(pattern=_NAME)
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ProxyAuth(_Strict):
+    """A reverse proxy (oauth2-proxy, an ingress's auth) that authenticates users and names them in a header.
+
+    The header is believed only on connections from ``trusted`` addresses; from anywhere else it is refused."""
+
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(min_length=1)
+    user_header: str = Field(default="X-Forwarded-User", pattern=r"^[A-Za-z0-9-]{1,100}$")
+    roles: dict[str, Role] = Field(default_factory=dict)
+    """User name -> role."""
+    default_role: Role | None = None
+    """The role of a user not in ``roles``; none (the default): such a user is refused."""
+
+
+class AuthConfig(_Strict):
+    anonymous: Role | None = None
+    """The role of a request without credentials; none (the default): such a request is refused."""
+    tokens: list[ApiToken] = Field(default_factory=list)
+    tokens_file: Path | None = None
+    """A YAML list of tokens (``name``, ``role``, ``sha256``), e.g. a Kubernetes Secret mounted as a file; read
+    again when it changes."""
+    proxy: ProxyAuth | None = None
+
+
 class HttpConfig(_Strict):
     listen: str = "127.0.0.1:9464"
     """``host:port``: an IP address (IPv6 in brackets), a host name, or nothing for every interface; port 0-65535."""
+    max_connections: int = Field(default=4096, ge=16, le=100_000)
+    """Open connections and requests in progress beyond this are answered 503 at once (descriptors permitting)."""
+    backlog: int = Field(default=2048, ge=16, le=65_535)
+    """Connections the kernel queues before they are accepted."""
+    header_timeout: Duration = timedelta(seconds=10)
+    """A connection that has not sent a whole request head this long after it opened, or after its last response,
+    is closed (idle and slow clients cannot hold descriptors)."""
+    keep_alive_timeout: Duration = timedelta(seconds=5)
+    """An idle keep-alive connection is closed after this long."""
+    auth: AuthConfig = AuthConfig()
+
+    @field_validator("header_timeout", "keep_alive_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=10):
+            raise ValueError("must be more than 0s and at most 10m")
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -34,12 +34,13 @@ from collector.config import AppConfig, ExportSchedule, LoadedConfig, ResolvedIn
 from collector.coordination import coordination_for
 from collector.coverage import basis_for_config
 from collector.export.schedule import run_scheduled_export
-from collector.http import HealthServer, build_app
+from collector.http import WebServer, bind
 from collector.metrics import EvidenceMetrics, StateSync
 from collector.runner import Runner
 from collector.spool import ChainNotContinued, DurableWriter, Spool
 from collector.state import State
 from collector.store import RunRecord, Store
+from collector.web import Sources, build_app, web_context
 
 __all__ = ["Daemon", "load_state", "refresh_state", "spool_directory", "state_refresh_seconds", "trigger_for"]
 
@@ -154,13 +155,14 @@ class Daemon:
         self._readiness: tuple[float, tuple[bool, str]] | None = None
         self.coordination = coordination_for(self.store, self.runner.run, self._count_interrupted)
         self.registry = CollectorRegistry(auto_describe=True)
+        self.coverage_basis = basis_for_config(loaded)
         self.registry.register(
             EvidenceMetrics(
                 self.state,
                 loaded.mappings,
                 loaded.overrides,
                 version=__version__,
-                coverage=basis_for_config(loaded),
+                coverage=self.coverage_basis,
                 active_kinds=loaded.active_kinds,
                 sync=self.sync,
                 readiness=self.readiness,
@@ -175,7 +177,8 @@ class Daemon:
         self.scheduler.add_listener(
             self._count_scheduler_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES
         )
-        self.http: HealthServer | None = None
+        self.http: WebServer | None = None
+        self.web_store: Store | None = None
         self._db_ready = threading.Event()
 
     def _count_scheduler_event(self, event: JobEvent) -> None:
@@ -282,17 +285,36 @@ class Daemon:
         if self.prepare_database():
             self.scheduler.remove_job("database-recovery")
 
+    def _next_runs(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("collect:"):
+                out[job.id.removeprefix("collect:")] = getattr(job, "next_run_time", None)
+        return out
+
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         """Raises OSError when the listen address is taken, DatabaseInUse when another daemon holds this (SQLite)
         database; the address is bound first, so neither leaves anything behind."""
         http = self.loaded.app.http
-        self.http = HealthServer(http.host, http.port, build_app(self.registry, self.readiness))
+        sock = bind(http.host, http.port, http.backlog)
         try:
             self.coordination.acquire()
         except BaseException:
-            self.http.stop()
+            sock.close()
             raise
+        # the listener reads through an engine of its own: an API flood never holds the collector's connections
+        self.web_store = Store(self.loaded.app.database.url)
+        sources = Sources(self.loaded, self.state, self.web_store, self.coverage_basis, next_runs=self._next_runs)
+        app = build_app(self.registry, self.readiness, web_context(sources, http.auth))
+        self.http = WebServer(
+            app,
+            sock,
+            max_connections=http.max_connections,
+            backlog=http.backlog,
+            header_timeout_seconds=http.header_timeout.total_seconds(),
+            keep_alive_timeout_seconds=http.keep_alive_timeout.total_seconds(),
+        )
         self.http.start()
         log.info("http_listening", host=http.host, port=self.http.port)
         if not self.prepare_database():
@@ -389,6 +411,8 @@ class Daemon:
         self.shutdown.set()
         if self.http is not None:
             self.http.stop()
+        if self.web_store is not None:
+            self.web_store.dispose()
         self.coordination.dispose()
         self.store.dispose()
         log.info("shutdown_finished")

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "access_log",
     "chain_head",
     "collection_runs",
     "cursors",
@@ -147,3 +148,22 @@ run_leases = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
 )
 """The latest claimed run of each job when several replicas share PostgreSQL (state: running | done)."""
+
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("seq", BigInt, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("via", String(20), nullable=False),
+    Column("client", String(100), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Index(None, "at"),
+)
+"""Every API and console request: who (principal, role, how authenticated, from where), what (method and path with
+query), when, and the response status; chained like evidence (:mod:`collector.store.access_log`)."""
