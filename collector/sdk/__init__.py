@@ -1,5 +1,6 @@
 """Everything a connector imports from the collector: the one import root for connector authors."""
 
+from collector.awsclients import AwsClients, aws_error_code
 from collector.connector import Check, CollectContext, Connector, ConnectorSettings, LocalPath, Problem, RunCancelled
 from collector.durations import Duration, format_duration, parse_duration
 from collector.errors import (
@@ -24,6 +25,7 @@ __all__ = [
     "Check",
     "CheckResult",
     "CollectContext",
+    "AwsClients",
     "ConfigurationError",
     "Connector",
     "ConnectorSettings",
@@ -39,6 +41,7 @@ __all__ = [
     "Subject",
     "TransientError",
     "UnreadableTimestamp",
+    "aws_error_code",
     "call_with_retry",
     "collect_pages",
     "extra_needed",
