@@ -242,6 +242,8 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         self, clients: AwsClients, summariser: Summariser, cursor: dict[str, Any], since: datetime, ctx: CollectContext
     ) -> dict[str, Any]:
         settings = self.settings
+        if not settings.management_events:
+            return {"regions": [], "error": None, "ids": {}}
         regions = list(settings.lookup_regions) or [settings.trail.region]
         previous = cursor.get("lookup_ids") or {}
         summariser.remember(previous)

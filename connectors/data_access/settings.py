@@ -113,6 +113,8 @@ class TrailSettings(ConnectorSettings):
 class DataAccessSettings(ConnectorSettings):
     trail: TrailSettings
     datasets: list[Dataset] = Field(min_length=1)
+    management_events: bool = True
+    """Read the datasets' management events (bucket policy changes, feature group deletion) with LookupEvents."""
     lookup_regions: list[str] = Field(default_factory=list)
     """Regions whose management events (LookupEvents) on the datasets' buckets and feature groups are read;
     empty: the trail's region."""
