@@ -86,10 +86,16 @@ print(json.dumps({"records": records, "seconds": elapsed, "peak_before": before,
 SETTINGS = {
     "trail": {"name": "org-trail", "region": "us-east-1", "bucket": "org-cloudtrail-logs"},
     "datasets": [
-        {"name": "churn-training", "s3": [{"bucket": "ml-training-data", "prefix": "churn/"}],
-         "allowed_principals": ["arn:aws:iam::123456789012:role/training-*"]},
-        {"name": "customer-features", "feature_groups": ["customers"],
-         "allowed_principals": ["arn:aws:iam::123456789012:role/training-*"]},
+        {
+            "name": "churn-training",
+            "s3": [{"bucket": "ml-training-data", "prefix": "churn/"}],
+            "allowed_principals": ["arn:aws:iam::123456789012:role/training-*"],
+        },
+        {
+            "name": "customer-features",
+            "feature_groups": ["customers"],
+            "allowed_principals": ["arn:aws:iam::123456789012:role/training-*"],
+        },
     ],
 }
 
@@ -97,7 +103,9 @@ SETTINGS = {
 def generate(directory: Path, events: int, window: timedelta) -> None:
     rng = random.Random(events)
     roles = [role_session(f"training-{r}", f"job-{s}") for r in range(60) for s in range(5)]
-    humans = [iam_user(f"user{u}") for u in range(3)] + [sso_session("DataScientist", f"p{u}@example.com") for u in range(2)]
+    humans = [iam_user(f"user{u}") for u in range(3)] + [
+        sso_session("DataScientist", f"p{u}@example.com") for u in range(2)
+    ]
     start = NOW - window
     step = window / events
     batch: list[dict[str, object]] = []
@@ -111,8 +119,9 @@ def generate(directory: Path, events: int, window: timedelta) -> None:
             key = f"churn/{2020 + i % 7}/{i % 12:02d}/part-{i % 1000:05d}.parquet"
             record = s3_data_event(name, "ml-training-data", key, who, when, event_id=f"ev-{i}")
         elif pick < 0.8:
-            record = feature_store_event(rng.choice(("GetRecord", "PutRecord")), "customers", who, when,
-                                         event_id=f"ev-{i}")
+            record = feature_store_event(
+                rng.choice(("GetRecord", "PutRecord")), "customers", who, when, event_id=f"ev-{i}"
+            )
         else:
             record = s3_data_event("GetObject", "web-assets", f"img/{i}.png", who, when, event_id=f"ev-{i}")
         batch.append(record)
@@ -129,7 +138,9 @@ def generate(directory: Path, events: int, window: timedelta) -> None:
 def measure(directory: Path, mode: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(directory), mode, str(ROOT), json.dumps(SETTINGS)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     if out.stderr.strip():
         print("   ", out.stderr.strip().splitlines()[-1])

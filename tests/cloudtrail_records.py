@@ -16,9 +16,18 @@ from typing import Any
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
-BOTO3_AGENT = "[Boto3/1.35.36 md/Botocore#1.35.36 ua/2.0 os/linux#5.10 md/arch#x86_64 lang/python#3.11.9 cfg/retry-mode#legacy Botocore/1.35.36]"
-CLI_AGENT = "[aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/macos#23.5.0 md/arch#arm64 lang/python#3.11.9 md/pyimpl#CPython cfg/retry-mode#standard md/installer#exe md/prompt#off md/command#s3.cp]"
-CONSOLE_AGENT = "[S3Console/0.4, aws-internal/3 aws-sdk-java/1.12.750 Linux/5.10.223 OpenJDK_64-Bit_Server_VM/25.412-b09 java/1.8.0_412 vendor/Oracle_Corporation cfg/retry-mode/standard]"
+BOTO3_AGENT = (
+    "[Boto3/1.35.36 md/Botocore#1.35.36 ua/2.0 os/linux#5.10 md/arch#x86_64 lang/python#3.11.9 "
+    "cfg/retry-mode#legacy Botocore/1.35.36]"
+)
+CLI_AGENT = (
+    "[aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/macos#23.5.0 md/arch#arm64 lang/python#3.11.9 md/pyimpl#CPython "
+    "cfg/retry-mode#standard md/installer#exe md/prompt#off md/command#s3.cp]"
+)
+CONSOLE_AGENT = (
+    "[S3Console/0.4, aws-internal/3 aws-sdk-java/1.12.750 Linux/5.10.223 OpenJDK_64-Bit_Server_VM/25.412-b09 "
+    "java/1.8.0_412 vendor/Oracle_Corporation cfg/retry-mode/standard]"
+)
 
 
 def role_session(role: str, session: str, account: str = ACCOUNT) -> dict[str, Any]:

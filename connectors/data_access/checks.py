@@ -93,7 +93,9 @@ def _dataset_settings(settings: DataAccessSettings, name: str) -> Any:
 
 def _judge(check_id: str, findings: list[str], what: str, payload: dict[str, Any], ok: str) -> CheckResult:
     if findings:
-        listed = ", ".join(findings[:_LISTED]) + (f" and {len(findings) - _LISTED} more" if len(findings) > _LISTED else "")
+        listed = ", ".join(findings[:_LISTED]) + (
+            f" and {len(findings) - _LISTED} more" if len(findings) > _LISTED else ""
+        )
         return CheckResult(check_id, Outcome.FAIL, f"{what}: {listed}", {"principals": findings})
     reason = incomplete(payload)
     if reason:
@@ -121,7 +123,10 @@ def _allowed_principals(observation: Observation, settings: DataAccessSettings, 
     patterns = dataset.allowed_principals if dataset else []
     strangers = [p["principal"] for p in payload["principals"] if _used(p) and not allowed(p, patterns)]
     return _judge(
-        ACCESS_BY_ALLOWED_PRINCIPALS.id, strangers, "used by principals not on the allow-list", payload,
+        ACCESS_BY_ALLOWED_PRINCIPALS.id,
+        strangers,
+        "used by principals not on the allow-list",
+        payload,
         f"only allowed principals used the dataset ({len(payload['principals'])} seen)",
     )
 
@@ -131,12 +136,15 @@ def _no_human_reads(observation: Observation, settings: DataAccessSettings, now:
     dataset = _dataset_settings(settings, payload["dataset"])
     readers = dataset.human_readers if dataset else []
     humans = [
-        p["principal"]
-        for p in payload["principals"]
-        if p["human"] and p["counts"]["read"] and not allowed(p, readers)
+        p["principal"] for p in payload["principals"] if p["human"] and p["counts"]["read"] and not allowed(p, readers)
     ]
-    return _judge(NO_UNLISTED_HUMAN_READS.id, humans, "read by people not listed as human readers", payload,
-                  "no unlisted person read the dataset")
+    return _judge(
+        NO_UNLISTED_HUMAN_READS.id,
+        humans,
+        "read by people not listed as human readers",
+        payload,
+        "no unlisted person read the dataset",
+    )
 
 
 def _no_deletes(observation: Observation, settings: DataAccessSettings, now: datetime) -> CheckResult:
@@ -175,7 +183,9 @@ ACCESS_LOGGED: Check[DataAccessSettings] = Check(
     "data.access_logged", DATA_ACCESS_KIND, "CloudTrail logs every data event of the dataset", _logged
 )
 ACCESS_BY_ALLOWED_PRINCIPALS: Check[DataAccessSettings] = Check(
-    "data.access_by_allowed_principals", DATA_ACCESS_KIND, "Only allowed principals used the dataset",
+    "data.access_by_allowed_principals",
+    DATA_ACCESS_KIND,
+    "Only allowed principals used the dataset",
     _allowed_principals,
 )
 NO_UNLISTED_HUMAN_READS: Check[DataAccessSettings] = Check(
@@ -185,7 +195,9 @@ NO_DELETES: Check[DataAccessSettings] = Check(
     "data.no_deletes", DATA_ACCESS_KIND, "Nothing was deleted from the dataset", _no_deletes
 )
 NO_UNUSED_ACCESS: Check[DataAccessSettings] = Check(
-    "access.no_unused_access", ACCESS_REVIEW_KIND, "Every allowed principal used the dataset in the review period",
+    "access.no_unused_access",
+    ACCESS_REVIEW_KIND,
+    "Every allowed principal used the dataset in the review period",
     _no_unused_access,
 )
 CHECKS = (ACCESS_LOGGED, ACCESS_BY_ALLOWED_PRINCIPALS, NO_UNLISTED_HUMAN_READS, NO_DELETES, NO_UNUSED_ACCESS)

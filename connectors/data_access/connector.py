@@ -132,11 +132,15 @@ class DataAccessConnector(Connector[DataAccessSettings]):
                 payload["log_files"]["unreadable"] = max(1, files.unreadable)
             subject = Subject("dataset", name)
             source = f"cloudtrail://{settings.trail.name}/{name}"
-            yield Observation(kind=DATA_ACCESS_KIND, subject=subject, observed_at=ctx.now, payload=payload, source=source)
+            yield Observation(
+                kind=DATA_ACCESS_KIND, subject=subject, observed_at=ctx.now, payload=payload, source=source
+            )
             seen = self._remember(history.get(name) or {}, payload["principals"], ctx.now)
             history[name] = seen
             review = self._review(summary.dataset, seen, history_since, incomplete(payload))
-            yield Observation(kind=ACCESS_REVIEW_KIND, subject=subject, observed_at=ctx.now, payload=review, source=source)
+            yield Observation(
+                kind=ACCESS_REVIEW_KIND, subject=subject, observed_at=ctx.now, payload=review, source=source
+            )
         ctx.set_cursor(
             {
                 "until": _iso(ctx.now),
@@ -153,8 +157,10 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         settings = self.settings.trail
         state = _TrailState(settings.name)
         cloudtrail = clients.client("cloudtrail", settings.region)
-        calls = (("GetTrailStatus", cloudtrail.get_trail_status, {"Name": settings.name}),
-                 ("GetEventSelectors", cloudtrail.get_event_selectors, {"TrailName": settings.name}))
+        calls = (
+            ("GetTrailStatus", cloudtrail.get_trail_status, {"Name": settings.name}),
+            ("GetEventSelectors", cloudtrail.get_event_selectors, {"TrailName": settings.name}),
+        )
         for action, call, kwargs in calls:
             try:
                 response = call(**kwargs)
@@ -192,7 +198,9 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         budget = self.settings.max_files_per_run
         try:
             for region_prefix in trail_reads.region_prefixes(s3, settings):
-                for log in trail_reads.list_log_files(s3, settings.bucket, region_prefix, after.get(region_prefix), since):
+                for log in trail_reads.list_log_files(
+                    s3, settings.bucket, region_prefix, after.get(region_prefix), since
+                ):
                     ctx.raise_if_cancelled()
                     delivered = trail_reads.log_file_time(log.key)
                     if delivered is None:
@@ -272,18 +280,28 @@ class DataAccessConnector(Connector[DataAccessSettings]):
     @staticmethod
     def _report_oddities(summariser: Summariser, ctx: CollectContext) -> None:
         for source, count in sorted(summariser.unknown_services.items()):
-            ctx.problem(f"cloudtrail:{source}", f"{count} event(s) on a dataset from a service this connector does "
-                        "not classify; counted as 'other'")
+            ctx.problem(
+                f"cloudtrail:{source}",
+                f"{count} event(s) on a dataset from a service this connector does not classify; counted as 'other'",
+            )
         for name, count in sorted(summariser.unknown_names.items()):
-            ctx.problem(f"cloudtrail:{name}", f"{count} event(s) with an event name this connector does not know; "
-                        "counted as 'other'")
+            ctx.problem(
+                f"cloudtrail:{name}",
+                f"{count} event(s) with an event name this connector does not know; counted as 'other'",
+            )
         if summariser.unreadable:
-            ctx.problem("cloudtrail", f"{summariser.unreadable} record(s) without a readable eventTime, eventName or "
-                        "eventSource; the windows are incomplete")
+            ctx.problem(
+                "cloudtrail",
+                f"{summariser.unreadable} record(s) without a readable eventTime, eventName or "
+                "eventSource; the windows are incomplete",
+            )
         for name, summary in summariser.datasets.items():
             if summary.future_events:
-                ctx.problem(f"dataset:{name}", f"{summary.future_events} event(s) dated after the collection time "
-                            "(beyond the clock skew tolerance); counted, but not as first/last use")
+                ctx.problem(
+                    f"dataset:{name}",
+                    f"{summary.future_events} event(s) dated after the collection time "
+                    "(beyond the clock skew tolerance); counted, but not as first/last use",
+                )
 
     # -- access review ------------------------------------------------------------------------------
 
@@ -303,15 +321,14 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         oldest = _iso(now - self.settings.review_period)
         return {key: value for key, value in sorted(out.items()) if value["last"] >= oldest}
 
-    def _review(
-        self, dataset: Dataset, seen: dict[str, Any], history_since: str, reason: str | None
-    ) -> dict[str, Any]:
+    def _review(self, dataset: Dataset, seen: dict[str, Any], history_since: str, reason: str | None) -> dict[str, Any]:
         entries = [(e, "allowed_principal") for e in dataset.allowed_principals]
         entries += [(e, "human_reader") for e in dataset.human_readers]
         allowed_rows = []
         for entry, role in entries:
             users = [
-                key for key, value in seen.items()
+                key
+                for key, value in seen.items()
                 if allowed({"principal": key, "session_arns": value["session_arns"]}, [entry])
             ]
             allowed_rows.append(

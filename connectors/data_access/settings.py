@@ -15,6 +15,7 @@ __all__ = ["DataAccessSettings", "Dataset", "S3Location", "TrailSettings"]
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _FEATURE_GROUP = re.compile(r"^[a-zA-Z0-9]([_-]*[a-zA-Z0-9]){0,63}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_SERVICE = re.compile(r"^service:[a-z0-9.*-]+$")
 _ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9*-]+:[a-z0-9*-]*:[0-9*]*:.+$")
 
 
@@ -52,7 +53,8 @@ class Dataset(ConnectorSettings):
     """SageMaker Feature Store feature group names (their GetRecord/PutRecord data events and management events)."""
     allowed_principals: list[str] = Field(default_factory=list)
     """ARNs (globs allowed, e.g. ``arn:aws:sts::123456789012:assumed-role/training-*/*``) that may use it.
-    Assumed roles are matched by the session ARN and by the role ARN, so a role ARN allows all its sessions."""
+    Assumed roles are matched by the session ARN and by the role ARN, so a role ARN allows all its sessions; an AWS
+    service acting for a principal is ``service:<host>`` (e.g. ``service:athena.amazonaws.com``)."""
     human_readers: list[str] = Field(default_factory=list)
     """Humans (IAM users, SSO sessions, the root user) allowed to read it, as ARNs or globs; others fail
     ``data.no_unlisted_human_reads``."""
@@ -68,9 +70,11 @@ class Dataset(ConnectorSettings):
     @field_validator("allowed_principals", "human_readers")
     @classmethod
     def _arns(cls, value: list[str]) -> list[str]:
-        bad = [item for item in value if item != "*" and not _ARN_PATTERN.match(item)]
+        bad = [item for item in value if item != "*" and not _ARN_PATTERN.match(item) and not _SERVICE.match(item)]
         if bad:
-            raise ValueError(f"not ARNs or ARN globs: {bad} (like arn:aws:iam::123456789012:role/training)")
+            raise ValueError(
+                f"not ARNs, ARN globs or service:<host>: {bad} (like arn:aws:iam::123456789012:role/training)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -72,8 +72,16 @@ _FS_READ = frozenset({"GetRecord", "BatchGetRecord"})
 _FS_WRITE = frozenset({"PutRecord", "CreateFeatureGroup", "UpdateFeatureGroup", "UpdateFeatureMetadata"})
 _FS_DELETE = frozenset({"DeleteRecord", "DeleteFeatureGroup"})
 _FS_METADATA = frozenset({"DescribeFeatureGroup", "DescribeFeatureMetadata", "ListFeatureGroups", "SearchFeatures"})
-_MANAGEMENT_VERBS = (("Get", "metadata"), ("List", "metadata"), ("Describe", "metadata"), ("Head", "metadata"),
-                     ("Put", "write"), ("Create", "write"), ("Update", "write"), ("Delete", "write"))
+_MANAGEMENT_VERBS = (
+    ("Get", "metadata"),
+    ("List", "metadata"),
+    ("Describe", "metadata"),
+    ("Head", "metadata"),
+    ("Put", "write"),
+    ("Create", "write"),
+    ("Update", "write"),
+    ("Delete", "write"),
+)
 
 
 def classify(source: str, name: str) -> str:
@@ -133,7 +141,10 @@ def principal_of(user_identity: Any) -> Identity:
         session = str(arn).rsplit("/", 1)[-1] if isinstance(arn, str) and "/" in arn else None
         human = role_name.startswith(_SSO_ROLE_PREFIX) or f"/{_SSO_ROLE_PREFIX}" in str(role_arn or "")
         return Identity(
-            str(role_arn or arn or "unknown:AssumedRole"), "sso_session" if human else "role_session", human, session,
+            str(role_arn or arn or "unknown:AssumedRole"),
+            "sso_session" if human else "role_session",
+            human,
+            session,
             str(arn) if arn else None,
         )
     if kind == "AWSService":
@@ -177,7 +188,7 @@ def user_agent_class(value: Any, _cache: dict[str, str] = {}) -> str:  # noqa: B
     found = _cache.get(value)
     if found is not None:
         return found
-    lowered = value.lower()
+    lowered = value.lower().lstrip("[")
     if "console" in lowered or lowered.startswith("signin.amazonaws.com"):
         found = "console"
     elif lowered.startswith("aws-cli/"):

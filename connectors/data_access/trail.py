@@ -59,7 +59,9 @@ def region_prefixes(s3: Any, trail: TrailSettings) -> list[str]:
         if _ACCOUNT.match(name):
             accounts.append(child)
         elif _ORG.match(name):
-            accounts.extend(c for c in _child_prefixes(s3, trail.bucket, child) if _ACCOUNT.match(c[len(child) :].strip("/")))
+            accounts.extend(
+                c for c in _child_prefixes(s3, trail.bucket, child) if _ACCOUNT.match(c[len(child) :].strip("/"))
+            )
     regions: list[str] = []
     for account in accounts:
         regions.extend(_child_prefixes(s3, trail.bucket, f"{account}CloudTrail/"))
@@ -71,7 +73,9 @@ def _day_prefix(region_prefix: str, since: datetime) -> str:
     return f"{region_prefix}{since:%Y/%m/%d}/"
 
 
-def list_log_files(s3: Any, bucket: str, region_prefix: str, after: str | None, since: datetime | None) -> Iterator[LogFile]:
+def list_log_files(
+    s3: Any, bucket: str, region_prefix: str, after: str | None, since: datetime | None
+) -> Iterator[LogFile]:
     """Log files after the cursor key (or from the day of ``since`` on), in delivery order; not digests."""
     start = after if after is not None else (_day_prefix(region_prefix, since) if since is not None else "")
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": region_prefix}
