@@ -22,10 +22,10 @@ from collector.urls import redact_text, redact_url
 __all__ = [
     "DEFAULT_CLOCK_SKEW_TOLERANCE",
     "HTTP_DISPOSITION",
+    "AwsClients",
     "Check",
     "CheckResult",
     "CollectContext",
-    "AwsClients",
     "ConfigurationError",
     "Connector",
     "ConnectorSettings",

@@ -6,7 +6,7 @@ result is ``error`` naming what is missing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -45,7 +45,7 @@ def allowed(principal: dict[str, Any], patterns: list[str]) -> bool:
     )
 
 
-def not_logged(payload: dict[str, Any]) -> str | None:
+def not_logged(payload: Mapping[str, Any]) -> str | None:
     """Why the trail does not show every data event of the dataset, or ``None`` when it does."""
     trail = payload.get("trail") or {}
     if trail.get("error"):
@@ -64,7 +64,7 @@ def not_logged(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def incomplete(payload: dict[str, Any]) -> str | None:
+def incomplete(payload: Mapping[str, Any]) -> str | None:
     """Why the window's summary may leave accesses out, or ``None`` when it is whole."""
     reason = not_logged(payload)
     if reason:
@@ -91,7 +91,7 @@ def _dataset_settings(settings: DataAccessSettings, name: str) -> Any:
     return next((d for d in settings.datasets if d.name == name), None)
 
 
-def _judge(check_id: str, findings: list[str], what: str, payload: dict[str, Any], ok: str) -> CheckResult:
+def _judge(check_id: str, findings: list[str], what: str, payload: Mapping[str, Any], ok: str) -> CheckResult:
     if findings:
         listed = ", ".join(findings[:_LISTED]) + (
             f" and {len(findings) - _LISTED} more" if len(findings) > _LISTED else ""

@@ -101,7 +101,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         history_since = cursor.get("history_since") or _iso(since)
         regions = list(dict.fromkeys([settings.trail.region, *settings.lookup_regions]))
         for name, summary in summariser.datasets.items():
-            payload = {
+            payload: dict[str, Any] = {
                 "dataset": name,
                 "window": {"start": _iso(since), "end": _iso(ctx.now)},
                 "trail": trail.as_json(),

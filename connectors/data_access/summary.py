@@ -159,6 +159,7 @@ def principal_of(user_identity: Any) -> Identity:
 
 
 _CACHE_LIMIT = 4096
+_TYPE_NAMES = {"IAMUser": "iam_user", "Root": "root"}
 
 
 def source_ip_class(value: Any, _cache: dict[str, str] = {}) -> str:  # noqa: B006 - a bounded memo
@@ -298,6 +299,7 @@ class Summariser:
         self._sessions_per_principal = sessions_per_principal
         self._horizon = dedupe_horizon
         self._seen: dict[str, str] = {}
+        self._identities: dict[str, Identity] = {}
         self._seen_limit = 50_000
         self._newest = ""
         self.records = 0
@@ -354,7 +356,7 @@ class Summariser:
         candidates = [name] if isinstance(name, str) else []
         resources = record.get("resources")
         if isinstance(resources, list):
-            candidates += [r.get("ARN") for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
+            candidates += [str(r["ARN"]) for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
         for candidate in candidates:
             short = candidate.rsplit("feature-group/", 1)[-1].lower()
             if short in self._by_feature_group:
@@ -368,7 +370,9 @@ class Summariser:
             found = self._feature_group_target(record)
             return [(found, None)] if found else []
         # another service naming a designated bucket's objects or feature group among its resources
-        targets = [(name, None) for name, _ in self._s3_targets({"resources": record.get("resources")})]
+        targets: list[tuple[str, str | None]] = [
+            (name, None) for name, _ in self._s3_targets({"resources": record.get("resources")})
+        ]
         found = self._feature_group_target({"resources": record.get("resources")})
         return targets + ([(found, None)] if found else [])
 
@@ -396,6 +400,19 @@ class Summariser:
             self._seen_limit = max(50_000, 2 * len(self._seen))
         return True
 
+    def _identity(self, user_identity: Any) -> Identity:
+        """``principal_of``, memoised by the identity's ARN (an ARN always names the same principal and session)."""
+        arn = user_identity.get("arn") if isinstance(user_identity, dict) else None
+        if not isinstance(arn, str) or not arn:
+            return principal_of(user_identity)
+        found = self._identities.get(arn)
+        if found is None or found.type != _TYPE_NAMES.get(user_identity.get("type"), found.type):
+            found = principal_of(user_identity)
+            if len(self._identities) >= _CACHE_LIMIT:
+                self._identities.clear()
+            self._identities[arn] = found
+        return found
+
     def add(self, record: Any) -> None:
         self.records += 1
         if not isinstance(record, dict):
@@ -417,7 +434,7 @@ class Summariser:
         elif category == "other":
             label = f"{source}:{name}"
             self.unknown_names[label] = self.unknown_names.get(label, 0) + 1
-        identity = principal_of(record.get("userIdentity"))
+        identity = self._identity(record.get("userIdentity"))
         denied = bool(record.get("errorCode"))
         future = at > self._future_after
         for dataset_name, key in targets:

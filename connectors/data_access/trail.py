@@ -6,6 +6,7 @@ cursor is the last key read per account and region. Digest files (``CloudTrail-D
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import re
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from .settings import Dataset, TrailSettings
 
@@ -92,6 +95,19 @@ def log_file_time(key: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _parsed(text: bytes) -> Any:
+    """``orjson.loads`` with the cyclic garbage collector paused: a log file's thousands of nested records would
+    otherwise trigger collections that traverse them again and again (about a third of the parse time). The parse
+    holds the GIL throughout, and JSON holds no cycles, so nothing is left uncollected."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(text)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_log_file(s3: Any, bucket: str, key: str) -> list[Any]:
     """The ``Records`` of one log file; :class:`UnreadableLogFile` says why there are none to read."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -104,8 +120,8 @@ def read_log_file(s3: Any, bucket: str, key: str) -> list[Any]:
     except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableLogFile(f"not a complete gzip file ({type(exc).__name__}: {exc})") from None
     try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = _parsed(text)
+    except orjson.JSONDecodeError as exc:
         raise UnreadableLogFile(f"not JSON ({exc})") from None
     records = document.get("Records") if isinstance(document, dict) else None
     if not isinstance(records, list):
