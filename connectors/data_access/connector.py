@@ -84,7 +84,6 @@ class DataAccessConnector(Connector[DataAccessSettings]):
             needed_by="connector 'data_access'",
         )
         since = parse_timestamp(cursor.get("until")) or ctx.now - settings.first_window
-        first_run = "until" not in cursor
         summariser = Summariser(
             settings.datasets,
             now=ctx.now,
@@ -94,7 +93,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
             dedupe_horizon=settings.dedupe_horizon,
         )
         trail = self._trail(clients, ctx)
-        files = self._log_files(clients, summariser, cursor.get("files") or {}, since if first_run else None, ctx)
+        files = self._log_files(clients, summariser, cursor.get("files") or {}, since, ctx)
         lookups = self._management_events(clients, summariser, cursor, since, ctx)
         self._report_oddities(summariser, ctx)
         history = dict(cursor.get("last_seen") or {})
@@ -187,14 +186,14 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         clients: AwsClients,
         summariser: Summariser,
         after: dict[str, str],
-        since: datetime | None,
+        since: datetime,
         ctx: CollectContext,
     ) -> _Files:
         settings = self.settings.trail
         s3 = clients.client("s3", settings.region)
         files = _Files(cursor=dict(after))
         where = f"s3://{settings.bucket}/{settings.prefix + '/' if settings.prefix else ''}AWSLogs/"
-        since_name = f"{since:%Y%m%dT%H%MZ}" if since is not None else None
+        since_name = f"{since:%Y%m%dT%H%MZ}"
         budget = self.settings.max_files_per_run
         try:
             for region_prefix in trail_reads.region_prefixes(s3, settings):
@@ -207,7 +206,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
                         ctx.problem(f"s3://{settings.bucket}/{log.key}", "not a CloudTrail log file name; skipped")
                         files.cursor[region_prefix] = log.key
                         continue
-                    if since_name is not None and delivered < since_name:
+                    if region_prefix not in after and delivered < since_name:  # a first read of this region
                         continue
                     if budget == 0:
                         files.not_read += 1
@@ -224,7 +223,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         if files.not_read:
             ctx.problem(where, f"{files.not_read} log file(s) beyond max_files_per_run are left for the next run")
         if files.read == 0 and files.unreadable == 0 and files.error is None:
-            ctx.problem(where, f"no new CloudTrail log files since {_iso(since) if since else 'the last run'}")
+            ctx.problem(where, f"no new CloudTrail log files since {_iso(since)}")
         return files
 
     def _read_one(self, s3: Any, key: str, summariser: Summariser, files: _Files, ctx: CollectContext) -> None:

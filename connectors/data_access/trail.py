@@ -76,11 +76,10 @@ def _day_prefix(region_prefix: str, since: datetime) -> str:
     return f"{region_prefix}{since:%Y/%m/%d}/"
 
 
-def list_log_files(
-    s3: Any, bucket: str, region_prefix: str, after: str | None, since: datetime | None
-) -> Iterator[LogFile]:
-    """Log files after the cursor key (or from the day of ``since`` on), in delivery order; not digests."""
-    start = after if after is not None else (_day_prefix(region_prefix, since) if since is not None else "")
+def list_log_files(s3: Any, bucket: str, region_prefix: str, after: str | None, since: datetime) -> Iterator[LogFile]:
+    """Log files after the cursor key (for an account and region without one: from the day of ``since`` on), in
+    delivery order; not digests."""
+    start = after if after is not None else _day_prefix(region_prefix, since)
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": region_prefix}
     if start:
         kwargs["StartAfter"] = start

@@ -456,9 +456,18 @@ def test_the_cursor_reads_each_log_file_once_and_an_empty_window_is_never_a_pass
     assert results["data.no_deletes"].result is Outcome.ERROR
     # a new file after the cursor is read, and only it
     moto.put_log(130, [s3_data_event("GetObject", DATA_BUCKET, "churn/b.parquet", TRAINING, at(125))])
-    observations, _, _ = run(moto, cursor=second.new_cursor, now=NOW + timedelta(hours=1))
+    # as is a region seen for the first time, from the window's start only
+    old = log_file_key(delivered(-60 * 24 * 3), TRAIL_PREFIX, region="eu-west-1")
+    new = log_file_key(delivered(200), TRAIL_PREFIX, region="eu-west-1")
+    for key in (old, new):
+        moto.client("s3").put_object(
+            Bucket=TRAIL_BUCKET,
+            Key=key,
+            Body=log_file([s3_data_event("PutObject", DATA_BUCKET, "churn/c.parquet", PIPELINE, at(126))]),
+        )
+    observations, _, _ = run(moto, cursor=second.new_cursor, now=NOW + timedelta(hours=2))
     churn = observations[("data.access", "churn-training")].payload
-    assert churn["log_files"]["read"] == 1 and churn["counts"]["read"] == 1
+    assert churn["log_files"]["read"] == 2 and churn["counts"]["read"] == 1 and churn["counts"]["write"] == 1
 
 
 def test_organisation_trails_are_read_and_max_files_per_run_leaves_the_rest_for_the_next_run(moto: Moto) -> None:
