@@ -59,6 +59,7 @@ class LocalS3:
 now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 before = peak_rss()
 start = time.perf_counter()
+cpu_start = time.process_time()
 records = 0
 if mode == "bare":
     for name in files:
@@ -80,7 +81,8 @@ else:
     print("# summarised", summaries, "duplicates", summariser.duplicates, "dedupe entries", len(summariser._seen),
           file=sys.stderr)
 elapsed = time.perf_counter() - start
-print(json.dumps({"records": records, "seconds": elapsed, "peak_before": before, "peak": peak_rss()}))
+cpu = time.process_time() - cpu_start
+print(json.dumps({"records": records, "seconds": elapsed, "cpu": cpu, "peak_before": before, "peak": peak_rss()}))
 """
 
 SETTINGS = {
@@ -117,13 +119,13 @@ def generate(directory: Path, events: int, window: timedelta) -> None:
         if pick < 0.5:
             name = rng.choice(("GetObject", "GetObject", "GetObject", "PutObject", "HeadObject", "DeleteObject"))
             key = f"churn/{2020 + i % 7}/{i % 12:02d}/part-{i % 1000:05d}.parquet"
-            record = s3_data_event(name, "ml-training-data", key, who, when, event_id=f"ev-{i}")
+            record = s3_data_event(name, "ml-training-data", key, who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}")
         elif pick < 0.8:
             record = feature_store_event(
-                rng.choice(("GetRecord", "PutRecord")), "customers", who, when, event_id=f"ev-{i}"
+                rng.choice(("GetRecord", "PutRecord")), "customers", who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}"
             )
         else:
-            record = s3_data_event("GetObject", "web-assets", f"img/{i}.png", who, when, event_id=f"ev-{i}")
+            record = s3_data_event("GetObject", "web-assets", f"img/{i}.png", who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}")
         batch.append(record)
         if rng.random() < 0.005:  # delivered twice, in the next file
             batch.append(record)
@@ -167,9 +169,11 @@ def main() -> None:
         rate_bare = bare["records"] / bare["seconds"]
         rate_ours = ours["records"] / ours["seconds"]
         peaks[size] = ours["peak"]
+        cpu_bare, cpu_ours = bare["records"] / bare["cpu"], ours["records"] / ours["cpu"]
         print(
             f"{size:>9,} events over {args.window_hours:g} h: bare gzip+json {rate_bare:,.0f} records/s, "
-            f"connector {rate_ours:,.0f} events/s ({rate_ours / rate_bare:.0%} of bare); peak RSS bare "
+            f"connector {rate_ours:,.0f} events/s ({rate_ours / rate_bare:.0%} of bare); per CPU second: bare "
+            f"{cpu_bare:,.0f}, connector {cpu_ours:,.0f} ({cpu_ours / cpu_bare:.0%}); peak RSS bare "
             f"{bare['peak'] / 2**20:.1f} MiB, connector {ours['peak'] / 2**20:.1f} MiB"
         )
     sizes = sorted(peaks)

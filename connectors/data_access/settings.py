@@ -133,7 +133,7 @@ class DataAccessSettings(ConnectorSettings):
     """A run reads at most this many log files; the rest are read by the next run (a problem says so)."""
     review_period: Duration = timedelta(days=90)
     """``access.review``: an allowed principal not seen using the dataset for this long is unused access."""
-    dedupe_horizon: Duration = timedelta(hours=6)
+    dedupe_horizon: Duration = timedelta(hours=1)
     """Events delivered twice are counted once when the copies' event times lie within this of the newest event
     seen (memory stays bounded by the event rate times this horizon, not by the window)."""
     retry_mode: Literal["adaptive", "standard"] = "adaptive"
