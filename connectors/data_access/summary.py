@@ -85,7 +85,8 @@ _MANAGEMENT_VERBS = (
 
 
 def classify(source: str, name: str) -> str:
-    """``read``/``write``/``delete``/``metadata`` for a known call; ``other`` when the name says nothing we know.
+    """``read``/``write``/``delete``/``metadata`` for a call to S3 or SageMaker (other management calls by their
+    verb: Get/List/Describe/Head are ``metadata``, Put/Create/Update/Delete ``write``); ``other`` for the rest.
 
     Deleting data (objects, records, a bucket, a feature group) is ``delete``; deleting configuration (a bucket
     policy, tags) is a configuration ``write``."""
@@ -107,6 +108,8 @@ def classify(source: str, name: str) -> str:
             return "delete"
         if name in _FS_METADATA:
             return "metadata"
+    else:
+        return "other"
     for verb, category in _MANAGEMENT_VERBS:
         if name.startswith(verb):
             return category

@@ -500,6 +500,7 @@ def test_future_events_unknown_services_and_unreadable_records_are_problems(moto
     observations, ctx, connector = run(moto)
     churn = observations[("data.access", "churn-training")]
     assert churn.payload["future_events"] == 1 and churn.payload["unknown_service_events"] == 1
+    assert churn.payload["counts"]["other"] == 1  # glue's GetTable: not judged as a read or a write
     assert churn.payload["unreadable_records"] == 2
     training = by_principal(churn)[f"arn:aws:iam::{ACCOUNT}:role/training"]
     assert training["last"] == at(3)  # the future time is not the last use
