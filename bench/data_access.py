@@ -50,7 +50,7 @@ directory, mode = sys.argv[1], sys.argv[2]
 files = sorted(os.listdir(directory))
 from collector.connector import CollectContext
 from connectors.data_access import DataAccessConnector, DataAccessSettings
-from connectors.data_access.connector import _Files
+from connectors.data_access.connector import LogFiles
 from connectors.data_access.summary import Summariser
 settings = DataAccessSettings.model_validate(json.loads(sys.argv[4]))
 class LocalS3:
@@ -71,7 +71,7 @@ else:
     summariser = Summariser(settings.datasets, now=now, skew=settings.clock_skew_tolerance,
                             key_depth=settings.key_depth, keys_per_principal=settings.keys_per_principal,
                             dedupe_horizon=settings.dedupe_horizon)
-    state = _Files()
+    state = LogFiles()
     s3 = LocalS3()
     for name in files:
         connector._read_one(s3, name, summariser, state, ctx)
@@ -119,13 +119,21 @@ def generate(directory: Path, events: int, window: timedelta) -> None:
         if pick < 0.5:
             name = rng.choice(("GetObject", "GetObject", "GetObject", "PutObject", "HeadObject", "DeleteObject"))
             key = f"churn/{2020 + i % 7}/{i % 12:02d}/part-{i % 1000:05d}.parquet"
-            record = s3_data_event(name, "ml-training-data", key, who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}")
+            record = s3_data_event(
+                name, "ml-training-data", key, who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}"
+            )
         elif pick < 0.8:
             record = feature_store_event(
-                rng.choice(("GetRecord", "PutRecord")), "customers", who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}"
+                rng.choice(("GetRecord", "PutRecord")),
+                "customers",
+                who,
+                when,
+                event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}",
             )
         else:
-            record = s3_data_event("GetObject", "web-assets", f"img/{i}.png", who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}")
+            record = s3_data_event(
+                "GetObject", "web-assets", f"img/{i}.png", who, when, event_id=f"{i:08x}-7c3e-4f1a-9b2d-{i:012x}"
+            )
         batch.append(record)
         if rng.random() < 0.005:  # delivered twice, in the next file
             batch.append(record)

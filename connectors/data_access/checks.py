@@ -76,6 +76,8 @@ def incomplete(payload: Mapping[str, Any]) -> str | None:
         return f"{files['unreadable']} log file(s) in the window could not be read"
     if files.get("not_read"):
         return f"{files['not_read']} log file(s) were left for the next run"
+    if payload.get("future_events"):
+        return f"{payload['future_events']} event(s) dated after the collection time: the clocks disagree"
     if payload.get("unreadable_records"):
         return f"{payload['unreadable_records']} record(s) had no readable eventTime, eventName or eventSource"
     management = payload.get("management_events") or {}

@@ -23,7 +23,7 @@ from .checks import ACCESS_REVIEW_KIND, CHECKS, DATA_ACCESS_KIND, allowed, incom
 from .settings import DataAccessSettings, Dataset
 from .summary import Summariser, time_text
 
-__all__ = ["DataAccessConnector"]
+__all__ = ["DataAccessConnector", "LogFiles", "TrailState"]
 
 LOOKUP_DELAY = timedelta(minutes=15)
 """CloudTrail makes a management event visible to LookupEvents within about 15 minutes: each lookup starts this
@@ -39,19 +39,30 @@ def _client_error(exc: BaseException) -> bool:
 
 
 @dataclass
-class _TrailState:
+class TrailState:
     name: str
     arn: str = ""
     is_logging: bool | None = None
     selectors: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
+    def read(self, action: str, response: dict[str, Any]) -> None:
+        """What GetTrailStatus or GetEventSelectors answered."""
+        if action == "GetTrailStatus":
+            self.is_logging = response.get("IsLogging") is True
+        else:
+            self.arn = str(response.get("TrailARN") or "")
+            self.selectors = {
+                "EventSelectors": response.get("EventSelectors") or [],
+                "AdvancedEventSelectors": response.get("AdvancedEventSelectors") or [],
+            }
+
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "arn": self.arn or None, "is_logging": self.is_logging, "error": self.error}
 
 
 @dataclass
-class _Files:
+class LogFiles:
     read: int = 0
     unreadable: int = 0
     not_read: int = 0
@@ -98,11 +109,36 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         self._report_oddities(summariser, ctx)
         history = dict(cursor.get("last_seen") or {})
         history_since = cursor.get("history_since") or _iso(since)
+        yield from self.window(summariser, trail, files, lookups, since, ctx.now, history, history_since)
+        ctx.set_cursor(
+            {
+                "until": _iso(ctx.now),
+                "files": files.cursor,
+                "lookup_ids": lookups["ids"],
+                "last_seen": history,
+                "history_since": history_since,
+            }
+        )
+
+    def window(
+        self,
+        summariser: Summariser,
+        trail: TrailState,
+        files: LogFiles,
+        lookups: dict[str, Any],
+        since: datetime,
+        now: datetime,
+        history: dict[str, Any],
+        history_since: str,
+    ) -> Iterator[Observation]:
+        """The evidence of one window: per dataset its ``data.access`` summary and ``access.review`` (``history``,
+        the last use per principal, is updated in place)."""
+        settings = self.settings
         regions = list(dict.fromkeys([settings.trail.region, *settings.lookup_regions]))
         for name, summary in summariser.datasets.items():
             payload: dict[str, Any] = {
                 "dataset": name,
-                "window": {"start": _iso(since), "end": _iso(ctx.now)},
+                "window": {"start": _iso(since), "end": _iso(now)},
                 "trail": trail.as_json(),
                 "logging": trail_reads.coverage_of(trail.selectors, summary.dataset, trail.arn, regions)
                 if trail.error is None
@@ -131,30 +167,17 @@ class DataAccessConnector(Connector[DataAccessSettings]):
                 payload["log_files"]["unreadable"] = max(1, files.unreadable)
             subject = Subject("dataset", name)
             source = f"cloudtrail://{settings.trail.name}/{name}"
-            yield Observation(
-                kind=DATA_ACCESS_KIND, subject=subject, observed_at=ctx.now, payload=payload, source=source
-            )
-            seen = self._remember(history.get(name) or {}, payload["principals"], ctx.now)
+            yield Observation(kind=DATA_ACCESS_KIND, subject=subject, observed_at=now, payload=payload, source=source)
+            seen = self._remember(history.get(name) or {}, payload["principals"], now)
             history[name] = seen
             review = self._review(summary.dataset, seen, history_since, incomplete(payload))
-            yield Observation(
-                kind=ACCESS_REVIEW_KIND, subject=subject, observed_at=ctx.now, payload=review, source=source
-            )
-        ctx.set_cursor(
-            {
-                "until": _iso(ctx.now),
-                "files": files.cursor,
-                "lookup_ids": lookups["ids"],
-                "last_seen": history,
-                "history_since": history_since,
-            }
-        )
+            yield Observation(kind=ACCESS_REVIEW_KIND, subject=subject, observed_at=now, payload=review, source=source)
 
     # -- the trail --------------------------------------------------------------------------------
 
-    def _trail(self, clients: AwsClients, ctx: CollectContext) -> _TrailState:
+    def _trail(self, clients: AwsClients, ctx: CollectContext) -> TrailState:
         settings = self.settings.trail
-        state = _TrailState(settings.name)
+        state = TrailState(settings.name)
         cloudtrail = clients.client("cloudtrail", settings.region)
         calls = (
             ("GetTrailStatus", cloudtrail.get_trail_status, {"Name": settings.name}),
@@ -169,14 +192,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
                 state.error = f"cloudtrail:{action} failed ({aws_error_code(exc)}): {exc}"
                 ctx.problem(f"cloudtrail://{settings.name}", state.error)
                 return state
-            if action == "GetTrailStatus":
-                state.is_logging = response.get("IsLogging") is True
-            else:
-                state.arn = str(response.get("TrailARN") or "")
-                state.selectors = {
-                    "EventSelectors": response.get("EventSelectors") or [],
-                    "AdvancedEventSelectors": response.get("AdvancedEventSelectors") or [],
-                }
+            state.read(action, response)
         return state
 
     # -- data events from the log files -------------------------------------------------------------
@@ -188,10 +204,10 @@ class DataAccessConnector(Connector[DataAccessSettings]):
         after: dict[str, str],
         since: datetime,
         ctx: CollectContext,
-    ) -> _Files:
+    ) -> LogFiles:
         settings = self.settings.trail
         s3 = clients.client("s3", settings.region)
-        files = _Files(cursor=dict(after))
+        files = LogFiles(cursor=dict(after))
         where = f"s3://{settings.bucket}/{settings.prefix + '/' if settings.prefix else ''}AWSLogs/"
         since_name = f"{since:%Y%m%dT%H%MZ}"
         budget = self.settings.max_files_per_run
@@ -226,7 +242,7 @@ class DataAccessConnector(Connector[DataAccessSettings]):
             ctx.problem(where, f"no new CloudTrail log files since {_iso(since)}")
         return files
 
-    def _read_one(self, s3: Any, key: str, summariser: Summariser, files: _Files, ctx: CollectContext) -> None:
+    def _read_one(self, s3: Any, key: str, summariser: Summariser, files: LogFiles, ctx: CollectContext) -> None:
         try:
             records = trail_reads.read_log_file(s3, self.settings.trail.bucket, key)
         except trail_reads.UnreadableLogFile as exc:
