@@ -49,6 +49,7 @@ class MissingExtraError(ConfigurationError, LookupError):
 EXTRA_OF_LIBRARY: dict[str, str] = {
     "boto3": "aws",
     "botocore": "aws",
+    "orjson": "aws",
     "mlflow": "mlflow",
     "kubernetes": "kubernetes",
     "psycopg": "postgres",

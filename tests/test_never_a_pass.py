@@ -60,6 +60,8 @@ from connectors.container_scan import ContainerScanConnector, ContainerScanSetti
 from connectors.data_validation import DataValidationConnector, DataValidationSettings
 from connectors.github import GitHubConnector, GitHubSettings
 from connectors.github.api import NotFound as GitHubNotFound
+from connectors.data_access import DataAccessConnector, DataAccessSettings, Summariser
+from connectors.data_access.connector import LogFiles, TrailState
 from connectors.kubernetes import KubernetesConnector, KubernetesSettings
 from connectors.kubernetes.api import KubernetesApi, PermissionMissing, ResourceType
 from connectors.mlflow import VERSION_KIND, MlflowSettings
@@ -1007,6 +1009,89 @@ def github_samples() -> list[Sample]:
     ]
 
 
+# -- data_access: CloudTrail records (tests/cloudtrail_records.py) and the trail's status and selectors -----------
+
+_DATA_ACCESS_SETTINGS = DataAccessSettings.model_validate(
+    {
+        "trail": {"name": "org-trail", "region": "us-east-1", "bucket": "org-cloudtrail-logs"},
+        "datasets": [
+            {
+                "name": "churn-training",
+                "s3": [{"bucket": "ml-training-data", "prefix": "churn/"}],
+                "feature_groups": ["customers"],
+                "allowed_principals": ["arn:aws:iam::123456789012:role/training"],
+            }
+        ],
+    }
+)
+
+
+def data_access_observations(raw: Any) -> list[Observation]:
+    """The connector's own summary and payload code over the records of one window (no S3 or CloudTrail call)."""
+    settings = _DATA_ACCESS_SETTINGS
+    summariser = Summariser(
+        settings.datasets,
+        now=NOW,
+        skew=settings.clock_skew_tolerance,
+        key_depth=settings.key_depth,
+        keys_per_principal=settings.keys_per_principal,
+        dedupe_horizon=settings.dedupe_horizon,
+    )
+    for record in raw["Records"]:
+        summariser.add(record)
+    trail = TrailState("org-trail")
+    trail.read("GetTrailStatus", raw["GetTrailStatus"])
+    trail.read("GetEventSelectors", raw["GetEventSelectors"])
+    lookups = {"regions": ["us-east-1"], "error": None, "ids": {}}
+    history_since = (NOW - timedelta(days=120)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    connector = DataAccessConnector(settings)
+    return list(connector.window(summariser, trail, LogFiles(read=1), lookups, RECENT, NOW, {}, history_since))
+
+
+def data_access_samples() -> list[Sample]:
+    from tests.cloudtrail_records import feature_store_event, role_session, s3_data_event
+
+    training = role_session("training", "job-1")
+    at = RECENT.strftime("%Y-%m-%dT%H:%M:%SZ")
+    raw = {
+        "GetTrailStatus": {"IsLogging": True},
+        "GetEventSelectors": {
+            "TrailARN": "arn:aws:cloudtrail:us-east-1:123456789012:trail/org-trail",
+            "AdvancedEventSelectors": [
+                {
+                    "Name": "datasets",
+                    "FieldSelectors": [
+                        {"Field": "eventCategory", "Equals": ["Data"]},
+                        {"Field": "resources.type", "Equals": ["AWS::S3::Object", "AWS::SageMaker::FeatureGroup"]},
+                    ],
+                }
+            ],
+        },
+        "Records": [
+            s3_data_event("GetObject", "ml-training-data", "churn/2026/part-1.parquet", training, at, event_id="e1"),
+            feature_store_event("GetRecord", "customers", training, at, event_id="e2"),
+        ],
+    }
+
+    def stopped(raw: Any) -> Any:
+        return {**raw, "GetTrailStatus": {"IsLogging": False}}
+
+    def unselected(raw: Any) -> Any:
+        return {**raw, "GetEventSelectors": {**raw["GetEventSelectors"], "AdvancedEventSelectors": []}}
+
+    return [
+        Sample(
+            "data_access",
+            "cloudtrail window",
+            raw,
+            data_access_observations,
+            _DATA_ACCESS_SETTINGS,
+            failures={"trail not logging": stopped, "no data event selector": unselected},
+            not_times=lambda path: "attributes" in path,
+        )
+    ]
+
+
 SAMPLE_SOURCES: dict[str, Callable[[], list[Sample]]] = {
     "data_validation": data_validation_samples,
     "vault": vault_samples,
@@ -1016,11 +1101,11 @@ SAMPLE_SOURCES: dict[str, Callable[[], list[Sample]]] = {
     "kubernetes": kubernetes_samples,
     "mlflow": mlflow_samples,
     "model_monitor": model_monitor_samples,
+    "data_access": data_access_samples,
 }
 """Connector type -> its samples. ``attestations`` has no checks, so nothing to judge."""
 
 
-@cache
 @cache
 def samples_of(connector_type: str) -> tuple[tuple[Sample, tuple[Observation, ...]], ...]:
     source = SAMPLE_SOURCES.get(connector_type)

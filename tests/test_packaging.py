@@ -60,6 +60,7 @@ print(len(modules))
         ("aws", ("boto3", "botocore"), "aws"),
         ("model_monitor", ("boto3", "botocore"), "aws"),
         ("kubernetes", ("kubernetes",), "kubernetes"),
+        ("data_access", ("orjson",), "aws"),
     ],
 )
 def test_a_connector_whose_library_is_missing_names_its_extra(

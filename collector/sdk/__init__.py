@@ -1,5 +1,6 @@
 """Everything a connector imports from the collector: the one import root for connector authors."""
 
+from collector.awsclients import AwsClients, aws_error_code
 from collector.connector import Check, CollectContext, Connector, ConnectorSettings, LocalPath, Problem, RunCancelled
 from collector.durations import Duration, format_duration, parse_duration
 from collector.errors import (
@@ -22,6 +23,7 @@ from collector.yamlfile import YamlError, parse_yaml
 __all__ = [
     "DEFAULT_CLOCK_SKEW_TOLERANCE",
     "HTTP_DISPOSITION",
+    "AwsClients",
     "Check",
     "CheckResult",
     "CollectContext",
@@ -41,6 +43,7 @@ __all__ = [
     "TransientError",
     "UnreadableTimestamp",
     "YamlError",
+    "aws_error_code",
     "call_with_retry",
     "collect_pages",
     "extra_needed",

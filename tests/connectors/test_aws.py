@@ -407,6 +407,7 @@ def test_every_call_is_granted_by_the_shipped_policy_and_every_grant_is_used(mot
     granted = [
         action
         for statement in json.loads(POLICY_FILE.read_text())["Statement"]
+        if not statement["Sid"].startswith("DataAccess")  # the data_access connector's grants, tested there
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     ]
     ungranted = sorted(a for a in called if not any(fnmatchcase(a, pattern) for pattern in granted))
