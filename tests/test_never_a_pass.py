@@ -57,11 +57,11 @@ from connectors.aws.iam import (
     fetch_password_policy,
 )
 from connectors.container_scan import ContainerScanConnector, ContainerScanSettings
+from connectors.data_access import DataAccessConnector, DataAccessSettings, Summariser
+from connectors.data_access.connector import LogFiles, TrailState
 from connectors.data_validation import DataValidationConnector, DataValidationSettings
 from connectors.github import GitHubConnector, GitHubSettings
 from connectors.github.api import NotFound as GitHubNotFound
-from connectors.data_access import DataAccessConnector, DataAccessSettings, Summariser
-from connectors.data_access.connector import LogFiles, TrailState
 from connectors.kubernetes import KubernetesConnector, KubernetesSettings
 from connectors.kubernetes.api import KubernetesApi, PermissionMissing, ResourceType
 from connectors.mlflow import VERSION_KIND, MlflowSettings
