@@ -58,7 +58,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_seconds: float = 120) -> None:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_seconds: float = 300) -> None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -27,8 +27,14 @@ from connectors.model_monitor.settings import Bound
 from connectors.model_monitor.sources import decode_json
 
 DATA = Path(__file__).parents[1] / "data" / "model_monitor"
-NOW = datetime.now(UTC)
-"""Collection time: later than the test files' mtimes, which date the reports that carry no time."""
+
+
+def now() -> datetime:
+    """The wall clock at each collection and judgement: these reports are dated by the mtime of files the tests
+    copy, so a ``now`` taken once at import lags behind them in a long test session (and reads as "future")."""
+    return datetime.now(UTC)
+
+
 BY_MTIME = " (dated by the file's modification time: the report carries no time of its own)"
 
 
@@ -39,14 +45,14 @@ def parse_file(path: Path, format: str = "auto") -> list[Any]:
 def collect(*paths: Path | str, **settings: Any) -> tuple[list[Observation], list[Problem]]:
     raw = {"reports": [{"path": str(p)} for p in paths], **settings}
     connector = ModelMonitorConnector(ModelMonitorSettings.model_validate(raw))
-    ctx = CollectContext(instance="reports", run_id="r1", now=NOW)
+    ctx = CollectContext(instance="reports", run_id="r1", now=now())
     return list(connector.collect(ctx)), ctx.problems
 
 
 def judge(observation: Observation, **settings: Any) -> tuple[Outcome, str]:
     checks = {"monitor.drift_report": DRIFT_FREE, "monitor.quality_report": DATA_QUALITY}
     check = checks.get(observation.kind, BIAS_WITHIN_BOUNDS)
-    result = check.run(observation, ModelMonitorSettings(reports=[{"path": "unused"}], **settings), NOW)
+    result = check.run(observation, ModelMonitorSettings(reports=[{"path": "unused"}], **settings), now())
     return result.result, result.message
 
 
@@ -279,6 +285,6 @@ def test_reports_of_a_named_model_share_its_subject() -> None:
             {"reports": [{"path": str(DATA / "reports" / "**" / "*.json"), "model": "fraud"}]}
         )
     )
-    observations = list(connector.collect(CollectContext(instance="r", run_id="r", now=NOW)))
+    observations = list(connector.collect(CollectContext(instance="r", run_id="r", now=now())))
     assert {str(o.subject) for o in observations} == {"model:fraud"}
     assert {o.kind for o in observations} == {"monitor.drift_report", "monitor.quality_report", "monitor.bias_report"}
