@@ -1,0 +1,153 @@
+"""The summary tables (``evidence_latest``, ``evidence_counts``, ``run_counts``): kept in the transaction that appends
+each run, so what the in-memory state, ``status`` and ``evidence`` need is read in O(subjects + instances) rows,
+whatever the number of stored records.
+
+``rebuild`` derives them from the evidence and run tables (the migration that adds them, and seeding tools that
+write raw rows); :func:`latest_query` is the ranking it uses, the definition the incremental upkeep follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, literal, select
+
+from collector import freshness
+from collector.store.expressions import counts_for_freshness, fresh_from
+from collector.store.schema import collection_runs, evidence, evidence_counts, evidence_latest, run_counts
+
+__all__ = ["add_records", "add_run", "latest_query", "rebuild"]
+
+
+def latest_query(dialect: str, max_seq: int | None = None, *, counted_only: bool = False) -> Any:
+    """The latest record per (kind, subject): the newest by freshness time (see
+    :func:`collector.freshness.fresh_from`), the last stored on a tie; ``counted_only``: among the records that count
+    for freshness. Ranks every stored row: for rebuilding the summary and for checking it, not for serving reads."""
+    source = select(*evidence.c, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
+    if max_seq is not None:
+        source = source.where(evidence.c.seq <= max_seq)
+    if counted_only:
+        source = source.where(counts_for_freshness(evidence.c.checks, dialect))
+    rows = source.subquery()
+    ranked = select(
+        rows,
+        func.row_number()
+        .over(
+            partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
+            order_by=(rows.c.fresh_from.desc(), rows.c.seq.desc()),
+        )
+        .label("rank"),
+    ).subquery()
+    return select(ranked).where(ranked.c.rank == 1)
+
+
+def rebuild(conn: Connection, dialect: str) -> None:
+    """Replace the summary tables with what the evidence and run tables say."""
+    for table in (evidence_latest, evidence_counts, run_counts):
+        conn.execute(delete(table))
+    latest = latest_query(dialect).subquery()
+    counted = latest_query(dialect, counted_only=True).subquery()
+    key = ("kind", "subject_type", "subject_id")
+    joined = latest.outerjoin(counted, and_(*(latest.c[k] == counted.c[k] for k in key)))
+    conn.execute(
+        insert(evidence_latest).from_select(
+            [*key, "latest_seq", "latest_fresh_from", "counted_seq", "counted_fresh_from"],
+            select(
+                *(latest.c[k] for k in key), latest.c.seq, latest.c.fresh_from, counted.c.seq, counted.c.fresh_from
+            ).select_from(joined),
+        )
+    )
+    groups = (evidence.c.connector_type, evidence.c.instance, evidence.c.kind)
+    conn.execute(
+        insert(evidence_counts).from_select(
+            ["connector_type", "instance", "kind", "records"], select(*groups, func.count()).group_by(*groups)
+        )
+    )
+    runs = (collection_runs.c.connector_type, collection_runs.c.instance, collection_runs.c.status)
+    conn.execute(
+        insert(run_counts).from_select(
+            ["connector_type", "instance", "status", "runs", "problems"],
+            select(*runs, func.count(), func.coalesce(func.sum(collection_runs.c.problems), literal(0))).group_by(
+                *runs
+            ),
+        )
+    )
+
+
+def _marks(dialect: str, n: int) -> str:
+    return ", ".join(["?" if dialect == "sqlite" else "%s"] * n)
+
+
+def _newer(column: str) -> str:
+    """The stored value or the incoming one: the incoming wins a tie, as it was stored later."""
+    return f"excluded.{column} >= evidence_latest.{column}"
+
+
+def _latest_upsert(dialect: str) -> str:
+    take_latest = _newer("latest_fresh_from")
+    take_counted = (
+        "excluded.counted_seq IS NOT NULL AND (evidence_latest.counted_fresh_from IS NULL OR "
+        f"{_newer('counted_fresh_from')})"
+    )
+
+    def pick(condition: str, column: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE evidence_latest.{column} END"
+
+    return (
+        "INSERT INTO evidence_latest (kind, subject_type, subject_id, latest_seq, latest_fresh_from, counted_seq, "
+        f"counted_fresh_from) VALUES ({_marks(dialect, 7)}) ON CONFLICT (kind, subject_type, subject_id) DO UPDATE SET "
+        + ", ".join(
+            (
+                pick(take_latest, "latest_seq"),
+                pick(take_latest, "latest_fresh_from"),
+                pick(take_counted, "counted_seq"),
+                pick(take_counted, "counted_fresh_from"),
+            )
+        )
+    )
+
+
+def add_records(
+    conn: Connection, dialect: str, records: Sequence[Any], first_seq: int, bind: Callable[[Any], Any]
+) -> None:
+    """Account for records just appended with consecutive seqs from ``first_seq``, in the same transaction.
+
+    ``bind`` turns a datetime into what the driver stores in the evidence table (so comparisons match)."""
+    # per subject, of this batch: (latest seq, its freshness time, counted seq, its freshness time)
+    best: dict[tuple[str, str, str], list[Any]] = {}
+    counts: dict[tuple[str, str, str], int] = {}
+    for offset, rec in enumerate(records):
+        seq = first_seq + offset
+        at = freshness.fresh_from(rec.observed_at, rec.collected_at)
+        key = (rec.kind, rec.subject_type, rec.subject_id)
+        group = (rec.connector_type, rec.instance, rec.kind)
+        counts[group] = counts.get(group, 0) + 1
+        counted = freshness.counts_for_freshness(rec.checks)
+        entry = best.get(key)
+        if entry is None:
+            best[key] = [seq, at, seq, at] if counted else [seq, at, None, None]
+            continue
+        if at >= entry[1]:
+            entry[0], entry[1] = seq, at
+        if counted and (entry[3] is None or at >= entry[3]):
+            entry[2], entry[3] = seq, at
+    rows = [
+        (kind, subject_type, subject_id, latest, bind(at), counted, None if counted_at is None else bind(counted_at))
+        for (kind, subject_type, subject_id), (latest, at, counted, counted_at) in best.items()
+    ]
+    conn.exec_driver_sql(_latest_upsert(dialect), rows)  # type: ignore[arg-type]
+    conn.exec_driver_sql(
+        "INSERT INTO evidence_counts (connector_type, instance, kind, records) "
+        f"VALUES ({_marks(dialect, 4)}) ON CONFLICT (connector_type, instance, kind) "
+        "DO UPDATE SET records = evidence_counts.records + excluded.records",
+        [(*group, n) for group, n in counts.items()],  # type: ignore[arg-type]
+    )
+
+
+def add_run(conn: Connection, dialect: str, connector_type: str, instance: str, status: str, problems: int) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO run_counts (connector_type, instance, status, runs, problems) "
+        f"VALUES ({_marks(dialect, 5)}) ON CONFLICT (connector_type, instance, status) "
+        "DO UPDATE SET runs = run_counts.runs + 1, problems = run_counts.problems + excluded.problems",
+        (connector_type, instance, status, 1, problems),
+    )
