@@ -146,7 +146,7 @@ def migrated(db_url: str) -> Iterator[Store]:
     store.dispose()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(runs=runs_strategy)
 def test_state_from_the_summary_equals_the_state_from_every_record(
     migrated: Store, runs: list[tuple[str, str, int, list[Rec]]]
