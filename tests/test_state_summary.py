@@ -116,7 +116,9 @@ def _from_every_record(store: Store) -> State:
     state = State()
     last_seq = store.max_seq()
     with store.engine.connect() as conn:
-        runs = sa.text("select connector_type, instance, status, count(*), sum(problems) from collection_runs group by 1, 2, 3")
+        runs = sa.text(
+            "select connector_type, instance, status, count(*), sum(problems) from collection_runs group by 1, 2, 3"
+        )
         grouped = conn.execute(runs).all()
     state.rebuild(
         store.latest_per_subject(last_seq),
@@ -135,7 +137,9 @@ def _empty_store(store: Store) -> None:
             conn.execute(sa.text(f"delete from {table}"))
         conn.execute(sa.text("delete from collection_runs"))
         conn.execute(sa.text(f"update chain_head set seq = 0, chain_hash = '{'0' * 64}'"))
-        conn.execute(sa.text("insert into evidence_content (sha256, payload, size_bytes) values (:s, '{}', 2)"), {"s": "a" * 64})
+        conn.execute(
+            sa.text("insert into evidence_content (sha256, payload, size_bytes) values (:s, '{}', 2)"), {"s": "a" * 64}
+        )
 
 
 @pytest.fixture
@@ -175,7 +179,9 @@ def _ranked_latest(store: Store) -> dict[tuple[str, str, str], tuple[int, list[s
     """(kind, subject) -> (seq, controls) of its latest record, ranking every stored row."""
     ranked = store_summary.latest_query(store.dialect).subquery()
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(ranked.c.kind, ranked.c.subject_type, ranked.c.subject_id, ranked.c.seq, ranked.c.controls))
+        rows = conn.execute(
+            sa.select(ranked.c.kind, ranked.c.subject_type, ranked.c.subject_id, ranked.c.seq, ranked.c.controls)
+        )
         return {(r[0], r[1], r[2]): (r[3], json.loads(r[4])) for r in rows}
 
 
@@ -187,7 +193,15 @@ def _served_latest(store: Store, control: str | None = None) -> dict[tuple[str, 
 def test_latest_records_per_control_match_ranking_every_row(migrated: Store) -> None:
     _empty_store(migrated)
     recs = [
-        Rec("container.scan", s, minute, minute, None, ("pass",) if s % 2 else ("fail",), CONTROLS[: 1 + (s + minute) % 3])
+        Rec(
+            "container.scan",
+            s,
+            minute,
+            minute,
+            None,
+            ("pass",) if s % 2 else ("fail",),
+            CONTROLS[: 1 + (s + minute) % 3],
+        )
         for minute in range(5)
         for s in range(4)
     ]
@@ -200,7 +214,16 @@ def test_latest_records_per_control_match_ranking_every_row(migrated: Store) -> 
 
 def test_the_migration_fills_the_summary_of_an_existing_store(migrated: Store) -> None:
     runs = [
-        ("alpha", "succeeded", 1, [Rec("container.scan", s, m, 40 - m, None, ("error",) if m == 3 else ("pass",), CONTROLS) for s in range(3) for m in range(4)]),
+        (
+            "alpha",
+            "succeeded",
+            1,
+            [
+                Rec("container.scan", s, m, 40 - m, None, ("error",) if m == 3 else ("pass",), CONTROLS)
+                for s in range(3)
+                for m in range(4)
+            ],
+        ),
         ("beta", "failed", 0, []),
         ("beta", "partial", 2, [Rec("model.card", 1, 5, 5, 10, (), CONTROLS[:1])]),
     ]

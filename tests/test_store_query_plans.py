@@ -1,12 +1,13 @@
 """The hot reads (start-up, status, `evidence`, the replicas' refresh) look rows up by key: no full scan of the
-evidence table, checked with the database's own query plan (PostgreSQL: the rows each plan node actually read) on a store of a year's shape (many records per subject)."""
+evidence table, checked with the database's own query plan (on PostgreSQL, the rows each plan node actually read)
+on a store of a year's shape (many records per subject)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -24,11 +25,13 @@ _ROWS = {
     "postgresql": (
         "SELECT md5(g::text), 'run', 'bench', 'bench', '1', 'container.scan', 'image', 'img-' || (g % {subjects}), "
         "t, NULL, t, t, '{sha}', 'bench', '{zero}', '[\"soc2:CC7.1\"]', '[]', '{zero}', '{zero}' "
-        "FROM generate_series(1, {n}) AS g, LATERAL (SELECT timestamptz '2026-01-01' + g * interval '1 second' AS t) AS x"
+        "FROM generate_series(1, {n}) AS g, "
+        "LATERAL (SELECT timestamptz '2026-01-01' + g * interval '1 second' AS t) AS x"
     ),
     "sqlite": (
         "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) "
-        "SELECT printf('%036d', n), 'run', 'bench', 'bench', '1', 'container.scan', 'image', 'img-' || (n % {subjects}), "
+        "SELECT printf('%036d', n), 'run', 'bench', 'bench', '1', 'container.scan', 'image', "
+        "'img-' || (n % {subjects}), "
         "strftime('%Y-%m-%d %H:%M:%f000', '2026-01-01', '+' || n || ' seconds'), NULL, "
         "strftime('%Y-%m-%d %H:%M:%f000', '2026-01-01', '+' || n || ' seconds'), "
         "strftime('%Y-%m-%d %H:%M:%f000', '2026-01-01', '+' || n || ' seconds'), "

@@ -7,7 +7,7 @@ write raw rows); :func:`latest_query` is the ranking it uses, the definition the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal, select
@@ -108,21 +108,21 @@ def _latest_upsert(dialect: str) -> str:
 
 
 def add_records(
-    conn: Connection, dialect: str, records: Sequence[Any], first_seq: int, bind: Callable[[Any], Any]
+    conn: Connection, dialect: str, records: Sequence[Any], first_seq: int, fresh_from: Sequence[Any]
 ) -> None:
     """Account for records just appended with consecutive seqs from ``first_seq``, in the same transaction.
 
-    ``bind`` turns a datetime into what the driver stores in the evidence table (so comparisons match)."""
-    # per subject, of this batch: (latest seq, its freshness time, counted seq, its freshness time)
+    ``fresh_from``: each record's :func:`collector.freshness.fresh_from` as the driver stores it in the evidence
+    table (text on SQLite, which sorts as the time does), so the comparisons here and in SQL agree."""
+    # per subject, of this batch: [latest seq, its freshness time, counted seq, its freshness time]
     best: dict[tuple[str, str, str], list[Any]] = {}
     counts: dict[tuple[str, str, str], int] = {}
-    for offset, rec in enumerate(records):
+    for offset, (rec, at) in enumerate(zip(records, fresh_from, strict=True)):
         seq = first_seq + offset
-        at = freshness.fresh_from(rec.observed_at, rec.collected_at)
         key = (rec.kind, rec.subject_type, rec.subject_id)
         group = (rec.connector_type, rec.instance, rec.kind)
         counts[group] = counts.get(group, 0) + 1
-        counted = freshness.counts_for_freshness(rec.checks)
+        counted = not rec.checks or freshness.counts_for_freshness(rec.checks)
         entry = best.get(key)
         if entry is None:
             best[key] = [seq, at, seq, at] if counted else [seq, at, None, None]
@@ -131,16 +131,13 @@ def add_records(
             entry[0], entry[1] = seq, at
         if counted and (entry[3] is None or at >= entry[3]):
             entry[2], entry[3] = seq, at
-    rows = [
-        (kind, subject_type, subject_id, latest, bind(at), counted, None if counted_at is None else bind(counted_at))
-        for (kind, subject_type, subject_id), (latest, at, counted, counted_at) in best.items()
-    ]
-    conn.exec_driver_sql(_latest_upsert(dialect), rows)  # type: ignore[arg-type]
+    rows = [(*key, *entry) for key, entry in best.items()]
+    conn.exec_driver_sql(_latest_upsert(dialect), rows)
     conn.exec_driver_sql(
         "INSERT INTO evidence_counts (connector_type, instance, kind, records) "
         f"VALUES ({_marks(dialect, 4)}) ON CONFLICT (connector_type, instance, kind) "
         "DO UPDATE SET records = evidence_counts.records + excluded.records",
-        [(*group, n) for group, n in counts.items()],  # type: ignore[arg-type]
+        [(*group, n) for group, n in counts.items()],
     )
 
 

@@ -247,7 +247,6 @@ class TestKubernetesConformance(ConnectorConformance):
         return {"host": self.host, "cluster_name": "test", "namespace_selector": SELECTOR}
 
 
-
 # ------------------------------------------------------------------------------------------- what it collects
 
 

@@ -209,7 +209,6 @@ class TestModelMonitorConformance(ConnectorConformance):
         }
 
 
-
 # ---------------------------------------------------------------------------------------- outcomes
 
 
