@@ -131,6 +131,7 @@ evidence_latest = Table(
     Column("latest_fresh_from", UTCDateTime, nullable=False),
     Column("counted_seq", BigInt, nullable=True),
     Column("counted_fresh_from", UTCDateTime, nullable=True),
+    sqlite_with_rowid=False,
 )
 """Per (kind, subject): the seq of its latest record (newest freshness time, the last stored on a tie) and of its
 latest record that counts for freshness (None while it has none). Written in the transaction that appends the
@@ -144,6 +145,7 @@ evidence_counts = Table(
     Column("instance", String(200), primary_key=True),
     Column("kind", String(100), primary_key=True),
     Column("records", BigInt, nullable=False),
+    sqlite_with_rowid=False,
 )
 """Stored records per (connector type, instance, kind), kept with each append."""
 
@@ -155,6 +157,7 @@ run_counts = Table(
     Column("status", String(20), primary_key=True),
     Column("runs", BigInt, nullable=False),
     Column("problems", BigInt, nullable=False),
+    sqlite_with_rowid=False,
 )
 """Stored runs and the inputs they skipped as bad, per (connector type, instance, status), kept with each run."""
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("counted_seq", _SEQ, nullable=True),
         sa.Column("counted_fresh_from", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kind", "subject_type", "subject_id", name=op.f("pk_evidence_latest")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "evidence_counts",
@@ -36,6 +37,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("records", _SEQ, nullable=False),
         sa.PrimaryKeyConstraint("connector_type", "instance", "kind", name=op.f("pk_evidence_counts")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "run_counts",
@@ -45,6 +47,7 @@ def upgrade() -> None:
         sa.Column("runs", _SEQ, nullable=False),
         sa.Column("problems", _SEQ, nullable=False),
         sa.PrimaryKeyConstraint("connector_type", "instance", "status", name=op.f("pk_run_counts")),
+        sqlite_with_rowid=False,
     )
     # existing stores: one pass over the stored rows, in this migration's transaction
     bind = op.get_bind()
