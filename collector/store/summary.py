@@ -19,11 +19,19 @@ from collector.store.schema import collection_runs, evidence, evidence_counts, e
 __all__ = ["add_records", "add_run", "latest_query", "rebuild"]
 
 
-def latest_query(dialect: str, max_seq: int | None = None, *, counted_only: bool = False) -> Any:
+def latest_query(
+    dialect: str, max_seq: int | None = None, *, counted_only: bool = False, key_only: bool = False
+) -> Any:
     """The latest record per (kind, subject): the newest by freshness time (see
     :func:`collector.freshness.fresh_from`), the last stored on a tie; ``counted_only``: among the records that count
-    for freshness. Ranks every stored row: for rebuilding the summary and for checking it, not for serving reads."""
-    source = select(*evidence.c, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
+    for freshness; ``key_only``: only seq, kind, subject and freshness time (what the summary keeps: a narrow sort).
+    Ranks every stored row: for rebuilding the summary and for checking it, not for serving reads."""
+    columns = (
+        (evidence.c.seq, evidence.c.kind, evidence.c.subject_type, evidence.c.subject_id)
+        if key_only
+        else tuple(evidence.c)
+    )
+    source = select(*columns, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
     if max_seq is not None:
         source = source.where(evidence.c.seq <= max_seq)
     if counted_only:
@@ -45,8 +53,8 @@ def rebuild(conn: Connection, dialect: str) -> None:
     """Replace the summary tables with what the evidence and run tables say."""
     for table in (evidence_latest, evidence_counts, run_counts):
         conn.execute(delete(table))
-    latest = latest_query(dialect).subquery()
-    counted = latest_query(dialect, counted_only=True).subquery()
+    latest = latest_query(dialect, key_only=True).subquery()
+    counted = latest_query(dialect, counted_only=True, key_only=True).subquery()
     key = ("kind", "subject_type", "subject_id")
     joined = latest.outerjoin(counted, and_(*(latest.c[k] == counted.c[k] for k in key)))
     conn.execute(
