@@ -91,6 +91,28 @@ def _newer(column: str) -> str:
     return f"excluded.{column} >= evidence_latest.{column}"
 
 
+_PG_ARRAYS = {
+    "evidence_latest": "varchar[], varchar[], varchar[], bigint[], timestamptz[], bigint[], timestamptz[]",
+    "evidence_counts": "varchar[], varchar[], varchar[], bigint[]",
+}
+
+
+def _rows_in(dialect: str, table: str, n: int) -> str:
+    """Where an upsert's rows come from: one parameter row each (SQLite executemany), or on PostgreSQL one array
+    per column unnested server-side, so a run's summary rows are one statement and one round trip."""
+    if dialect == "postgresql":
+        arrays = ", ".join(f"%s::{t}" for t in _PG_ARRAYS[table].split(", "))
+        return f"SELECT * FROM unnest({arrays})"
+    return f"VALUES ({_marks(dialect, n)})"
+
+
+def _execute_rows(conn: Connection, dialect: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if dialect == "postgresql":
+        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
+    else:
+        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+
+
 def _latest_upsert(dialect: str) -> str:
     take_latest = _newer("latest_fresh_from")
     take_counted = (
@@ -103,7 +125,8 @@ def _latest_upsert(dialect: str) -> str:
 
     return (
         "INSERT INTO evidence_latest (kind, subject_type, subject_id, latest_seq, latest_fresh_from, counted_seq, "
-        f"counted_fresh_from) VALUES ({_marks(dialect, 7)}) ON CONFLICT (kind, subject_type, subject_id) DO UPDATE SET "
+        f"counted_fresh_from) {_rows_in(dialect, 'evidence_latest', 7)} "
+        "ON CONFLICT (kind, subject_type, subject_id) DO UPDATE SET "
         + ", ".join(
             (
                 pick(take_latest, "latest_seq"),
@@ -139,11 +162,12 @@ def add_records(
             entry[0], entry[1] = seq, at
         if counted and (entry[3] is None or at >= entry[3]):
             entry[2], entry[3] = seq, at
-    rows = [(*key, *entry) for key, entry in best.items()]
-    conn.exec_driver_sql(_latest_upsert(dialect), rows)
-    conn.exec_driver_sql(
+    _execute_rows(conn, dialect, _latest_upsert(dialect), [(*key, *entry) for key, entry in best.items()])
+    _execute_rows(
+        conn,
+        dialect,
         "INSERT INTO evidence_counts (connector_type, instance, kind, records) "
-        f"VALUES ({_marks(dialect, 4)}) ON CONFLICT (connector_type, instance, kind) "
+        f"{_rows_in(dialect, 'evidence_counts', 4)} ON CONFLICT (connector_type, instance, kind) "
         "DO UPDATE SET records = evidence_counts.records + excluded.records",
         [(*group, n) for group, n in counts.items()],
     )
