@@ -110,7 +110,7 @@ def _execute_rows(conn: Connection, dialect: str, sql: str, rows: list[tuple[Any
     if dialect == "postgresql":
         conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
     else:
-        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql, rows)
 
 
 def _latest_upsert(dialect: str) -> str:
