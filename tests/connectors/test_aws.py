@@ -554,7 +554,6 @@ class TestAwsConformance(ConnectorConformance):
         {"ecr": {"fail_on_severity": "severe"}},
         {"max_attempts": 0},
     ]
-
     @pytest.fixture(autouse=True)
     def _seeded(self, moto: Moto, shared_fixtures: Path) -> None:
         seed_iam(moto)

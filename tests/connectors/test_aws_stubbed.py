@@ -449,7 +449,6 @@ def test_an_unreadable_inspector_time_is_named_and_the_scan_is_not_recent() -> N
     results = {c.id: c.run(observation, AwsSettings(), NOW).result for c in CONTAINER_SCAN_CHECKS}
     assert results == {"container.no_fixable_vulns": Outcome.PASS, "container.scan_recent": Outcome.ERROR}
 
-
 # ------------------------------------------------------------------------------------------- never a pass
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws-iam"

@@ -247,6 +247,7 @@ class TestKubernetesConformance(ConnectorConformance):
         return {"host": self.host, "cluster_name": "test", "namespace_selector": SELECTOR}
 
 
+
 # ------------------------------------------------------------------------------------------- what it collects
 
 

@@ -282,6 +282,7 @@ class TestMlflowConformance(ConnectorConformance):
         return {"tracking_uri": self.url, "username": "auditor"}
 
 
+
 def test_connector_is_registered_under_its_type() -> None:
     assert load_connector("mlflow") is MlflowConnector
     assert MlflowConnector.kinds == frozenset({"mlflow.training_run", "mlflow.model_version", "mlflow.logged_model"})

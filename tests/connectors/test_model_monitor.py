@@ -209,6 +209,7 @@ class TestModelMonitorConformance(ConnectorConformance):
         }
 
 
+
 # ---------------------------------------------------------------------------------------- outcomes
 
 
