@@ -35,6 +35,10 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+TARGETS = {"sqlite": 0.6, "postgresql": 0.8}
+"""Ours / raw throughput wanted (issue 20); ours includes the summary tables' upkeep, raw writes no summary."""
+
+
 class BenchSettings(ConnectorSettings):
     n: int = 100_000
 
@@ -168,7 +172,7 @@ def main() -> None:
             print(
                 f"  {label:10s} ours {args.n / t_ours:>9,.0f} obs/s ({t_ours:.2f}s)   "
                 f"raw {args.n / t_raw:>9,.0f} rows/s ({t_raw:.2f}s)   "
-                f"ours/raw throughput = {t_raw / t_ours:.0%}  (target >= 40%)"
+                f"ours/raw throughput = {t_raw / t_ours:.0%}  (target >= {TARGETS[label]:.0%})"
             )
 
 

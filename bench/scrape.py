@@ -68,7 +68,14 @@ def prepare(records: int, mappings_dir: Path, db_dir: Path) -> tuple[State, floa
         per_kind = records // KINDS
         for k in range(KINDS):
             controls = [f"bench:B.{c}" for c in range(k * (CONTROLS // KINDS), (k + 1) * (CONTROLS // KINDS))]
-            seed_records(store, per_kind, subjects=max(per_kind // 10, 1), kind=f"bench.kind_{k}", controls=controls)
+            seed_records(
+                store,
+                per_kind,
+                subjects=max(per_kind // 10, 1),
+                kind=f"bench.kind_{k}",
+                controls=controls,
+                summarise=k == KINDS - 1,
+            )
     state = State()
     t0 = time.perf_counter()
     load_state(store, state)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 
 from collector.canonical import canonical_json, sha256_hex
-from collector.store import Store
+from collector.store import Store, summary
 from collector.store.records import record_link
 from collector.store.schema import chain_head, collection_runs, evidence, evidence_content
 
@@ -38,8 +38,12 @@ def seed_records(
     start: datetime | None = None,
     step: timedelta = timedelta(seconds=1),
     batch: int = 20_000,
+    summarise: bool = True,
 ) -> None:
-    """Append ``n`` chained records (one run) after whatever the store holds."""
+    """Append ``n`` chained records (one run) after whatever the store holds.
+
+    ``summarise``: rebuild the summary tables from every row afterwards (raw rows bypass their upkeep); when seeding
+    in several calls, pass it on the last one only."""
     start = start or datetime(2026, 1, 1, tzinfo=UTC)
     controls_json = json.dumps(controls or ["soc2:CC7.1"])
     run_id = str(uuid.uuid4())
@@ -102,6 +106,8 @@ def seed_records(
             conn.execute(evidence.insert(), rows)
         last = conn.execute(sa.select(sa.func.max(evidence.c.seq))).scalar_one()
         conn.execute(sa.update(chain_head).values(seq=last, chain_hash=prev))
+        if summarise:
+            summary.rebuild(conn, store.dialect)
 
 
 def _chunks(n: int, size: int) -> Iterator[range]:

@@ -78,17 +78,18 @@ def spool_directory(app: AppConfig, store: Store) -> Path:
 
 
 def load_state(store: Store, state: State) -> None:
-    """Rebuild the in-memory state from the database, up to its newest evidence row at this moment."""
-    last_seq = store.max_seq()
+    """Rebuild the in-memory state from the database's summary tables, up to its newest evidence row at this moment:
+    O(subjects + instances) rows, whatever the number of stored records."""
+    summary = store.state_summary()
     head = store.chain_head()
     state.set_chain_head(head.seq, head.chain_hash)
     state.rebuild(
-        store.latest_per_subject(last_seq),
-        store.record_counts(last_seq),
-        store.run_history(),
-        store.run_status_counts(),
-        store.problem_totals(),
-        last_seq=last_seq,
+        summary.latest,
+        summary.record_counts,
+        summary.run_history,
+        summary.run_counts,
+        summary.problem_totals,
+        last_seq=summary.last_seq,
     )
 
 

@@ -183,6 +183,9 @@ class State:
         """Per instance, while no run of it has been stored since: failures in a row, the last error and when."""
         self._chain: tuple[int, str] | None = None
         self._spool = (0, 0)
+        self._shared: dict[Any, Any] = {}
+        """One copy of each kind, subject type, control list and failing-check set, however many subjects carry it
+        (100,000 subjects would otherwise hold 100,000 copies of the same few)."""
         self.loaded = False
 
     # -- write path -------------------------------------------------------------------------------
@@ -265,9 +268,13 @@ class State:
         at = fresh_from(observed_at, collected_at)
         subject = self._subjects.get(key)
         if subject is None:
+            shared = self._shared
+            kind = shared.setdefault(kind, kind)
+            key = (kind, shared.setdefault(subject_type, subject_type), subject_id)
             subject = self._subjects[key] = _Subject()
         if subject.latest is None or at >= subject.latest:
             failing = frozenset(c["id"] for c in checks if c["result"] in _FAILING)
+            failing = self._shared.setdefault(failing, failing)
             if subject.failing:
                 self._failing_by_check.subtract(subject.failing)
             if failing:
@@ -277,6 +284,7 @@ class State:
             return
         ev = EvidenceTimes(at, valid_until)
         tags = tuple(controls)
+        tags = self._shared.setdefault(tags, tags)
         old, old_tags = subject.counted, subject.controls
         subject.counted, subject.controls = ev, tags
         for control in tags:
@@ -358,6 +366,7 @@ class State:
         with self._lock:
             self.last_seq = last_seq
             self._subjects.clear()
+            self._shared.clear()
             self._evidence.clear()
             self._dirty.clear()
             self._failing_by_check.clear()

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from collector import freshness
 from collector.errors import extra_needed
-from collector.store.expressions import counts_for_freshness, fresh_from
+from collector.store import summary
 from collector.store.records import (
     GENESIS_HASH,
     PreparedRecord,
@@ -31,7 +30,16 @@ from collector.store.records import (
     StoredRecord,
     record_link,
 )
-from collector.store.schema import chain_head, collection_runs, cursors, evidence, evidence_content
+from collector.store.schema import (
+    chain_head,
+    collection_runs,
+    cursors,
+    evidence,
+    evidence_content,
+    evidence_counts,
+    evidence_latest,
+    run_counts,
+)
 
 __all__ = [
     "ChainBreak",
@@ -40,6 +48,7 @@ __all__ = [
     "PreparedRecord",
     "RunRecord",
     "RunSummary",
+    "StateSummary",
     "Store",
     "StoredRecord",
     "SubjectLatest",
@@ -69,10 +78,12 @@ _EVIDENCE_COLUMNS = (
 )
 
 
-@lru_cache(maxsize=256)
 def _sqlite_datetime(value: datetime) -> str:
-    """The text form SQLAlchemy's SQLite DATETIME reads back (naive UTC)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """The text form SQLAlchemy's SQLite DATETIME reads back (naive UTC): ``%Y-%m-%d %H:%M:%S.%f``, by
+    ``isoformat`` (several times faster than ``strftime``; every record has its own ``observed_at``)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -128,6 +139,19 @@ class RunSummary:
     problems: int = 0
     observations: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSummary:
+    """What the in-memory state is built from, read in one snapshot: every (kind, subject)'s latest record (and its
+    latest that counts for freshness, when the latest does not) in stored order, the counters, the recent runs."""
+
+    latest: list[SubjectLatest]
+    record_counts: dict[tuple[str, str, str], int]
+    run_history: dict[str, list[RunSummary]]
+    run_counts: dict[tuple[str, str, str], int]
+    problem_totals: dict[str, int]
+    last_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +293,7 @@ class Store:
                     "config_hash": run.config_hash,
                 },
             )
+            summary.add_run(conn, self.dialect, run.connector_type, run.instance, run.status, len(run.problems))
             if records:
                 out = self._append(conn, records, stored_at, return_records)
             if save_cursor:
@@ -289,11 +314,15 @@ class Store:
         bind = _sqlite_datetime if self.dialect == "sqlite" else _as_utc
         json_cache: dict[tuple[str, ...], str] = {}
         stored_bound = bind(stored_at)
+        fresh: list[Any] = []
         for rec in records:
             contents.setdefault(rec.content_sha256, rec.payload_json)
             controls_json = _cached_json(json_cache, rec.controls)
             checks_json = rec.checks_json
             link = record_link(prev, rec, stored_at, controls_json, checks_json)
+            observed = bind(rec.observed_at)
+            collected = bind(rec.collected_at)
+            fresh.append(observed if rec.observed_at <= rec.collected_at else collected)
             rows.append(
                 (
                     rec.id,
@@ -304,9 +333,9 @@ class Store:
                     rec.kind,
                     rec.subject_type,
                     rec.subject_id,
-                    bind(rec.observed_at),
+                    observed,
                     None if rec.valid_until is None else bind(rec.valid_until),
-                    bind(rec.collected_at),
+                    collected,
                     stored_bound,
                     rec.content_sha256,
                     rec.source,
@@ -323,9 +352,10 @@ class Store:
         self._insert_evidence(conn, rows)
         last_seq = conn.execute(select(func.max(evidence.c.seq))).scalar_one()
         conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=last_seq, chain_hash=prev))
+        first_seq = last_seq - len(rows) + 1
+        summary.add_records(conn, self.dialect, records, first_seq, fresh)
         if not return_records:
             return []
-        first_seq = last_seq - len(rows) + 1
         return [
             StoredRecord.from_prepared(rec, seq=first_seq + offset, stored_at=stored_at, prev_hash=p, chain_hash=link)
             for offset, (rec, (p, link)) in enumerate(zip(records, links, strict=True))
@@ -411,31 +441,9 @@ class Store:
         with self.engine.connect() as conn:
             return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
-    def _latest_query(self, max_seq: int | None = None, *, counted_only: bool = False) -> Any:
-        """The latest record per (kind, subject): the newest by freshness time (see
-        :func:`collector.freshness.fresh_from`), the last stored on a tie; ``counted_only``: among the records that
-        count for freshness."""
-        source = select(*evidence.c, fresh_from(evidence.c.observed_at, evidence.c.collected_at).label("fresh_from"))
-        if max_seq is not None:
-            source = source.where(evidence.c.seq <= max_seq)
-        if counted_only:
-            source = source.where(counts_for_freshness(evidence.c.checks, self.dialect))
-        rows = source.subquery()
-        ranked = select(
-            rows,
-            func.row_number()
-            .over(
-                partition_by=(rows.c.kind, rows.c.subject_type, rows.c.subject_id),
-                order_by=(rows.c.fresh_from.desc(), rows.c.seq.desc()),
-            )
-            .label("rank"),
-        ).subquery()
-        return select(ranked).where(ranked.c.rank == 1)
-
     def latest_per_subject(self, max_seq: int | None = None) -> Iterator[SubjectLatest]:
-        """What the in-memory state is rebuilt from, up to ``max_seq``, in stored order: the latest record of every
-        (kind, subject) and, when that record's checks are all ``error``, the latest one that still counts for
-        freshness."""
+        """The same rows as :attr:`StateSummary.latest`, ranked from every stored record up to ``max_seq``: for
+        checking the summary and for reading the store as of an earlier seq, not for start-up (O(records))."""
         rows = self._subjects_latest(max_seq)
         uncounted = {_subject_key(r) for _, r in rows if not freshness.counts_for_freshness(r.checks)}
         if uncounted:
@@ -446,85 +454,76 @@ class Store:
             yield row
 
     def _subjects_latest(self, max_seq: int | None, *, counted_only: bool = False) -> list[tuple[int, SubjectLatest]]:
-        latest = self._latest_query(max_seq, counted_only=counted_only).subquery()
+        latest = summary.latest_query(self.dialect, max_seq, counted_only=counted_only).subquery()
         query = select(latest.c.seq, *_subject_latest_columns(latest.c))
         with self.engine.connect() as conn:
             return [(r.seq, _subject_latest(r)) for r in conn.execute(query)]
 
     def record_counts(self, max_seq: int | None = None) -> dict[tuple[str, str, str], int]:
-        """Stored records per (connector type, instance, kind), up to ``max_seq``."""
-        query = select(evidence.c.connector_type, evidence.c.instance, evidence.c.kind, func.count()).group_by(
-            evidence.c.connector_type, evidence.c.instance, evidence.c.kind
-        )
-        if max_seq is not None:
-            query = query.where(evidence.c.seq <= max_seq)
+        """Stored records per (connector type, instance, kind), up to ``max_seq`` (counted row by row when given;
+        otherwise read from the summary)."""
         with self.engine.connect() as conn:
+            if max_seq is None:
+                return _record_counts(conn)
+            query = (
+                select(evidence.c.connector_type, evidence.c.instance, evidence.c.kind, func.count())
+                .where(evidence.c.seq <= max_seq)
+                .group_by(evidence.c.connector_type, evidence.c.instance, evidence.c.kind)
+            )
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction whose queries all see the same committed state."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    yield conn
+            else:
+                # pysqlite opens no transaction for reads: without BEGIN each SELECT would see its own state
+                conn.exec_driver_sql("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+
+    def state_summary(self, per_instance: int = 100) -> StateSummary:
+        """What the in-memory state is built from, from the summary tables in one snapshot: O(subjects +
+        instances x ``per_instance``) rows, never O(records)."""
+        with self._snapshot() as conn:
+            last_seq = int(conn.execute(select(chain_head.c.seq).where(chain_head.c.id == 1)).scalar_one())
+            rows = sorted(((r.seq, _subject_latest(r)) for r in conn.execute(_summary_latest_query())), key=_seq)
+            return StateSummary(
+                latest=[r for _, r in rows],
+                record_counts=_record_counts(conn),
+                run_history=_run_history(conn, per_instance),
+                run_counts=_run_status_counts(conn),
+                problem_totals=_problem_totals(conn),
+                last_seq=last_seq,
+            )
 
     def run_history(self, per_instance: int = 100) -> dict[str, list[RunSummary]]:
         """Recent runs per instance, newest first (for connector health after a restart)."""
-        ranked = select(
-            collection_runs,
-            func.row_number()
-            .over(partition_by=collection_runs.c.instance, order_by=collection_runs.c.finished_at.desc())
-            .label("rank"),
-        ).subquery()
-        query = select(ranked).where(ranked.c.rank <= per_instance).order_by(ranked.c.instance, ranked.c.rank)
-        out: dict[str, list[RunSummary]] = {}
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                out.setdefault(r.instance, []).append(
-                    RunSummary(
-                        instance=r.instance,
-                        connector_type=r.connector_type,
-                        status=r.status,
-                        finished_at=r.finished_at,
-                        duration_seconds=(r.finished_at - r.started_at).total_seconds(),
-                        problems=r.problems,
-                        observations=r.observations,
-                        error=r.error,
-                    )
-                )
-        return out
+            return _run_history(conn, per_instance)
 
     def problem_totals(self) -> dict[str, int]:
         """Inputs skipped as bad, summed over every stored run, per instance."""
-        query = select(collection_runs.c.instance, func.sum(collection_runs.c.problems)).group_by(
-            collection_runs.c.instance
-        )
         with self.engine.connect() as conn:
-            return {r[0]: int(r[1] or 0) for r in conn.execute(query)}
+            return _problem_totals(conn)
 
     def run_status_counts(self) -> dict[tuple[str, str, str], int]:
-        query = select(
-            collection_runs.c.connector_type, collection_runs.c.instance, collection_runs.c.status, func.count()
-        ).group_by(collection_runs.c.connector_type, collection_runs.c.instance, collection_runs.c.status)
         with self.engine.connect() as conn:
-            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+            return _run_status_counts(conn)
 
     def latest_records(self, filt: EvidenceFilter, *, with_payload: bool = True) -> list[StoredRecord]:
-        """The latest record per subject, filtered; what `evidence-collector evidence` prints."""
-        latest = self._latest_query().subquery()
-        query = select(latest, evidence_content.c.payload).join(
-            evidence_content, evidence_content.c.sha256 == latest.c.content_sha256
-        )
-        if filt.kind:
-            query = query.where(latest.c.kind == filt.kind)
-        if filt.instance:
-            query = query.where(latest.c.instance == filt.instance)
-        if filt.subject:
-            subject_type, sep, subject_id = filt.subject.partition(":")
-            if sep and subject_id:
-                query = query.where(
-                    (latest.c.subject_id == filt.subject)
-                    | ((latest.c.subject_type == subject_type) & (latest.c.subject_id == subject_id))
-                )
-            else:
-                query = query.where(latest.c.subject_id == filt.subject)
-        query = query.order_by(latest.c.kind, latest.c.subject_type, latest.c.subject_id)
+        """The latest record per subject, filtered; what `evidence-collector evidence` prints. Reads the summary's
+        latest seq per subject and those rows by primary key: O(subjects matching the kind/subject filter)."""
         out: list[StoredRecord] = []
         with self.engine.connect() as conn:
-            for row in conn.execute(query):
+            for row in conn.execute(_latest_records_query(filt)):
                 rec = StoredRecord.from_row(row, json.loads(row.payload) if with_payload else None)
                 if filt.control and filt.control not in rec.controls:
                     continue
@@ -582,6 +581,92 @@ class Store:
         if head.chain_hash != prev or head.seq != last_seq:
             return checked, ChainBreak(head.seq, "(chain head)", "chain head does not match the last row: rows removed")
         return checked, None
+
+
+def _summary_latest_query() -> Any:
+    """Each subject's latest record, and its latest that counts for freshness when that is another one, by seq."""
+    cols = _subject_latest_columns(evidence.c)
+    by_latest = select(evidence.c.seq, *cols).join(evidence_latest, evidence_latest.c.latest_seq == evidence.c.seq)
+    by_counted = (
+        select(evidence.c.seq, *cols)
+        .join(evidence_latest, evidence_latest.c.counted_seq == evidence.c.seq)
+        .where(evidence_latest.c.counted_seq != evidence_latest.c.latest_seq)
+    )
+    return union_all(by_latest, by_counted)
+
+
+def _latest_records_query(filt: EvidenceFilter) -> Any:
+    """The summary's latest seq per subject, those rows by primary key (and their payloads), filtered."""
+    key = evidence_latest.c
+    query = select(evidence, evidence_content.c.payload).select_from(
+        evidence_latest.join(evidence, evidence.c.seq == key.latest_seq).join(
+            evidence_content, evidence_content.c.sha256 == evidence.c.content_sha256
+        )
+    )
+    if filt.kind:
+        query = query.where(key.kind == filt.kind)
+    if filt.instance:
+        query = query.where(evidence.c.instance == filt.instance)
+    if filt.subject:
+        subject_type, sep, subject_id = filt.subject.partition(":")
+        if sep and subject_id:
+            query = query.where(
+                (key.subject_id == filt.subject) | ((key.subject_type == subject_type) & (key.subject_id == subject_id))
+            )
+        else:
+            query = query.where(key.subject_id == filt.subject)
+    if filt.control:
+        # a cheap first cut in SQL (the JSON list holds the id as a quoted string); exact match below
+        query = query.where(evidence.c.controls.contains(json.dumps(filt.control), autoescape=True))
+    return query.order_by(key.kind, key.subject_type, key.subject_id)
+
+
+def _seq(item: tuple[int, Any]) -> int:
+    return int(item[0])
+
+
+def _record_counts(conn: Connection) -> dict[tuple[str, str, str], int]:
+    c = evidence_counts.c
+    return {
+        (r[0], r[1], r[2]): int(r[3]) for r in conn.execute(select(c.connector_type, c.instance, c.kind, c.records))
+    }
+
+
+def _run_status_counts(conn: Connection) -> dict[tuple[str, str, str], int]:
+    c = run_counts.c
+    return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(select(c.connector_type, c.instance, c.status, c.runs))}
+
+
+def _problem_totals(conn: Connection) -> dict[str, int]:
+    query = select(run_counts.c.instance, func.sum(run_counts.c.problems)).group_by(run_counts.c.instance)
+    return {r[0]: int(r[1] or 0) for r in conn.execute(query)}
+
+
+def _run_history(conn: Connection, per_instance: int) -> dict[str, list[RunSummary]]:
+    """One index range per instance (``instance, finished_at``), newest first; the instances from ``run_counts``."""
+    out: dict[str, list[RunSummary]] = {}
+    instances = conn.execute(select(run_counts.c.instance).distinct().order_by(run_counts.c.instance)).scalars().all()
+    for instance in instances:
+        query = (
+            select(collection_runs)
+            .where(collection_runs.c.instance == instance)
+            .order_by(collection_runs.c.finished_at.desc())
+            .limit(per_instance)
+        )
+        out[instance] = [
+            RunSummary(
+                instance=r.instance,
+                connector_type=r.connector_type,
+                status=r.status,
+                finished_at=r.finished_at,
+                duration_seconds=(r.finished_at - r.started_at).total_seconds(),
+                problems=r.problems,
+                observations=r.observations,
+                error=r.error,
+            )
+            for r in conn.execute(query)
+        ]
+    return out
 
 
 def _check_row(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 from collector.canonical import sha256_hex
@@ -24,9 +23,8 @@ GENESIS_HASH = "0" * 64
 FIELD_SEPARATOR = "\x1f"
 
 
-@lru_cache(maxsize=256)
 def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
 
 
 @dataclass(slots=True, kw_only=True)

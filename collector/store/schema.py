@@ -28,7 +28,10 @@ __all__ = [
     "cursors",
     "evidence",
     "evidence_content",
+    "evidence_counts",
+    "evidence_latest",
     "metadata",
+    "run_counts",
     "run_leases",
 ]
 
@@ -118,6 +121,46 @@ evidence = Table(
     Index(None, "stored_at"),
     Index(None, "run_id"),
 )
+
+evidence_latest = Table(
+    "evidence_latest",
+    metadata,
+    Column("kind", String(100), primary_key=True),
+    Column("subject_type", String(100), primary_key=True),
+    Column("subject_id", String(1000), primary_key=True),
+    Column("latest_seq", BigInt, nullable=False),
+    Column("latest_fresh_from", UTCDateTime, nullable=False),
+    Column("counted_seq", BigInt, nullable=True),
+    Column("counted_fresh_from", UTCDateTime, nullable=True),
+    sqlite_with_rowid=False,
+)
+"""Per (kind, subject): the seq of its latest record (newest freshness time, the last stored on a tie) and of its
+latest record that counts for freshness (None while it has none). Written in the transaction that appends the
+records, so it always matches the evidence up to ``chain_head.seq``; what start-up, ``status`` and ``evidence`` read
+instead of ranking every stored row."""
+
+evidence_counts = Table(
+    "evidence_counts",
+    metadata,
+    Column("connector_type", String(100), primary_key=True),
+    Column("instance", String(200), primary_key=True),
+    Column("kind", String(100), primary_key=True),
+    Column("records", BigInt, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Stored records per (connector type, instance, kind), kept with each append."""
+
+run_counts = Table(
+    "run_counts",
+    metadata,
+    Column("connector_type", String(100), primary_key=True),
+    Column("instance", String(200), primary_key=True),
+    Column("status", String(20), primary_key=True),
+    Column("runs", BigInt, nullable=False),
+    Column("problems", BigInt, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Stored runs and the inputs they skipped as bad, per (connector type, instance, status), kept with each run."""
 
 cursors = Table(
     "cursors",
