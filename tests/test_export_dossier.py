@@ -136,18 +136,19 @@ def test_breaches_in_the_chart_data_are_the_samples_outside_the_bound(bundle: Pa
     for row in rows:
         model = json.loads(row["series"])["model"]
         by_series[model] = by_series.get(model, 0) + int(row["breaches"])
-    assert by_series == {"churn": 50, "fraud": 1}
-    assert chart["breaching_samples"] == 51
+    assert by_series == {"churn": 51, "fraud": 1}
+    assert chart["breaching_samples"] == 52
     assert sum(int(r["samples"]) for r in rows) == chart["samples"]
-    # each minute once, although the runs' windows overlap at their edges
-    assert chart["samples"] == 2 * 120
+    # each minute 10:00..12:00 once, although the runs' windows overlap at their edges
+    assert chart["samples"] == 2 * 121
 
 
 def test_a_gap_in_the_metric_is_marked_where_no_sample_was_stored(bundle: Path) -> None:
-    """latency_p99 has samples from 11:00 to 11:29 only."""
+    """latency_p99 was written from 11:00 to 11:29 only; Prometheus answers a range query with the last sample for
+    5 minutes after it (its lookback), so the stored evidence holds values up to 11:34."""
     chart = chart_index(bundle)["fraud/latency"]
     gaps = [(g["start"][11:16], g["end"][11:16]) for g in chart["gaps"]]
-    assert gaps == [("10:00", "11:00"), ("11:29", "12:00")]
+    assert gaps == [("10:00", "11:00"), ("11:34", "12:00")]
     svg = member(bundle, chart["files"]["svg"]).decode()
     assert svg.count('class="gap"') == 2
 
@@ -234,7 +235,7 @@ def test_the_report_shows_per_control_narrative_evidence_checks_gaps_and_charts(
     assert "monitor.metric: 8" in section  # 2 monitors x 4 runs
     assert "monitor.metric_within_bounds" in section and "fail" in section
     assert "freshness across the period" in section and "gaps" in section
-    assert 'href="#chart-monitor.metric-accuracy"' in section
+    assert 'href="#chart-monitor-metric-accuracy"' in section
     assert "<h2>Master control matrix</h2>" in html and "<script" not in html
 
 

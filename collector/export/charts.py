@@ -329,10 +329,11 @@ def chart_svg(chart: Chart) -> bytes:
         f"<title>{escape(chart.title)}</title>",
         f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="#ffffff" stroke="#d0d7de"/>',
     ]
-    for a, b in chart.gaps:
+    for gap_start, gap_end in chart.gaps:
         parts.append(
-            f'<rect class="gap" x="{x(a):.1f}" y="{_TOP}" width="{max(x(b) - x(a), 1.0):.1f}" height="{plot_h}" '
-            f'fill="#6e7781" fill-opacity="0.18"><title>no data {escape(_iso(a))} to {escape(_iso(b))}</title></rect>'
+            f'<rect class="gap" x="{x(gap_start):.1f}" y="{_TOP}" width="{max(x(gap_end) - x(gap_start), 1.0):.1f}" '
+            f'height="{plot_h}" fill="#6e7781" fill-opacity="0.18">'
+            f"<title>no data {escape(_iso(gap_start))} to {escape(_iso(gap_end))}</title></rect>"
         )
     for limit, name in ((chart.bound_min, "min"), (chart.bound_max, "max")):
         if limit is not None:
@@ -341,15 +342,19 @@ def chart_svg(chart: Chart) -> bytes:
                 f'stroke="#cf222e" stroke-dasharray="5 3"><title>bound {name} {limit:g}</title></line>'
             )
     breaches = []
+    # points further apart than the gap rule (1.5 steps) are not joined; reports (no step) are always joined
+    joined = max(1.5 * chart.step_seconds, 1.5 * width) if chart.step_seconds else math.inf
     for n, series in enumerate(chart.series.values()):
         colour = _COLOURS[n % len(_COLOURS)]
         runs: list[list[str]] = [[]]
+        previous: float | None = None
         for i, b in enumerate(series.buckets):
             mid = chart.start + (i + 0.5) * width
             if b.count:
+                if previous is not None and mid - previous > joined:
+                    runs.append([])  # a stretch with no data: the line is broken there, not drawn across it
                 runs[-1].append(f"{x(mid):.1f},{y(b.total / b.count):.1f}")
-            elif runs[-1]:
-                runs.append([])
+                previous = mid
             if b.breaches:
                 worst = b.low if chart.bound_min is not None and b.count and b.low < chart.bound_min else b.high
                 at = y(worst) if b.count else _TOP + 4
@@ -369,6 +374,14 @@ def chart_svg(chart: Chart) -> bytes:
             f"</title>{paths}</g>"
         )
     parts += breaches
+    at = float(_LEFT)
+    for n, series in enumerate(chart.series.values()):
+        text = _label_text(series.labels)[:60]
+        parts.append(
+            f'<rect x="{at:.0f}" y="4" width="10" height="8" fill="{_COLOURS[n % len(_COLOURS)]}"/>'
+            f'<text class="legend" x="{at + 13:.0f}" y="12">{escape(text)}</text>'
+        )
+        at += 24 + 6 * len(text)
     for value in (low, (low + high) / 2, high):
         parts.append(f'<text x="{_LEFT - 4}" y="{y(value) + 3:.1f}" text-anchor="end">{value:.3g}</text>')
     bottom = _TOP + plot_h + 14

@@ -143,7 +143,7 @@ class AlertsConnector(Connector[AlertsSettings]):
             payload.update(status="error", error=str(exc))
         else:
             try:
-                payload.update(self._log(http, start, end, step))
+                payload.update(self._log(http, start, end, step, max(ctx.now, end)))
                 payload["status"] = "ok"
             except (TransientError, ConfigurationError, SourceError, ValueError, KeyError, TypeError) as exc:
                 message = redact_text(str(exc))
@@ -154,7 +154,9 @@ class AlertsConnector(Connector[AlertsSettings]):
         subject = Subject("alert_log", redact_url(s.prometheus_url))
         yield Observation(KIND_ALERT_LOG, subject, end, payload, source=redact_url(s.prometheus_url))
 
-    def _log(self, http: _Http, start: datetime, end: datetime, step: float) -> dict[str, Any]:
+    def _log(self, http: _Http, start: datetime, end: datetime, step: float, now: datetime) -> dict[str, Any]:
+        """Episodes over ``start..end``; one still firing at ``end`` is judged up to ``now`` (the collection time),
+        so a silence set between the last evaluation step and the collection counts."""
         s = self.settings
         body = http.get(
             s.prometheus_url.rstrip("/") + "/api/v1/query_range",
@@ -180,12 +182,13 @@ class AlertsConnector(Connector[AlertsSettings]):
             for alert in alerts:
                 labels = tuple(sorted((str(k), str(v)) for k, v in (alert.get("labels") or {}).items()))
                 states[labels] = str((alert.get("status") or {}).get("state", ""))
-        episodes = acknowledge(episodes, silences, end)
-        monitored, others = [], []
+        episodes = acknowledge(episodes, silences, now)
+        monitored: list[dict[str, Any]] = []
+        others: list[dict[str, Any]] = []
         for ep in episodes:
             model = ep.labels.get(s.model_label)
             state = states.get(tuple(sorted(ep.labels.items())))
-            item = _episode_json(ep, model, end, state)
+            item = _episode_json(ep, model, now, state)
             watched = model is not None and (not s.models or model in s.models)
             (monitored if watched else others).append(item)
         monitored.sort(key=lambda e: (-e["unacknowledged_seconds"], e["start"]))
@@ -193,7 +196,7 @@ class AlertsConnector(Connector[AlertsSettings]):
         return {
             "episode_count": len(episodes),
             "monitored_episode_count": len(monitored),
-            "acknowledged_count": sum(1 for e in monitored if e["acknowledged"]),
+            "acknowledged_count": len([e for e in monitored if e["acknowledged"]]),
             "monitored_episodes": monitored[: s.max_episodes],
             "other_episodes": others[: s.max_episodes],
             "silences": [x.as_json() for x in sorted(silences, key=lambda x: (x.starts_at, x.id))][: s.max_episodes],
