@@ -78,6 +78,7 @@ def seed(path: Path, records: int, monitors: int = 0, months: int = 0) -> tuple[
     instead that many monitors' ``monitor.metric`` evidence (a window of samples each)."""
     rounds = max(records // SUBJECTS, 1)
     round_span = timedelta(days=30.5 * months) / rounds if months else timedelta(minutes=1)
+    first = T0 - timedelta(days=30.5 * months)  # a history of months ends by T0, not in the future
     Store(f"sqlite:///{path}").upgrade()
     conn = sqlite3.connect(path)
     run_id = str(uuid.uuid4())
@@ -100,11 +101,11 @@ def seed(path: Path, records: int, monitors: int = 0, months: int = 0) -> tuple[
     prev = GENESIS_HASH
     rows: list[tuple[object, ...]] = []
     contents: list[tuple[str, str, int]] = []
-    stored_at = T0
+    stored_at = first
     for seq in range(1, records + 1):
         position = seq % SUBJECTS
         if position == 1:
-            stored_at = T0 + round_span * (seq // SUBJECTS)
+            stored_at = first + round_span * (seq // SUBJECTS)
         observed_at = stored_at - timedelta(seconds=30)
         result = "fail" if seq % 7 == 0 else "pass"
         if 1 <= position <= monitors:
@@ -150,7 +151,7 @@ def seed(path: Path, records: int, monitors: int = 0, months: int = 0) -> tuple[
     conn.execute("update chain_head set seq = ?, chain_hash = ? where id = 1", (records, prev))
     conn.commit()
     conn.close()
-    return T0 - timedelta(hours=1), stored_at + timedelta(hours=1)
+    return first - timedelta(hours=1), stored_at + timedelta(hours=1)
 
 
 def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]], contents: list[tuple[str, str, int]]) -> None:
@@ -235,6 +236,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--monitors", type=int, default=0, help="monitors whose metric records are charted")
     parser.add_argument("--months", type=int, default=0, help="spread the rounds over this many months")
+    parser.add_argument(
+        "--store-dir", type=Path, help="keep the seeded stores here and reuse them (to compare two versions)"
+    )
     parser.add_argument("--child", nargs=argparse.REMAINDER)
     options = parser.parse_args()
     if options.child:
@@ -243,17 +247,26 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         for size in options.sizes:
-            db = Path(tmp) / f"store-{size}.db"
-            began = time.perf_counter()
-            start, end = seed(db, size, options.monitors, options.months)
-            print(f"seeded {size:,} records in {time.perf_counter() - began:.1f}s ({db.stat().st_size / 1e6:.0f} MB)")
+            kept = options.store_dir is not None
+            name = f"store-{size}-m{options.monitors}-{options.months}mo.db"
+            db = (options.store_dir if kept else Path(tmp)) / name
+            window_file = db.with_suffix(".window")
+            if kept and window_file.exists():
+                start, end = (datetime.fromisoformat(t) for t in window_file.read_text().split())
+                print(f"reusing {db} ({size:,} records)", flush=True)
+            else:
+                began = time.perf_counter()
+                start, end = seed(db, size, options.monitors, options.months)
+                window_file.write_text(f"{start.isoformat()} {end.isoformat()}")
+                print(f"seeded {size:,} records in {time.perf_counter() - began:.1f}s", flush=True)
             window = (start.isoformat(), end.isoformat())
             bundle = Path(tmp) / f"bundle-{size}.zip"
             exported = measure("export", str(db), str(bundle), *window)
             raw = measure("raw", str(db), str(Path(tmp) / f"raw-{size}.zip"), *window)
             verified = measure("verify", str(bundle))
             results[size] = (exported, raw, verified, bundle.stat().st_size)
-            db.unlink()
+            if not kept:
+                db.unlink()
     print(f"\nload average while running: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print("| records | export wall s | records/s (wall) | records/CPU-s | peak RSS MB | raw sqlite3+zip wall s | "
           "export/raw (wall) | export/raw (CPU) | verify records/s (wall) | verify RSS MB | bundle MB |")  # fmt: skip
