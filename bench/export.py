@@ -2,6 +2,7 @@
 
     python bench/export.py                  # 10k and 1M records
     python bench/export.py --sizes 10000 100000
+    python bench/export.py --monitors 20 --months 12   # the audit dossier: 20 charted monitors over a year
 
 Each store is a SQLite file seeded directly (executemany, valid chain hashes); each export runs in its own
 subprocess so its peak RSS (ru_maxrss) is its own. Targets: >= 50k records/s; peak RSS at 1M <= 1.5x at 10k.
@@ -34,6 +35,8 @@ from collector.store.records import GENESIS_HASH, record_link  # noqa: E402
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SUBJECTS = 1000
 CONTROLS_JSON = json.dumps(["iso27001:A.8.8", "nist_ai_rmf:MEASURE 2.7", "soc2:CC7.1"])
+MONITOR_CONTROLS_JSON = json.dumps(["iso27001:A.8.16", "nist_ai_rmf:MEASURE 2.4", "soc2:CC7.2"])
+SAMPLES_PER_MONITOR_RECORD = 60
 BATCH = 20_000
 
 
@@ -41,8 +44,41 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def seed(path: Path, records: int) -> tuple[datetime, datetime]:
-    """``records`` container scans of SUBJECTS images, one run per round, stored a minute apart."""
+def _monitor_payload(index: int, at: datetime, round_span: timedelta, seq: int) -> bytes:
+    """A model_monitor ``monitor.metric`` payload: a window of samples ending at ``at``, now and then a breach."""
+    step = round_span.total_seconds() / SAMPLES_PER_MONITOR_RECORD
+    end = at.timestamp()
+    values = [
+        [end - (SAMPLES_PER_MONITOR_RECORD - 1 - i) * step, "0.8" if (seq + i) % 97 == 0 else f"0.9{(seq + i) % 10}"]
+        for i in range(SAMPLES_PER_MONITOR_RECORD)
+    ]
+    return canonical_json(
+        {
+            "monitor": f"monitor-{index:02d}",
+            "model": f"model-{index:02d}",
+            "query": f'model_accuracy{{model="model-{index:02d}"}}',
+            "bound": {"min": 0.85, "max": None},
+            "min_coverage": 1.0,
+            "window": {
+                "start": datetime.fromtimestamp(values[0][0], UTC).isoformat(),
+                "end": at.isoformat(),
+                "duration": "1h",
+                "step_seconds": step,
+            },
+            "status": "ok",
+            "series": [{"labels": {"model": f"model-{index:02d}"}, "values": values}],
+            "sample_count": SAMPLES_PER_MONITOR_RECORD,
+        }
+    )
+
+
+def seed(path: Path, records: int, monitors: int = 0, months: int = 0) -> tuple[datetime, datetime]:
+    """``records`` container scans of SUBJECTS images, one run per round, stored a minute apart; or, with
+    ``months``, rounds spread over that many months. With ``monitors``, the first records of each round are
+    instead that many monitors' ``monitor.metric`` evidence (a window of samples each)."""
+    rounds = max(records // SUBJECTS, 1)
+    round_span = timedelta(days=30.5 * months) / rounds if months else timedelta(minutes=1)
+    first = T0 - timedelta(days=30.5 * months)  # a history of months ends by T0, not in the future
     Store(f"sqlite:///{path}").upgrade()
     conn = sqlite3.connect(path)
     run_id = str(uuid.uuid4())
@@ -65,31 +101,48 @@ def seed(path: Path, records: int) -> tuple[datetime, datetime]:
     prev = GENESIS_HASH
     rows: list[tuple[object, ...]] = []
     contents: list[tuple[str, str, int]] = []
-    stored_at = T0
+    stored_at = first
     for seq in range(1, records + 1):
-        subject = f"registry.example/app-{seq % SUBJECTS:04d}"
-        if seq % SUBJECTS == 1:
-            stored_at = T0 + timedelta(minutes=seq // SUBJECTS)
+        position = seq % SUBJECTS
+        if position == 1:
+            stored_at = first + round_span * (seq // SUBJECTS)
         observed_at = stored_at - timedelta(seconds=30)
-        payload = canonical_json({"image": subject, "scan": seq, "critical": seq % 7 == 0, "high": seq % 13})
-        content = sha256_hex(payload)
         result = "fail" if seq % 7 == 0 else "pass"
-        checks_json = json.dumps(
-            [{"id": "container.no_fixable_vulns", "message": "scripted", "result": result}], sort_keys=True
-        )
+        if 1 <= position <= monitors:
+            connector, kind, subject_type, controls_json = (
+                "model_monitor",
+                "monitor.metric",
+                "monitor",
+                MONITOR_CONTROLS_JSON,
+            )
+            subject = f"model-{position:02d}/monitor-{position:02d}"
+            payload = _monitor_payload(position, observed_at, round_span, seq)
+            check = "monitor.metric_within_bounds"
+        else:
+            connector, kind, subject_type, controls_json = (
+                "container_scan",
+                "container.scan",
+                "container_image",
+                CONTROLS_JSON,
+            )
+            subject = f"registry.example/app-{position:04d}"
+            payload = canonical_json({"image": subject, "scan": seq, "critical": seq % 7 == 0, "high": seq % 13})
+            check = "container.no_fixable_vulns"
+        content = sha256_hex(payload)
+        checks_json = json.dumps([{"id": check, "message": "scripted", "result": result}], sort_keys=True)
         record_id = str(uuid.UUID(int=seq))
         fields = SimpleNamespace(
-            id=record_id, run_id=run_id, connector_type="container_scan", instance="bench", connector_version="1.0",
-            kind="container.scan", subject_type="container_image", subject_id=subject, observed_at=observed_at,
+            id=record_id, run_id=run_id, connector_type=connector, instance="bench", connector_version="1.0",
+            kind=kind, subject_type=subject_type, subject_id=subject, observed_at=observed_at,
             valid_until=None, collected_at=stored_at, content_sha256=content, source="bench://scan",
             config_hash="c" * 64,
         )  # fmt: skip
-        link = record_link(prev, fields, stored_at, CONTROLS_JSON, checks_json)
+        link = record_link(prev, fields, stored_at, controls_json, checks_json)
         contents.append((content, payload.decode(), len(payload)))
         t_obs, t_stored = _sqlite_time(observed_at), _sqlite_time(stored_at)
         rows.append(
-            (seq, record_id, run_id, "container_scan", "bench", "1.0", "container.scan", "container_image", subject,
-             t_obs, None, t_stored, t_stored, content, "bench://scan", "c" * 64, CONTROLS_JSON, checks_json, prev, link)
+            (seq, record_id, run_id, connector, "bench", "1.0", kind, subject_type, subject,
+             t_obs, None, t_stored, t_stored, content, "bench://scan", "c" * 64, controls_json, checks_json, prev, link)
         )  # fmt: skip
         prev = link
         if len(rows) >= BATCH:
@@ -98,7 +151,7 @@ def seed(path: Path, records: int) -> tuple[datetime, datetime]:
     conn.execute("update chain_head set seq = ?, chain_hash = ? where id = 1", (records, prev))
     conn.commit()
     conn.close()
-    return T0 - timedelta(hours=1), stored_at + timedelta(hours=1)
+    return first - timedelta(hours=1), stored_at + timedelta(hours=1)
 
 
 def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]], contents: list[tuple[str, str, int]]) -> None:
@@ -181,6 +234,11 @@ def measure(*args: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--monitors", type=int, default=0, help="monitors whose metric records are charted")
+    parser.add_argument("--months", type=int, default=0, help="spread the rounds over this many months")
+    parser.add_argument(
+        "--store-dir", type=Path, help="keep the seeded stores here and reuse them (to compare two versions)"
+    )
     parser.add_argument("--child", nargs=argparse.REMAINDER)
     options = parser.parse_args()
     if options.child:
@@ -189,17 +247,26 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         for size in options.sizes:
-            db = Path(tmp) / f"store-{size}.db"
-            began = time.perf_counter()
-            start, end = seed(db, size)
-            print(f"seeded {size:,} records in {time.perf_counter() - began:.1f}s ({db.stat().st_size / 1e6:.0f} MB)")
+            kept = options.store_dir is not None
+            name = f"store-{size}-m{options.monitors}-{options.months}mo.db"
+            db = (options.store_dir if kept else Path(tmp)) / name
+            window_file = db.with_suffix(".window")
+            if kept and window_file.exists():
+                start, end = (datetime.fromisoformat(t) for t in window_file.read_text().split())
+                print(f"reusing {db} ({size:,} records)", flush=True)
+            else:
+                began = time.perf_counter()
+                start, end = seed(db, size, options.monitors, options.months)
+                window_file.write_text(f"{start.isoformat()} {end.isoformat()}")
+                print(f"seeded {size:,} records in {time.perf_counter() - began:.1f}s", flush=True)
             window = (start.isoformat(), end.isoformat())
             bundle = Path(tmp) / f"bundle-{size}.zip"
             exported = measure("export", str(db), str(bundle), *window)
             raw = measure("raw", str(db), str(Path(tmp) / f"raw-{size}.zip"), *window)
             verified = measure("verify", str(bundle))
             results[size] = (exported, raw, verified, bundle.stat().st_size)
-            db.unlink()
+            if not kept:
+                db.unlink()
     print(f"\nload average while running: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print("| records | export wall s | records/s (wall) | records/CPU-s | peak RSS MB | raw sqlite3+zip wall s | "
           "export/raw (wall) | export/raw (CPU) | verify records/s (wall) | verify RSS MB | bundle MB |")  # fmt: skip

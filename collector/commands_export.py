@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,9 +15,15 @@ from collector.cli import ConfigOption, _load, _open_store, app, err, out
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["export", "parse_instant", "parse_period", "verify_bundle_command"]
+__all__ = ["export", "matrix_command", "parse_instant", "parse_period", "verify_bundle_command"]
 
 SIGNING_KEY_FILE_ENV = "EVIDENCE_COLLECTOR_SIGNING_KEY_FILE"
+
+
+class MatrixFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def parse_instant(text: str, what: str) -> datetime:
@@ -111,14 +118,24 @@ def export(
             dir_okay=False,
         ),
     ] = None,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also print the report to report.pdf with headless Chromium.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write a signed evidence bundle: records, control matrix, coverage gaps, HTML report and OSCAL."""
+    """Write a signed evidence bundle: records, control matrix, coverage gaps, charts, HTML report and OSCAL."""
+    from collector.errors import MappingError
     from collector.export.bundle import build_request, config_digest, export_bundle
     from collector.export.errors import ExportError
+    from collector.export.narratives import load_narratives
     from collector.export.signing import load_signing_key
 
     loaded = _load(ctx, config)
+    try:
+        narratives = load_narratives(loaded.mappings, loaded.app.narratives)
+    except MappingError as exc:
+        err.print(f"export: narratives: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     try:
         request = build_request(
             loaded.mappings,
@@ -129,6 +146,8 @@ def export(
             controls=control or [],
             as_of=parse_instant(as_of, "--as-of") if as_of else None,
             period=parse_period(period) if period else None,
+            narratives=narratives,
+            pdf=pdf,
         )
         key = load_signing_key(sign_key)
     except ExportError as exc:
@@ -179,6 +198,82 @@ def _compare_anchor(ctx: typer.Context, config: Path | None, anchor: Any) -> Non
         return
     err.print(f"store does not match the bundle: {why}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+@app.command("matrix")
+def matrix_command(
+    ctx: typer.Context,
+    framework: Annotated[
+        list[str] | None, typer.Option("--framework", help="Only rows of this framework (repeatable).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Status as stored at T (ISO 8601); default now.", show_default=False)
+    ] = None,
+    period: Annotated[
+        str | None, typer.Option("--period", help="Status and gaps over START..END.", show_default=False)
+    ] = None,
+    output: Annotated[MatrixFormat, typer.Option("--format", help="table, json or csv.")] = MatrixFormat.table,
+    config: ConfigOption = None,
+) -> None:
+    """The master control matrix: every control with evidence, the controls of other frameworks it is linked to
+    (crosswalks, shared evidence kinds), its evidence kinds and its status over the window."""
+    import json
+    import sys
+
+    from collector.crosswalk import load_crosswalks
+    from collector.errors import MappingError
+    from collector.export.bundle import assess_controls, build_request
+    from collector.export.errors import ExportError
+    from collector.export.master_matrix import framework_columns, matrix_csv, matrix_json, matrix_rows
+
+    loaded = _load(ctx, config)
+    mappings = loaded.mappings
+    wanted = framework or mappings.frameworks()
+    if period and as_of:
+        err.print("matrix: give --as-of or --period, not both", highlight=False, markup=False)
+        raise typer.Exit(2)
+    store = _open_store(loaded, migrate=False)
+    try:
+        summaries = []
+        for name in wanted:
+            request = build_request(
+                mappings,
+                loaded.overrides,
+                "",
+                __version__,
+                framework=name,
+                as_of=None if period else (parse_instant(as_of, "--as-of") if as_of else datetime.now(UTC)),
+                period=parse_period(period) if period else None,
+            )
+            summaries += assess_controls(store, request)
+        crosswalks = load_crosswalks(mappings.root / "crosswalks", mappings)
+    except (ExportError, MappingError) as exc:
+        err.print(f"matrix: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.dispose()
+    frameworks = framework_columns(mappings)
+    rows = matrix_rows(summaries, mappings, crosswalks)
+    if output is MatrixFormat.json:
+        window = request.window
+        sys.stdout.write(json.dumps(matrix_json(rows, window), indent=2, ensure_ascii=False) + "\n")
+        return
+    if output is MatrixFormat.csv:
+        sys.stdout.write(matrix_csv(rows, frameworks).decode("utf-8").removeprefix("\ufeff"))
+        return
+    from rich.table import Table
+
+    table = Table("control", "title", *(f for f in frameworks), "evidence kinds", "status", "result")
+    for row in rows:
+        s = row.summary
+        linked = [
+            str(s.ref) if f == s.ref.framework else ", ".join(link.control.control for link in row.linked(f)) or "-"
+            for f in frameworks
+        ]
+        share = s.coverage.covered_share
+        status = s.status.value + ("" if share is None else f" {share:.0%}")
+        table.add_row(
+            str(s.ref), s.title, *linked, " ".join(s.evidence_kinds), status, "ok" if s.satisfied else "not satisfied"
+        )
+    out.print(table)
 
 
 @app.command("verify-bundle")

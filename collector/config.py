@@ -340,6 +340,8 @@ class AppConfig(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
     mappings: Path | None = None
+    narratives: Path | None = None
+    """A YAML file of control narratives for export reports, over the shipped ones (docs/exports.md)."""
     log: LogConfig = LogConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     shutdown_grace: Duration = timedelta(seconds=30)
@@ -610,6 +612,7 @@ def _with_absolute_paths(app: AppConfig, base: Path | None) -> AppConfig:
             "checkpoints": checkpoints,
             "database": app.database.model_copy(update={"url": database_url}),
             "mappings": None if app.mappings is None else _local(app.mappings, base),
+            "narratives": None if app.narratives is None else _local(app.narratives, base),
             "exports": exports,
         }
     )

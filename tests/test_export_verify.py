@@ -260,7 +260,7 @@ def test_cli_export_then_verify(cli_env: tuple[Path, dict[str, str]], tmp_path: 
     pub = public_pem(tmp_path, SIGNER)
     verified = CliRunner().invoke(app, ["verify-bundle", str(out), "--public-key", str(pub)])
     assert verified.exit_code == 0, verified.output
-    assert "bundle verified: 5 files, 12 evidence records" in verified.output
+    assert "bundle verified: 7 files, 12 evidence records" in verified.output
 
     content = members(out)
     content["coverage.json"] = content["coverage.json"].replace(b'"stale"', b'"fresh"', 1)

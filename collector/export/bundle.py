@@ -28,14 +28,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
 
 from collector.canonical import content_sha256
+from collector.crosswalk import load_crosswalks
 from collector.export import queries
+from collector.export.charts import CHART_KINDS, ChartBook, chart_csv, chart_svg, charts_index
 from collector.export.coverage import Arrival, CoverageSweep, Period
 from collector.export.errors import ExportError
 from collector.export.evidence_lines import control_file_name, record_line
 from collector.export.files import not_regular
+from collector.export.master_matrix import framework_columns, matrix_csv, matrix_html, matrix_rows
 from collector.export.matrix import ControlSummary, Window, controls_csv, coverage_json
+from collector.export.narratives import Narratives, load_narratives
 from collector.export.oscal import assessment_results
-from collector.export.report import index_html
+from collector.export.pdf import find_chromium, render_pdf
+from collector.export.report import ReportContent, index_html
 from collector.export.signing import fingerprint, public_key_b64
 from collector.mappings import FreshnessPolicy, Mappings
 from collector.model import ControlRef
@@ -51,6 +56,7 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "Progress",
+    "assess_controls",
     "build_request",
     "config_digest",
     "export_bundle",
@@ -84,6 +90,10 @@ class ExportRequest:
     overrides: Mapping[ControlRef, FreshnessPolicy]
     config_hash: str
     generator_version: str
+    narratives: Narratives = field(default_factory=Narratives)
+    """Per-control narratives for the report: the shipped defaults, overridden by the deployment's file."""
+    chromium: str | None = None
+    """When set, the report is also printed to report.pdf by this Chromium (``--pdf``)."""
 
     def describe_scope(self) -> str:
         return ", ".join(str(c) for c in self.controls) if self.explicit else self.framework
@@ -135,8 +145,11 @@ def build_request(
     controls: Sequence[str] = (),
     as_of: datetime | None = None,
     period: tuple[datetime, datetime] | None = None,
+    narratives: Narratives | None = None,
+    pdf: bool = False,
 ) -> ExportRequest:
-    """Validate what was asked for against the mappings; naive times are taken as UTC."""
+    """Validate what was asked for against the mappings; naive times are taken as UTC. Without ``narratives``, the
+    shipped ones beside the mappings are used."""
     if framework not in mappings.catalogs:
         raise ExportError(f"unknown framework {framework!r} (known: {', '.join(mappings.frameworks())})")
     if (as_of is None) == (period is None):
@@ -164,7 +177,16 @@ def build_request(
         window = Window(_aware(as_of))
     scope = tuple(refs) if refs else tuple(mappings.all_controls(framework))
     return ExportRequest(
-        framework, scope, bool(refs), window, mappings, dict(overrides), config_hash, generator_version
+        framework,
+        scope,
+        bool(refs),
+        window,
+        mappings,
+        dict(overrides),
+        config_hash,
+        generator_version,
+        load_narratives(mappings) if narratives is None else narratives,
+        find_chromium() if pdf else None,
     )
 
 
@@ -282,11 +304,47 @@ class _EvidenceWriter:
 # -- the passes over the store --------------------------------------------------------------------
 
 
+_ATTESTATION_KIND = "attestation.document"
+_ATTESTATIONS_LISTED = 50
+
+
 @dataclass
 class _Collected:
     records: int = 0
     outcomes: dict[ControlRef, dict[str, Counter[str]]] = field(default_factory=dict)
     records_per_control: Counter[ControlRef] = field(default_factory=Counter)
+    kinds_per_control: Counter[tuple[ControlRef, str]] = field(default_factory=Counter)
+    attestations: dict[ControlRef, list[dict[str, Any]]] = field(default_factory=dict)
+    charts: ChartBook | None = None
+
+    def note(self, row: Any, refs: list[tuple[ControlRef, str]]) -> None:
+        """What the report says per control beyond counts: attestations, and the samples charts are drawn from."""
+        kind = row.kind
+        for ref, _ in refs:
+            self.kinds_per_control[(ref, kind)] += 1
+        if kind == _ATTESTATION_KIND:
+            self._attestation(row, refs)
+        elif kind in CHART_KINDS and self.charts is not None:
+            self.charts.admit(kind, row.subject_id, row.observed_at, row.payload)
+
+    def _attestation(self, row: Any, refs: list[tuple[ControlRef, str]]) -> None:
+        try:
+            payload = json.loads(row.payload)
+        except (TypeError, ValueError):
+            return
+        if not isinstance(payload, dict):
+            return
+        entry = {
+            "title": str(payload.get("title", "")),
+            "attested_by": str(payload.get("attested_by", "")),
+            "observed_at": queries.iso_utc(row.observed_at),
+            "valid_until": str(payload.get("valid_until", "")),
+            "subject": row.subject_id,
+        }
+        for ref, _ in refs:
+            listed = self.attestations.setdefault(ref, [])
+            if len(listed) < _ATTESTATIONS_LISTED:
+                listed.append(entry)
 
 
 class _Tags:
@@ -349,6 +407,7 @@ def _spool_records(rows: Iterable[Any], tags: _Tags, batches: _Batches, collecte
                 "(run `evidence-collector verify`)"
             )
         line = record_line(row)
+        collected.note(row, refs)
         for ref, file_name in refs:
             batches.add(file_name, line)
             collected.records_per_control[ref] += 1
@@ -421,7 +480,7 @@ def _check_window(conn: Connection, window: Window, now: datetime) -> None:
 def _spool_evidence(conn: Connection, request: ExportRequest, tags: _Tags, batches: _Batches) -> _Collected:
     """The records of the bundle, per control (as of: the latest per subject, with their check outcomes)."""
     window, prefixes = request.window, request.prefixes
-    collected = _Collected()
+    collected = _Collected(charts=ChartBook(None if window.period is None else window.period.start, window.as_of))
     if window.period is None:
         latest = queries.iter_latest_per_subject(conn, prefixes, window.as_of, with_payload=True)
         _spool_records(_tally_outcomes(latest, tags, request.mappings, collected), tags, batches, collected)
@@ -474,6 +533,8 @@ def _summaries(
                 records=records,
                 records_file=control_file_name(ref.framework, ref.control) if records else None,
                 outcomes=collected.outcomes.get(ref, {}),
+                kind_records={k: n for (r, k), n in sorted(collected.kinds_per_control.items()) if r == ref},
+                attestations=collected.attestations.get(ref, []),
             )
         )
     return out
@@ -553,15 +614,36 @@ def _manifest(
     }
 
 
-def _add_reports(bundle: _BundleZip, request: ExportRequest, summaries: list[ControlSummary]) -> None:
+def _add_reports(
+    bundle: _BundleZip, request: ExportRequest, summaries: list[ControlSummary], collected: _Collected, workdir: Path
+) -> None:
     catalog = request.mappings.catalogs[request.framework]
     window, version = request.window, request.generator_version
+    generator = f"evidence-collector {version}"
     bundle.add("controls.csv", controls_csv(summaries))
     bundle.add("coverage.json", coverage_json(window, summaries))
     bundle.add(
         "assessment-results.json", assessment_results(catalog.framework, catalog.name, window, summaries, version)
     )
-    bundle.add("index.html", index_html(catalog.name, window, summaries, f"evidence-collector {version}"))
+    crosswalks = load_crosswalks(request.mappings.root / "crosswalks", request.mappings)
+    frameworks = framework_columns(request.mappings)
+    rows = matrix_rows(summaries, request.mappings, crosswalks)
+    bundle.add("matrix.csv", matrix_csv(rows, frameworks))
+    bundle.add("matrix.html", matrix_html(rows, frameworks, window, generator))
+    charts = collected.charts.finished() if collected.charts is not None else []
+    chart_files: dict[str, dict[str, str]] = {}
+    for chart in charts:
+        files = {"svg": f"charts/{chart.slug}.svg", "data": f"charts/{chart.slug}.csv"}
+        bundle.add(files["svg"], chart_svg(chart))
+        bundle.add(files["data"], chart_csv(chart))
+        chart_files[chart.slug] = files
+    if charts:
+        bundle.add("charts/index.json", charts_index(charts, chart_files))
+    report = ReportContent(request.narratives, rows, frameworks, charts)
+    html = index_html(catalog.name, window, summaries, generator, report)
+    bundle.add("index.html", html)
+    if request.chromium is not None:
+        bundle.add("report.pdf", render_pdf(html, workdir, request.chromium))
 
 
 def _sign(bundle: _BundleZip, manifest: dict[str, Any], key: Ed25519PrivateKey) -> None:
@@ -596,12 +678,28 @@ def _write(
         if request.window.period is not None:
             collected.outcomes = assessed.outcomes
         summaries = _summaries(request, collected, sweeps)
-        _add_reports(bundle, request, summaries)
+        _add_reports(bundle, request, summaries, collected, spool_dir)
         manifest = _manifest(request, collected, summaries, bundle.files, anchor, key, clock())
         _sign(bundle, manifest, key)
     finally:
         bundle.close()
     return manifest, summaries
+
+
+def assess_controls(
+    store: Store, request: ExportRequest, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> list[ControlSummary]:
+    """Each control's coverage over the window and the check outcomes of its latest evidence, without writing a
+    bundle (``evidence-collector matrix``); record counts are not taken (no evidence pass)."""
+    with store.engine.connect() as conn:
+        _check_window(conn, request.window, clock())
+    sweeps, assessed = _assess(store, request)
+    if request.window.period is None:
+        with store.engine.connect() as conn:
+            latest = queries.iter_latest_per_subject(conn, request.prefixes, request.window.as_of, with_payload=False)
+            for _ in _tally_outcomes(latest, _tags(request), request.mappings, assessed):
+                pass
+    return _summaries(request, assessed, sweeps)
 
 
 def _period_records(conn: Connection, request: ExportRequest) -> int:

@@ -46,6 +46,10 @@ class ControlSummary:
     records_file: str | None = None
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     """Check id → outcome counts over the latest record per subject as of the window's end."""
+    kind_records: dict[str, int] = field(default_factory=dict)
+    """Evidence kind → records of it in the bundle for this control."""
+    attestations: list[dict[str, Any]] = field(default_factory=list)
+    """The attestation records in the bundle for this control (title, by whom, when, until when)."""
 
     @property
     def status(self) -> Freshness:

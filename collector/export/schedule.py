@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from collector import __version__
 from collector.config import ExportSchedule, LoadedConfig
 from collector.durations import format_duration
-from collector.errors import extra_needed
+from collector.errors import MappingError, extra_needed
 from collector.export.bundle import ExportResult, build_request, config_digest, export_bundle
 from collector.export.errors import ExportError
+from collector.export.narratives import Narratives, load_narratives
 from collector.export.signing import SIGNING_KEY_ENV, load_signing_key
 from collector.state import State
 from collector.store import Store
@@ -185,6 +186,13 @@ def _prune(destination: Destination, export: ExportSchedule) -> tuple[str, ...]:
     return doomed
 
 
+def _narratives(loaded: LoadedConfig) -> Narratives:
+    try:
+        return load_narratives(loaded.mappings, loaded.app.narratives)
+    except MappingError as exc:
+        raise ExportError(f"narratives: {exc}") from exc
+
+
 def _export_once(
     export: ExportSchedule,
     loaded: LoadedConfig,
@@ -205,6 +213,7 @@ def _export_once(
         framework=export.framework,
         controls=export.controls,
         period=(slot - export.window, slot),
+        narratives=_narratives(loaded),
     )
     key = _signing_key(export, environ)
     result = destination.write(name, lambda out: export_bundle(store, request, out, key, clock=clock))
