@@ -36,6 +36,7 @@ __all__ = [
     "SAGEMAKER_KIND",
     "SECRETS_KIND",
     "Reader",
+    "Scope",
 ]
 
 CLOUDTRAIL_KIND = "aws.cloudtrail.trails"
@@ -50,8 +51,13 @@ LOGS_KIND = "aws.logs.sagemaker_log_groups"
 SAGEMAKER_KIND = "aws.sagemaker.resources"
 ENVIRONMENT_KIND = "aws.compute.environment_names"
 
-ClientFor = Callable[[str], Any]
-"""A client for a service in the account and region being read."""
+@dataclass(frozen=True)
+class Scope:
+    """The account and region being read, and a client for a service there."""
+
+    account_id: str
+    region: str
+    client: Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class Reader:
     kind: str
     service: str
     """The IAM service prefix of its calls, for naming a denied permission."""
-    read: Callable[[ClientFor, InfrastructureSettings], dict[str, Any]]
+    read: Callable[[Scope, InfrastructureSettings], dict[str, Any]]
 
 
 def _pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
@@ -126,7 +132,7 @@ def _designated(name: str, tags: Mapping[str, str], settings: InfrastructureSett
         return True
     if any(fnmatchcase(name, pattern) for pattern in settings.buckets):
         return True
-    return any(fnmatchcase(tags.get(key, "\0"), value) for key, value in settings.scope_tags.items())
+    return any(key in tags and fnmatchcase(tags[key], value) for key, value in settings.scope_tags.items())
 
 
 def _bucket_tags(s3: Any, name: str) -> dict[str, str]:
@@ -144,10 +150,10 @@ def designated_buckets(s3: Any, settings: InfrastructureSettings) -> list[str]:
     return [n for n in names if n in by_name or _designated(n, _bucket_tags(s3, n), settings)]
 
 
-def read_s3(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    s3 = client("s3")
+def read_s3(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    s3 = scope.client("s3")
     account_block = _optional(
-        lambda: client("s3control").get_public_access_block(AccountId=client("sts").get_caller_identity()["Account"]),
+        lambda: scope.client("s3control").get_public_access_block(AccountId=scope.account_id),
         "NoSuchPublicAccessBlockConfiguration",
     )
     names = designated_buckets(s3, settings)
@@ -161,9 +167,9 @@ def read_s3(client: ClientFor, settings: InfrastructureSettings) -> dict[str, An
 # ------------------------------------------------------------------------------------------- CloudTrail
 
 
-def read_cloudtrail(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    cloudtrail = client("cloudtrail")
-    s3 = client("s3")
+def read_cloudtrail(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    cloudtrail = scope.client("cloudtrail")
+    s3 = scope.client("s3")
     trails = []
     for trail in cloudtrail.describe_trails(includeShadowTrails=False).get("trailList") or []:
         arn = trail["TrailARN"]
@@ -184,13 +190,19 @@ def read_cloudtrail(client: ClientFor, settings: InfrastructureSettings) -> dict
 # ------------------------------------------------------------------------------------------- EC2 and VPC
 
 
-def read_ec2(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    ec2 = client("ec2")
+def read_ec2(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    ec2 = scope.client("ec2")
     groups = _pages(ec2, "describe_security_groups", "SecurityGroups")
     vpcs = _pages(ec2, "describe_vpcs", "Vpcs")
     flow_logs = _pages(ec2, "describe_flow_logs", "FlowLogs")
     images = ec2.describe_images(Owners=["self"]).get("Images") or []
-    snapshots = _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], RestorableByUserIds=["all"])
+    public_snapshots = []
+    for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"]):
+        if snapshot.get("OwnerId") != scope.account_id:
+            continue
+        permissions = ec2.describe_snapshot_attribute(SnapshotId=snapshot["SnapshotId"], Attribute="createVolumePermission")
+        if any(p.get("Group") == "all" for p in permissions.get("CreateVolumePermissions") or []):
+            public_snapshots.append(str(snapshot["SnapshotId"]))
     return {
         "ebs_encryption_by_default": bool(ec2.get_ebs_encryption_by_default().get("EbsEncryptionByDefault")),
         "security_groups": [
@@ -203,15 +215,15 @@ def read_ec2(client: ClientFor, settings: InfrastructureSettings) -> dict[str, A
         "flow_logs": [{"FlowLogId": f.get("FlowLogId"), "ResourceId": f.get("ResourceId"),
                        "FlowLogStatus": f.get("FlowLogStatus")} for f in flow_logs],
         "public_images": sorted(str(i["ImageId"]) for i in images if i.get("Public")),
-        "public_snapshots": sorted(str(s["SnapshotId"]) for s in snapshots),
+        "public_snapshots": sorted(public_snapshots),
     }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- KMS
 
 
-def read_kms(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    kms = client("kms")
+def read_kms(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    kms = scope.client("kms")
     keys = []
     for key in _pages(kms, "list_keys", "Keys"):
         metadata = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
@@ -230,8 +242,8 @@ def read_kms(client: ClientFor, settings: InfrastructureSettings) -> dict[str, A
 # ------------------------------------------------------------------------------------------- RDS
 
 
-def read_rds(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    rds = client("rds")
+def read_rds(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    rds = scope.client("rds")
     instances = _pages(rds, "describe_db_instances", "DBInstances")
     snapshots = _pages(rds, "describe_db_snapshots", "DBSnapshots", SnapshotType="manual")
     public = []
@@ -255,8 +267,8 @@ def read_rds(client: ClientFor, settings: InfrastructureSettings) -> dict[str, A
 # ------------------------------------------------------------------------------------------- Secrets Manager
 
 
-def read_secrets(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    secrets = _pages(client("secretsmanager"), "list_secrets", "SecretList")
+def read_secrets(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    secrets = _pages(scope.client("secretsmanager"), "list_secrets", "SecretList")
     keep = ("ARN", "Name", "RotationEnabled", "RotationRules", "LastRotatedDate", "LastChangedDate", "CreatedDate")
     return {"secrets": [aws_json({k: s[k] for k in keep if k in s}) for s in secrets]}
 
@@ -264,8 +276,8 @@ def read_secrets(client: ClientFor, settings: InfrastructureSettings) -> dict[st
 # ------------------------------------------------------------------------------------------- GuardDuty
 
 
-def read_guardduty(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    guardduty = client("guardduty")
+def read_guardduty(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    guardduty = scope.client("guardduty")
     detectors = []
     for detector_id in _pages(guardduty, "list_detectors", "DetectorIds"):
         detector = guardduty.get_detector(DetectorId=detector_id)
@@ -284,8 +296,8 @@ def read_guardduty(client: ClientFor, settings: InfrastructureSettings) -> dict[
 # ------------------------------------------------------------------------------------------- AWS Config
 
 
-def read_config(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    config = client("config")
+def read_config(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    config = scope.client("config")
     recorders = config.describe_configuration_recorders().get("ConfigurationRecorders") or []
     statuses = config.describe_configuration_recorder_status().get("ConfigurationRecordersStatus") or []
     channels = config.describe_delivery_channels().get("DeliveryChannels") or []
@@ -299,8 +311,8 @@ def read_config(client: ClientFor, settings: InfrastructureSettings) -> dict[str
 # ------------------------------------------------------------------------------------------- CloudWatch Logs
 
 
-def read_logs(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    groups = _pages(client("logs"), "describe_log_groups", "logGroups", logGroupNamePrefix="/aws/sagemaker/")
+def read_logs(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    groups = _pages(scope.client("logs"), "describe_log_groups", "logGroups", logGroupNamePrefix="/aws/sagemaker/")
     return {
         "log_groups": [
             {"logGroupName": g["logGroupName"], "retentionInDays": g.get("retentionInDays"), "kmsKeyId": g.get("kmsKeyId")}
@@ -312,8 +324,8 @@ def read_logs(client: ClientFor, settings: InfrastructureSettings) -> dict[str, 
 # ------------------------------------------------------------------------------------------- SageMaker
 
 
-def read_sagemaker(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
-    sagemaker = client("sagemaker")
+def read_sagemaker(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
+    sagemaker = scope.client("sagemaker")
     notebooks = []
     for summary in _pages(sagemaker, "list_notebook_instances", "NotebookInstances"):
         n = sagemaker.describe_notebook_instance(NotebookInstanceName=summary["NotebookInstanceName"])
@@ -341,9 +353,9 @@ def read_sagemaker(client: ClientFor, settings: InfrastructureSettings) -> dict[
 # ------------------------------------------------------------------------------------------- environment names
 
 
-def read_environment(client: ClientFor, settings: InfrastructureSettings) -> dict[str, Any]:
+def read_environment(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
     """Names of Lambda environment variables (never their values)."""
-    functions = _pages(client("lambda"), "list_functions", "Functions")
+    functions = _pages(scope.client("lambda"), "list_functions", "Functions")
     return {
         "functions": [
             {"FunctionName": f["FunctionName"],
