@@ -1,10 +1,10 @@
 """AWS: IAM access evidence (credential report, authorization details, password policy) and ECR image scans."""
 
 from .checks import (
-    NO_PRIVILEGE_ESCALATION,
     ACCESS_KEYS_ROTATED,
     CHECKS,
     CONSOLE_USERS_MFA,
+    NO_PRIVILEGE_ESCALATION,
     NO_ROOT_ACCESS_KEYS,
     NO_WILDCARD_ADMIN,
     PASSWORD_POLICY,

@@ -354,9 +354,7 @@ def no_privilege_escalation(observation: Observation, settings: AwsSettings, now
             message += f"; {len(failing)} others can escalate: {_names(failing, 'arn')}"
         return NO_PRIVILEGE_ESCALATION.result(Outcome.ERROR, message, **details)
     if failing:
-        listed = "; ".join(
-            f"{f['arn']} via {', '.join(p['path'] for p in f['paths'])}" for f in failing[:_LISTED]
-        )
+        listed = "; ".join(f"{f['arn']} via {', '.join(p['path'] for p in f['paths'])}" for f in failing[:_LISTED])
         more = f" and {len(failing) - _LISTED} more" if len(failing) > _LISTED else ""
         message = f"{len(failing)} principal(s) outside the allowlist can escalate privileges: {listed}{more}"
         return NO_PRIVILEGE_ESCALATION.result(Outcome.FAIL, message, **details)

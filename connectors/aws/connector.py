@@ -20,8 +20,6 @@ from collector.sdk.vulnerability_scan import to_payload
 
 from . import ecr as ecr_reads
 from .checks import CHECKS
-from .infra import ACCOUNT_READERS, INFRA_KINDS, REGION_READERS, Reader, Scope
-from .infra_checks import INFRA_CHECKS
 from .iam import (
     AUTHORIZATION_DETAILS_KIND,
     CREDENTIAL_REPORT_KIND,
@@ -32,6 +30,8 @@ from .iam import (
     fetch_password_policy,
     parse_credential_report,
 )
+from .infra import ACCOUNT_READERS, INFRA_KINDS, REGION_READERS, Reader, Scope
+from .infra_checks import INFRA_CHECKS
 from .settings import AccountTarget, AwsSettings
 from .shapes import error_code, error_message, is_access_denied, permission_for
 
@@ -279,7 +279,9 @@ class AwsConnector(Connector[AwsSettings]):
                 continue
             ctx.raise_if_cancelled()
             regional = reader in REGION_READERS
-            subject = Subject("aws_region", f"{account.id}/{region}") if regional else Subject("aws_account", account.id)
+            subject = (
+                Subject("aws_region", f"{account.id}/{region}") if regional else Subject("aws_account", account.id)
+            )
             yield self._infrastructure_part(ctx, subject, reader, Scope(account.id, region, client_for))
 
     def _infrastructure_part(

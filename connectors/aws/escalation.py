@@ -80,7 +80,9 @@ PATHS: tuple[EscalationPath, ...] = (
         (Step(("iam:SetDefaultPolicyVersion",), "own_policies"),),
     ),
     EscalationPath(
-        "attach-user-policy", "attach any managed policy to oneself", (Step(("iam:AttachUserPolicy",), "self"),),
+        "attach-user-policy",
+        "attach any managed policy to oneself",
+        (Step(("iam:AttachUserPolicy",), "self"),),
         frozenset({"user"}),
     ),
     EscalationPath(
@@ -90,11 +92,15 @@ PATHS: tuple[EscalationPath, ...] = (
         frozenset({"user"}),
     ),
     EscalationPath(
-        "attach-role-policy", "attach any managed policy to oneself", (Step(("iam:AttachRolePolicy",), "self"),),
+        "attach-role-policy",
+        "attach any managed policy to oneself",
+        (Step(("iam:AttachRolePolicy",), "self"),),
         frozenset({"role"}),
     ),
     EscalationPath(
-        "put-user-policy", "write an inline policy on oneself", (Step(("iam:PutUserPolicy",), "self"),),
+        "put-user-policy",
+        "write an inline policy on oneself",
+        (Step(("iam:PutUserPolicy",), "self"),),
         frozenset({"user"}),
     ),
     EscalationPath(
@@ -104,7 +110,9 @@ PATHS: tuple[EscalationPath, ...] = (
         frozenset({"user"}),
     ),
     EscalationPath(
-        "put-role-policy", "write an inline policy on oneself", (Step(("iam:PutRolePolicy",), "self"),),
+        "put-role-policy",
+        "write an inline policy on oneself",
+        (Step(("iam:PutRolePolicy",), "self"),),
         frozenset({"role"}),
     ),
     EscalationPath(
@@ -126,7 +134,9 @@ PATHS: tuple[EscalationPath, ...] = (
         (Step(("iam:UpdateLoginProfile",), "other_users"),),
     ),
     EscalationPath(
-        "add-user-to-group", "add a user (oneself) to any group", (Step(("iam:AddUserToGroup",), "any_group"),),
+        "add-user-to-group",
+        "add a user (oneself) to any group",
+        (Step(("iam:AddUserToGroup",), "any_group"),),
         frozenset({"user"}),
     ),
 )
@@ -175,7 +185,7 @@ class _Account:
 def _trusts(role: Mapping[str, Any], service: str) -> bool:
     try:
         document = role.get("AssumeRolePolicyDocument")
-        parsed = json.loads(unquote(document)) if isinstance(document, str) else document
+        parsed: Any = json.loads(unquote(document)) if isinstance(document, str) else document
         statements = parsed["Statement"]
         for statement in statements if isinstance(statements, list) else [statements]:
             if statement.get("Effect") != "Allow":

@@ -51,6 +51,7 @@ LOGS_KIND = "aws.logs.sagemaker_log_groups"
 SAGEMAKER_KIND = "aws.sagemaker.resources"
 ENVIRONMENT_KIND = "aws.compute.environment_names"
 
+
 @dataclass(frozen=True)
 class Scope:
     """The account and region being read, and a client for a service there."""
@@ -105,7 +106,9 @@ _PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
 
 def _bucket(s3: Any, name: str) -> dict[str, Any]:
     """Encryption, versioning, Object Lock, Block Public Access, policy and public ACL grants of one bucket."""
-    encryption = _optional(lambda: s3.get_bucket_encryption(Bucket=name), "ServerSideEncryptionConfigurationNotFoundError")
+    encryption = _optional(
+        lambda: s3.get_bucket_encryption(Bucket=name), "ServerSideEncryptionConfigurationNotFoundError"
+    )
     versioning = s3.get_bucket_versioning(Bucket=name)
     lock = _optional(lambda: s3.get_object_lock_configuration(Bucket=name), "ObjectLockConfigurationNotFoundError")
     block = _optional(lambda: s3.get_public_access_block(Bucket=name), "NoSuchPublicAccessBlockConfiguration")
@@ -167,6 +170,11 @@ def read_s3(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- CloudTrail
 
 
+def _log_bucket(s3: Any, name: str) -> Any:
+    """The trail's bucket, often in a log-archive account this role cannot read: denied is recorded, not raised."""
+    return _denied_as_error("s3", lambda: _bucket(s3, name))
+
+
 def read_cloudtrail(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
     cloudtrail = scope.client("cloudtrail")
     s3 = scope.client("s3")
@@ -182,7 +190,7 @@ def read_cloudtrail(scope: Scope, settings: InfrastructureSettings) -> dict[str,
             "LatestDeliveryError": status.get("LatestDeliveryError"),
             "EventSelectors": aws_json(selectors.get("EventSelectors") or []),
             "AdvancedEventSelectors": aws_json(selectors.get("AdvancedEventSelectors") or []),
-            "log_bucket": _denied_as_error("s3", lambda b=bucket: _bucket(s3, b)) if bucket else None,
+            "log_bucket": _log_bucket(s3, bucket) if bucket else None,
         })  # fmt: skip
     return {"trails": trails, "designated_buckets": designated_buckets(s3, settings)}
 
@@ -200,7 +208,9 @@ def read_ec2(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
     for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"]):
         if snapshot.get("OwnerId") != scope.account_id:
             continue
-        permissions = ec2.describe_snapshot_attribute(SnapshotId=snapshot["SnapshotId"], Attribute="createVolumePermission")
+        permissions = ec2.describe_snapshot_attribute(
+            SnapshotId=snapshot["SnapshotId"], Attribute="createVolumePermission"
+        )
         if any(p.get("Group") == "all" for p in permissions.get("CreateVolumePermissions") or []):
             public_snapshots.append(str(snapshot["SnapshotId"]))
     return {
@@ -315,7 +325,11 @@ def read_logs(scope: Scope, settings: InfrastructureSettings) -> dict[str, Any]:
     groups = _pages(scope.client("logs"), "describe_log_groups", "logGroups", logGroupNamePrefix="/aws/sagemaker/")
     return {
         "log_groups": [
-            {"logGroupName": g["logGroupName"], "retentionInDays": g.get("retentionInDays"), "kmsKeyId": g.get("kmsKeyId")}
+            {
+                "logGroupName": g["logGroupName"],
+                "retentionInDays": g.get("retentionInDays"),
+                "kmsKeyId": g.get("kmsKeyId"),
+            }
             for g in groups
         ]
     }

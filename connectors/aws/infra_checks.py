@@ -136,7 +136,7 @@ def cloudtrail_integrity(observation: Observation, settings: AwsSettings, now: d
     good = _logging_multi_region(observation.payload)
     if not good:
         return Outcome.FAIL, "no multi-region trail is logging, so no log file is validated or encrypted", []
-    failing = []
+    failing: list[dict[str, Any]] = []
     for trail in good:
         missing = [what for what, ok in (("log file validation", trail.get("LogFileValidationEnabled")),
                                          ("KMS encryption", trail.get("KmsKeyId"))) if not ok]  # fmt: skip
@@ -306,7 +306,9 @@ def ec2_ebs_default_encryption(observation: Observation, settings: AwsSettings, 
 
 def ec2_flow_logs(observation: Observation, settings: AwsSettings, now: datetime) -> Any:
     vpcs = observation.payload.get("vpcs") or []
-    active = {f.get("ResourceId") for f in observation.payload.get("flow_logs") or [] if f.get("FlowLogStatus") == "ACTIVE"}
+    active = {
+        f.get("ResourceId") for f in observation.payload.get("flow_logs") or [] if f.get("FlowLogStatus") == "ACTIVE"
+    }
     failing = [v.get("VpcId") for v in vpcs if v.get("VpcId") not in active]
     return _verdict(vpcs, failing, "VPCs", "have active flow logs", "have no active flow log")
 
@@ -401,11 +403,16 @@ def guardduty(observation: Observation, settings: AwsSettings, now: datetime) ->
                 return Outcome.ERROR, f"GuardDuty finding {finding.get('Id')} has no readable CreatedAt", []
             if now - created > limit and not finding.get("Archived"):
                 failing.append({"resource": finding.get("Id"), "type": finding.get("Type"),
-                                "severity": finding.get("Severity"), "created_at": finding.get("CreatedAt")})  # fmt: skip
+                                "severity": finding.get("Severity"),
+                                "created_at": finding.get("CreatedAt")})  # fmt: skip
     if failing:
         message = f"{len(failing)} unarchived high-severity finding(s) older than {format_duration(limit)}"
         return Outcome.FAIL, f"{message}: {_listed(failing)}", failing
-    return Outcome.PASS, f"GuardDuty enabled; no unarchived high-severity finding older than {format_duration(limit)}", []
+    return (
+        Outcome.PASS,
+        f"GuardDuty enabled; no unarchived high-severity finding older than {format_duration(limit)}",
+        [],
+    )
 
 
 def config_recorder(observation: Observation, settings: AwsSettings, now: datetime) -> Any:
@@ -468,9 +475,11 @@ def _secret_like(names: Iterable[str], settings: AwsSettings) -> list[str]:
 
 
 def _environment(holders: list[tuple[str, list[str]]], settings: AwsSettings) -> Any:
-    failing = [{"resource": name, "variables": found} for name, names in holders if (found := _secret_like(names, settings))]
+    failing = [
+        {"resource": name, "variables": found} for name, names in holders if (found := _secret_like(names, settings))
+    ]
     return _verdict(holders, failing, "functions/jobs", "have no secret-looking environment variable names",
-                    "have environment variables named like secrets (names only; values are never read into evidence)")  # fmt: skip
+                    "have environment variables named like secrets (names only, never values)")  # fmt: skip
 
 
 def lambda_environment(observation: Observation, settings: AwsSettings, now: datetime) -> Any:

@@ -11,7 +11,12 @@ __all__ = [
     "ACCESS_DENIED_CODES",
     "IAM_ACTIONS",
     "aws_json",
-    "iam_action", "error_code", "error_message", "is_access_denied", "permission_for"]
+    "error_code",
+    "error_message",
+    "iam_action",
+    "is_access_denied",
+    "permission_for",
+]
 
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}

@@ -192,7 +192,9 @@ def test_an_attached_policy_whose_document_is_missing_is_an_error_naming_it() ->
 
 def test_a_finding_elsewhere_does_not_hide_an_unreadable_principal() -> None:
     payload = account(allow("iam:PutUserPolicy"))
-    payload["UserDetailList"][0]["UserPolicyList"] = [{"PolicyName": "odd", "PolicyDocument": doc({"Effect": "Permit"})}]
+    payload["UserDetailList"][0]["UserPolicyList"] = [
+        {"PolicyName": "odd", "PolicyDocument": doc({"Effect": "Permit"})}
+    ]
     result = judge(payload)
     assert result.result is Outcome.ERROR
     assert "victim inline odd statement 0: Effect is 'Permit'" in result.message

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,13 @@ from connectors.aws import AwsSettings
 from connectors.aws.infra import Scope, read_guardduty
 from connectors.aws.infra_checks import INFRA_CHECKS
 from connectors.aws.shapes import iam_action
-from tests.connectors.test_aws import ACCOUNT, POLICY_FILE, REGION, Moto, collect, moto, moto_url  # noqa: F401
+from tests.connectors import test_aws
+from tests.connectors.test_aws import ACCOUNT, POLICY_FILE, REGION, Moto, collect
 
 pytestmark = pytest.mark.slow
+
+moto_url = test_aws.moto_url
+moto = test_aws.moto
 
 NOW = datetime.now(UTC)
 
@@ -36,13 +39,16 @@ def seed_infrastructure(moto: Moto) -> None:
     s3.create_bucket(Bucket="ml-training-data")
     s3.put_bucket_encryption(
         Bucket="ml-training-data",
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
     )
     s3.put_bucket_versioning(Bucket="ml-training-data", VersioningConfiguration={"Status": "Enabled"})
     s3.put_public_access_block(
         Bucket="ml-training-data",
-        PublicAccessBlockConfiguration={f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
-                                                          "RestrictPublicBuckets")},
+        PublicAccessBlockConfiguration=dict.fromkeys(
+            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+        ),
     )  # fmt: skip
     tls_only = {"Version": "2012-10-17", "Statement": [{
         "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -94,7 +100,9 @@ def seed_infrastructure(moto: Moto) -> None:
     logs = moto.client("logs")
     logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     logs.put_retention_policy(logGroupName="/aws/sagemaker/TrainingJobs", retentionInDays=30)
-    logs.create_log_group(logGroupName="/aws/sagemaker/Endpoints/prod", kmsKeyId=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{rotated}")
+    logs.create_log_group(
+        logGroupName="/aws/sagemaker/Endpoints/prod", kmsKeyId=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{rotated}"
+    )
     sagemaker = moto.client("sagemaker")
     sagemaker.create_notebook_instance(NotebookInstanceName="open-nb", InstanceType="ml.t3.medium",
                                        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm")  # fmt: skip
@@ -104,17 +112,21 @@ def seed_infrastructure(moto: Moto) -> None:
                                        SecurityGroupIds=[https])  # fmt: skip
     sagemaker.create_training_job(
         TrainingJobName="finetune", RoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
-        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr.us-east-1.amazonaws.com/t:1", "TrainingInputMode": "File"},
+        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr.us-east-1.amazonaws.com/t:1",
+                                "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": "s3://ml-training-data/out", "KmsKeyId": rotated},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10, "VolumeKmsKeyId": rotated},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10,
+                        "VolumeKmsKeyId": rotated},
         StoppingCondition={"MaxRuntimeInSeconds": 60}, Environment={"HF_TOKEN": "hf_not-in-evidence", "EPOCHS": "3"},
     )  # fmt: skip
     sagemaker.create_model(ModelName="ranker", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
                            PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/r:1"})  # fmt: skip
     sagemaker.create_endpoint_config(EndpointConfigName="ranker", ProductionVariants=[
-        {"VariantName": "all", "ModelName": "ranker", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])  # fmt: skip
+        {"VariantName": "all", "ModelName": "ranker", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}])  # fmt: skip
     config = moto.client("config")
-    config.put_configuration_recorder(ConfigurationRecorder={"name": "default", "roleARN": f"arn:aws:iam::{ACCOUNT}:role/config",
+    config.put_configuration_recorder(ConfigurationRecorder={"name": "default",
+                                                             "roleARN": f"arn:aws:iam::{ACCOUNT}:role/config",
                                                              "recordingGroup": {"allSupported": True}})  # fmt: skip
     config.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": "trail-logs"})
     config.start_configuration_recorder(ConfigurationRecorderName="default")
@@ -238,15 +250,19 @@ def test_every_infrastructure_call_is_granted_by_the_shipped_policy(moto: Moto) 
     ]
     ungranted = sorted(a for a in called if not any(fnmatchcase(a, pattern) for pattern in granted))
     assert ungranted == [], f"calls deploy/aws/iam-policy.json does not grant: {ungranted}"
-    infrastructure = next(s for s in json.loads(POLICY_FILE.read_text())["Statement"] if s["Sid"] == "MlPlatformInfrastructure")
-    # moto has no GuardDuty ListFindings (the call fails), so GetFindings is never reached here; the Stubber test covers it
+    infrastructure = next(
+        s for s in json.loads(POLICY_FILE.read_text())["Statement"] if s["Sid"] == "MlPlatformInfrastructure"
+    )
+    # moto has no GuardDuty ListFindings (the call fails), so GetFindings is never reached; the Stubber test has it
     assert sorted(set(infrastructure["Action"]) - called) == ["guardduty:GetFindings"]
 
 
 def test_the_shipped_policy_is_read_only() -> None:
     document = json.loads(POLICY_FILE.read_text())
     writes = ("Create", "Put", "Delete", "Update", "Attach", "Modify", "Start", "Stop", "Enable", "Disable")
-    actions = [a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    actions = [
+        a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
     assert [a for a in actions if a.split(":")[1].startswith(writes)] == []
 
 
@@ -254,7 +270,9 @@ def test_the_shipped_policy_is_read_only() -> None:
 
 
 def _stubbed_guardduty(findings: list[dict[str, Any]]) -> Any:
-    client = get_session().create_client("guardduty", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    client = get_session().create_client(
+        "guardduty", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stubber = Stubber(client)
     stubber.add_response("list_detectors", {"DetectorIds": ["d1"]})
     stubber.add_response("get_detector", {"Status": "ENABLED", "ServiceRole": "r"}, {"DetectorId": "d1"})
