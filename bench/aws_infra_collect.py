@@ -110,7 +110,8 @@ def _strip_account_host(request: Any, **_: Any) -> None:
 def main() -> None:
     users = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     roles = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"), ("AWS_DEFAULT_REGION", REGION)):
+    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}
+    for name, value in credentials.items():
         os.environ.setdefault(name, value)
     process, url = start_moto()
     try:
