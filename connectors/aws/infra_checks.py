@@ -8,7 +8,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from collector.sdk import Check, CheckResult, Observation, Outcome, format_duration, parse_timestamp
+from collector.sdk import Check, CheckResult, Observation, Outcome, format_duration, in_the_future, parse_timestamp
 
 from .checks import _check
 from .infra import (
@@ -364,13 +364,13 @@ def rds_not_public(observation: Observation, settings: AwsSettings, now: datetim
 # ------------------------------------------------------------------------------------------- secrets, detection
 
 
-def _age_failure(value: Any, now: datetime, limit_days: float) -> str | None:
+def _age_failure(value: Any, now: datetime, limit_days: float, settings: AwsSettings) -> str | None:
     parsed = parse_timestamp(value) if value is not None else None
     if parsed is None:
         return "no readable rotation time"
+    if future := in_the_future(parsed, now, settings.clock_skew_tolerance):
+        return f"rotation time is {future}"
     age = (now - parsed).total_seconds() / 86400
-    if age < -1:
-        return f"rotation time {value} is in the future"
     return f"last rotated {int(age)}d ago" if age > limit_days else None
 
 
@@ -382,7 +382,7 @@ def secrets_rotation(observation: Observation, settings: AwsSettings, now: datet
         if secret.get("RotationEnabled") is not True:
             failing.append({"resource": secret.get("Name"), "reason": "rotation off"})
             continue
-        reason = _age_failure(secret.get("LastRotatedDate"), now, limit.total_seconds() / 86400)
+        reason = _age_failure(secret.get("LastRotatedDate"), now, limit.total_seconds() / 86400, settings)
         if reason:
             failing.append({"resource": secret.get("Name"), "reason": reason})
     return _verdict(secrets, failing, "secrets", f"rotate automatically within {format_duration(limit)}",
@@ -401,6 +401,8 @@ def guardduty(observation: Observation, settings: AwsSettings, now: datetime) ->
             created = parse_timestamp(finding.get("CreatedAt")) if finding.get("CreatedAt") else None
             if created is None:
                 return Outcome.ERROR, f"GuardDuty finding {finding.get('Id')} has no readable CreatedAt", []
+            if future := in_the_future(created, now, settings.clock_skew_tolerance):
+                return Outcome.FAIL, f"GuardDuty finding {finding.get('Id')} is created {future}", [finding.get("Id")]
             if now - created > limit and not finding.get("Archived"):
                 failing.append({"resource": finding.get("Id"), "type": finding.get("Type"),
                                 "severity": finding.get("Severity"),

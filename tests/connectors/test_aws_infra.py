@@ -15,7 +15,7 @@ from botocore.session import get_session
 from botocore.stub import Stubber
 
 from collector.model import Observation, Outcome, Subject
-from connectors.aws import AwsSettings
+from connectors.aws import NO_PRIVILEGE_ESCALATION, AwsSettings
 from connectors.aws.infra import Scope, read_guardduty
 from connectors.aws.infra_checks import INFRA_CHECKS
 from connectors.aws.shapes import iam_action
@@ -327,3 +327,28 @@ def test_environment_variable_names_that_look_like_secrets_fail_by_name_only() -
         assert result.details["failing"] == [{"resource": resource, "variables": [name]}]
         assert judge(check_id, Observation(kind=kind, subject=subject, observed_at=NOW, payload=payload),
                      secret_name_patterns=["*APIKEY*"]).result is Outcome.PASS  # fmt: skip
+
+
+def test_privilege_escalation_is_judged_on_what_moto_returns(moto: Moto) -> None:
+    """seed_iam: alice (group admins, * on *), bob (* on *), role break-glass (* on *, allowlisted), role reader
+    (s3:GetObject); plus ci-deployer who may pass a Lambda-trusted role and create functions."""
+    test_aws.seed_iam(moto)
+    iam = moto.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+    iam.create_role(RoleName="fn-exec", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_user(UserName="ci-deployer")
+    deploy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/fn-*"},
+        {"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"}]}  # fmt: skip
+    iam.put_user_policy(UserName="ci-deployer", PolicyName="deploy", PolicyDocument=json.dumps(deploy))
+    found, _ = collect(moto, ecr={"enabled": False})
+    (details,) = found["aws.iam.authorization_details"]
+    settings = AwsSettings.model_validate({"admin_allowlist": ["arn:aws:iam::*:role/break-glass"]})
+    result = NO_PRIVILEGE_ESCALATION.evaluate(details, settings, NOW)
+    assert result.result is Outcome.FAIL, result.message
+    failing = {f["arn"].rsplit("/", 1)[-1]: {p["path"] for p in f["paths"]} for f in result.details["failing"]}
+    assert set(failing) == {"alice", "bob", "ci-deployer"}
+    assert failing["ci-deployer"] == {"passrole-lambda"}
+    assert "put-user-policy" in failing["alice"] and "passrole-sagemaker-training" in failing["bob"]
+    assert result.details["allowlisted"] == [f"arn:aws:iam::{ACCOUNT}:role/break-glass"]
