@@ -350,5 +350,7 @@ def test_privilege_escalation_is_judged_on_what_moto_returns(moto: Moto) -> None
     failing = {f["arn"].rsplit("/", 1)[-1]: {p["path"] for p in f["paths"]} for f in result.details["failing"]}
     assert set(failing) == {"alice", "bob", "ci-deployer"}
     assert failing["ci-deployer"] == {"passrole-lambda"}
-    assert "put-user-policy" in failing["alice"] and "passrole-sagemaker-training" in failing["bob"]
+    assert {"put-user-policy", "attach-group-policy", "passrole-ec2"} <= failing["alice"]
+    assert "passrole-ec2" in failing["bob"]  # break-glass and reader trust ec2; no role trusts sagemaker
+    assert "passrole-sagemaker-training" not in failing["bob"]
     assert result.details["allowlisted"] == [f"arn:aws:iam::{ACCOUNT}:role/break-glass"]
