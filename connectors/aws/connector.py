@@ -19,7 +19,7 @@ from collector.sdk.vulnerability_scan import KIND as CONTAINER_SCAN_KIND
 from collector.sdk.vulnerability_scan import to_payload
 
 from . import ecr as ecr_reads
-from .checks import CHECKS
+from .checks import CONTAINER_SCAN_CHECKS, IAM_CHECKS
 from .iam import (
     AUTHORIZATION_DETAILS_KIND,
     CREDENTIAL_REPORT_KIND,
@@ -129,7 +129,7 @@ class AwsConnector(Connector[AwsSettings]):
         frozenset({CREDENTIAL_REPORT_KIND, AUTHORIZATION_DETAILS_KIND, PASSWORD_POLICY_KIND, CONTAINER_SCAN_KIND})
         | INFRA_KINDS
     )
-    checks = CHECKS + INFRA_CHECKS
+    checks = IAM_CHECKS + INFRA_CHECKS + CONTAINER_SCAN_CHECKS
 
     def __init__(self, settings: AwsSettings, session: Session | None = None) -> None:
         super().__init__(settings)

@@ -21,6 +21,7 @@ from collector.connector import CollectContext, load_connector
 from collector.model import Observation, Outcome, Subject
 from collector.sdk.testing import ConnectorConformance
 from connectors.aws import CHECKS, AwsConnector, AwsSettings
+from connectors.aws.infra import INFRA_KINDS
 from connectors.container_scan import NO_FIXABLE_VULNS
 from tests.helpers import running_moto_server
 
@@ -527,7 +528,7 @@ def test_connector_is_registered_and_declares_container_scan() -> None:
     assert cls is AwsConnector
     assert cls.kinds == frozenset(
         {"aws.iam.credential_report", "aws.iam.authorization_details", "aws.iam.password_policy", "container.scan"}
-    )
+    ) | INFRA_KINDS
     assert [c.id for c in cls.checks][-2:] == ["container.no_fixable_vulns", "container.scan_recent"]
 
 
