@@ -180,7 +180,8 @@ def test_the_matrix_links_cc72_to_iso_and_ai_rmf_controls_by_crosswalk_and_share
     }
     assert "SOC 2 TSC CC1-CC9 <-> ISO/IEC 27001:2022 Annex A" in links["iso27001:A.8.16"]
     assert "shared evidence" in links["iso27001:A.8.16"]
-    assert links["iso27001:A.8.15"] == ("SOC 2 TSC CC1-CC9 <-> ISO/IEC 27001:2022 Annex A",)
+    # by the crosswalk; other connectors' evidence (CloudTrail data events, Vault audit devices) may add a shared link
+    assert "SOC 2 TSC CC1-CC9 <-> ISO/IEC 27001:2022 Annex A" in links["iso27001:A.8.15"]
     assert links["nist_ai_rmf:MEASURE 2.4"] == ("shared evidence",)
     assert links["iso42001:A.6.2.6"] == ("shared evidence",)
     assert not any(ref.startswith("soc2:") for ref in links)

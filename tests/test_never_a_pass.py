@@ -56,6 +56,7 @@ from connectors.aws.iam import (
     fetch_authorization_details,
     fetch_password_policy,
 )
+from connectors.aws.infra import ACCOUNT_READERS, REGION_READERS, Scope
 from connectors.container_scan import ContainerScanConnector, ContainerScanSettings
 from connectors.data_access import DataAccessConnector, DataAccessSettings, Summariser
 from connectors.data_access.connector import LogFiles, TrailState
@@ -379,6 +380,141 @@ def ecr_failed(raw: Any) -> Any:
     out = copy.deepcopy(raw)
     out["page"]["imageScanStatus"] = {"status": "FAILED", "description": "scan failed: unsupported image"}
     return out
+
+
+# ------------------------------------------------------------------------------------------- aws infrastructure
+
+_INFRA_SETTINGS = AwsSettings.model_validate({"infrastructure": {"enabled": True, "buckets": ["ml-*"]}})
+_ALL_BLOCKED = dict.fromkeys(
+    ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+)
+_TLS_ONLY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*",
+                                       "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})  # fmt: skip
+_BUCKET = {
+    "s3.list_buckets": {"Buckets": [{"Name": "ml-data"}]},
+    "s3.get_bucket_tagging": {"TagSet": []},
+    "s3.get_bucket_encryption": {"ServerSideEncryptionConfiguration": {
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]}},
+    "s3.get_bucket_versioning": {"Status": "Enabled"},
+    "s3.get_object_lock_configuration": {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}},
+    "s3.get_public_access_block": {"PublicAccessBlockConfiguration": _ALL_BLOCKED},
+    "s3.get_bucket_policy": {"Policy": _TLS_ONLY},
+    "s3.get_bucket_acl": {"Grants": []},
+}  # fmt: skip
+_INFRA_RAW: dict[str, dict[str, Any]] = {
+    "aws.cloudtrail.trails": {
+        **_BUCKET,
+        "cloudtrail.describe_trails": {"trailList": [{
+            "Name": "org", "TrailARN": "arn:aws:cloudtrail:us-east-1:012345678901:trail/org", "S3BucketName": "logs",
+            "IsMultiRegionTrail": True, "IncludeGlobalServiceEvents": True, "LogFileValidationEnabled": True,
+            "KmsKeyId": "arn:aws:kms:us-east-1:012345678901:key/k"}]},
+        "cloudtrail.get_trail_status": {"IsLogging": True},
+        "cloudtrail.get_event_selectors": {"EventSelectors": [
+            {"ReadWriteType": "All", "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3"]}]}]},
+    },
+    "aws.s3.buckets": {**_BUCKET,
+                       "s3control.get_public_access_block": {"PublicAccessBlockConfiguration": _ALL_BLOCKED}},
+    "aws.ec2.network": {
+        "ec2.describe_security_groups": {"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}]},
+        "ec2.describe_vpcs": {"Vpcs": [{"VpcId": "vpc-1"}]},
+        "ec2.describe_flow_logs": {"FlowLogs": [
+            {"FlowLogId": "fl-1", "ResourceId": "vpc-1", "FlowLogStatus": "ACTIVE"}]},
+        "ec2.describe_images": {"Images": []},
+        "ec2.describe_snapshots": {"Snapshots": []},
+        "ec2.get_ebs_encryption_by_default": {"EbsEncryptionByDefault": True},
+    },
+    "aws.kms.keys": {
+        "kms.list_keys": {"Keys": [{"KeyId": "k1"}]},
+        "kms.describe_key": {"KeyMetadata": {"KeyManager": "CUSTOMER", "KeyState": "Enabled", "Arn": "arn:k1",
+                                             "KeySpec": "SYMMETRIC_DEFAULT", "Origin": "AWS_KMS"}},
+        "kms.get_key_rotation_status": {"KeyRotationEnabled": True},
+    },
+    "aws.rds.databases": {
+        "rds.describe_db_instances": {"DBInstances": [{"DBInstanceIdentifier": "db", "StorageEncrypted": True,
+                                                       "BackupRetentionPeriod": 14, "PubliclyAccessible": False}]},
+        "rds.describe_db_snapshots": {"DBSnapshots": []},
+    },
+    "aws.secretsmanager.secrets": {"secretsmanager.list_secrets": {"SecretList": [
+        {"Name": "hf-token", "RotationEnabled": True, "LastRotatedDate": RECENT}]}},
+    "aws.guardduty.detectors": {
+        "guardduty.list_detectors": {"DetectorIds": ["d1"]},
+        "guardduty.get_detector": {"Status": "ENABLED"},
+        "guardduty.list_findings": {"FindingIds": ["f1"]},
+        "guardduty.get_findings": {"Findings": [{"Id": "f1", "Type": "Recon:EC2/PortProbeUnprotectedPort",
+                                                 "Severity": 8.0, "CreatedAt": RECENT.isoformat(),
+                                                 "Service": {"Archived": False}}]},
+    },
+    "aws.config.recorders": {
+        "config.describe_configuration_recorders": {"ConfigurationRecorders": [{"name": "default"}]},
+        "config.describe_configuration_recorder_status": {"ConfigurationRecordersStatus": [
+            {"name": "default", "recording": True, "lastStatus": "SUCCESS"}]},
+        "config.describe_delivery_channels": {"DeliveryChannels": [{"name": "default", "s3BucketName": "b"}]},
+    },
+    "aws.logs.sagemaker_log_groups": {"logs.describe_log_groups": {"logGroups": [
+        {"logGroupName": "/aws/sagemaker/TrainingJobs", "retentionInDays": 400, "kmsKeyId": "arn:k"}]}},
+    "aws.sagemaker.resources": {
+        "sagemaker.list_notebook_instances": {"NotebookInstances": [{"NotebookInstanceName": "nb"}]},
+        "sagemaker.describe_notebook_instance": {"NotebookInstanceName": "nb", "KmsKeyId": "k",
+                                                 "DirectInternetAccess": "Disabled", "RootAccess": "Disabled"},
+        "sagemaker.list_training_jobs": {"TrainingJobSummaries": [{"TrainingJobName": "j"}]},
+        "sagemaker.describe_training_job": {"TrainingJobName": "j", "ResourceConfig": {"VolumeKmsKeyId": "k"},
+                                            "OutputDataConfig": {"KmsKeyId": "k"}, "Environment": {"EPOCHS": "3"}},
+        "sagemaker.list_endpoint_configs": {"EndpointConfigs": [{"EndpointConfigName": "e"}]},
+        "sagemaker.describe_endpoint_config": {"EndpointConfigName": "e", "KmsKeyId": "k"},
+    },
+    "aws.compute.environment_names": {"lambda.list_functions": {"Functions": [
+        {"FunctionName": "ingest", "Environment": {"Variables": {"REGION": "eu-west-1"}}}]}},
+}  # fmt: skip
+
+
+class FakeAws:
+    """Canned answers by ``service.operation``; operations listed under ``denied`` fail with AccessDenied."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def client(self, service: str) -> Any:
+        raw = self.raw
+
+        def answer(operation: str) -> Any:
+            if operation in raw.get("denied", []):
+                error = {"Error": {"Code": "AccessDenied", "Message": "denied"}}
+                raise ClientError(error, operation)  # type: ignore[arg-type]
+            return copy.deepcopy(raw[f"{service}.{operation}"])
+
+        class Client:
+            def __getattr__(self, operation: str) -> Any:
+                return lambda **_: answer(operation)
+
+            def get_paginator(self, operation: str) -> Any:
+                class Paginator:
+                    def paginate(self, **_: Any) -> Any:
+                        return iter([answer(operation)])
+
+                return Paginator()
+
+        return Client()
+
+
+def aws_infra(kind: str) -> Callable[[Any], list[Observation]]:
+    reader = next(r for r in ACCOUNT_READERS + REGION_READERS if r.kind == kind)
+    regional = reader in REGION_READERS
+
+    def build(raw: Any) -> list[Observation]:
+        subject = Subject("aws_region", f"{ACCOUNT.id}/us-east-1") if regional else Subject("aws_account", ACCOUNT.id)
+        scope = Scope(ACCOUNT.id, "us-east-1", FakeAws(raw).client)
+        return [AwsConnector(_INFRA_SETTINGS)._infrastructure_part(context(), subject, reader, scope)]
+
+    return build
+
+
+def aws_infra_samples() -> list[Sample]:
+    return [
+        Sample("aws", kind, raw, aws_infra(kind), _INFRA_SETTINGS,
+               failures={"AccessDenied": denied(next(iter(raw)).split(".", 1)[1])})
+        for kind, raw in _INFRA_RAW.items()
+    ]  # fmt: skip
 
 
 def aws_samples() -> list[Sample]:
@@ -1097,7 +1233,7 @@ SAMPLE_SOURCES: dict[str, Callable[[], list[Sample]]] = {
     "vault": vault_samples,
     "github": github_samples,
     "container_scan": container_scan_samples,
-    "aws": aws_samples,
+    "aws": lambda: aws_samples() + aws_infra_samples(),
     "kubernetes": kubernetes_samples,
     "mlflow": mlflow_samples,
     "model_monitor": model_monitor_samples,

@@ -23,6 +23,7 @@ from collector.sdk import (
 from collector.sdk.vulnerability_scan import CHECKS as SCAN_CHECKS
 from collector.sdk.vulnerability_scan import ScanThresholds
 
+from .escalation import escalations
 from .iam import AUTHORIZATION_DETAILS_KIND, CREDENTIAL_REPORT_KIND, PASSWORD_POLICY_KIND, ROOT_USER
 from .settings import AwsSettings
 
@@ -32,6 +33,7 @@ __all__ = [
     "CONSOLE_USERS_MFA",
     "CONTAINER_SCAN_CHECKS",
     "IAM_CHECKS",
+    "NO_PRIVILEGE_ESCALATION",
     "NO_ROOT_ACCESS_KEYS",
     "NO_WILDCARD_ADMIN",
     "PASSWORD_POLICY",
@@ -340,6 +342,26 @@ def no_wildcard_admin(observation: Observation, settings: AwsSettings, now: date
     return NO_WILDCARD_ADMIN.result(Outcome.PASS, message, **details)
 
 
+def no_privilege_escalation(observation: Observation, settings: AwsSettings, now: datetime) -> CheckResult:
+    found, errors = escalations(observation.payload)
+    allowed = [f for f in found if any(fnmatchcase(f["arn"], pattern) for pattern in settings.admin_allowlist)]
+    failing = [f for f in found if f not in allowed]
+    details = {"failing": failing, "allowlisted": [f["arn"] for f in allowed], "errors": errors}
+    if errors:
+        listed = "; ".join(f"{e['arn']}: {e['error']}" for e in errors[:_LISTED])
+        message = f"{len(errors)} principal(s) could not be evaluated ({listed})"
+        if failing:
+            message += f"; {len(failing)} others can escalate: {_names(failing, 'arn')}"
+        return NO_PRIVILEGE_ESCALATION.result(Outcome.ERROR, message, **details)
+    if failing:
+        listed = "; ".join(f"{f['arn']} via {', '.join(p['path'] for p in f['paths'])}" for f in failing[:_LISTED])
+        more = f" and {len(failing) - _LISTED} more" if len(failing) > _LISTED else ""
+        message = f"{len(failing)} principal(s) outside the allowlist can escalate privileges: {listed}{more}"
+        return NO_PRIVILEGE_ESCALATION.result(Outcome.FAIL, message, **details)
+    message = f"no principal outside the allowlist has a known escalation path ({len(allowed)} allowlisted)"
+    return NO_PRIVILEGE_ESCALATION.result(Outcome.PASS, message, **details)
+
+
 # ------------------------------------------------------------------------------------------- password policy
 
 
@@ -426,6 +448,12 @@ NO_WILDCARD_ADMIN = _check(
     "Only allowlisted principals may do anything on anything",
     no_wildcard_admin,
 )
+NO_PRIVILEGE_ESCALATION = _check(
+    "aws.iam.no_privilege_escalation",
+    AUTHORIZATION_DETAILS_KIND,
+    "No principal outside the allowlist has a known privilege-escalation path",
+    no_privilege_escalation,
+)
 PASSWORD_POLICY = _check(
     "aws.iam.password_policy",
     PASSWORD_POLICY_KIND,
@@ -440,6 +468,7 @@ IAM_CHECKS = (
     ACCESS_KEYS_ROTATED,
     UNUSED_CREDENTIALS_DISABLED,
     NO_WILDCARD_ADMIN,
+    NO_PRIVILEGE_ESCALATION,
     PASSWORD_POLICY,
 )
 CONTAINER_SCAN_CHECKS = tuple(_container_check(c) for c in SCAN_CHECKS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from collector.sdk.vulnerability_scan import KIND as CONTAINER_SCAN_KIND
 from collector.sdk.vulnerability_scan import to_payload
 
 from . import ecr as ecr_reads
-from .checks import CHECKS
+from .checks import CONTAINER_SCAN_CHECKS, IAM_CHECKS
 from .iam import (
     AUTHORIZATION_DETAILS_KIND,
     CREDENTIAL_REPORT_KIND,
@@ -29,6 +30,8 @@ from .iam import (
     fetch_password_policy,
     parse_credential_report,
 )
+from .infra import ACCOUNT_READERS, INFRA_KINDS, REGION_READERS, Reader, Scope
+from .infra_checks import INFRA_CHECKS
 from .settings import AccountTarget, AwsSettings
 from .shapes import error_code, error_message, is_access_denied, permission_for
 
@@ -87,6 +90,12 @@ class _Clients:
 
     def client(self, service: str, account: _Account | None, region: str | None = None) -> Any:
         credentials = account.credentials if account else {}
+        client = self._create(service, account, region, credentials)
+        if self.settings.endpoint_url and service == "s3control":
+            client.meta.events.register("before-send.s3-control", _without_account_host)
+        return client
+
+    def _create(self, service: str, account: _Account | None, region: str | None, credentials: dict[str, str]) -> Any:
         return self.session.create_client(
             service,
             region_name=region or self._home_region(),
@@ -96,6 +105,11 @@ class _Clients:
             aws_secret_access_key=credentials.get("aws_secret_access_key"),
             aws_session_token=credentials.get("aws_session_token"),
         )
+
+
+def _without_account_host(request: Any, **_: Any) -> None:
+    """S3 Control's endpoint rules put the account id before the host; a test endpoint (moto) has no such host."""
+    request.url = re.sub(r"^(https?://)\d{12}\.", r"\1", request.url)
 
 
 def _no_credentials(exc: BaseException) -> ConfigurationError:
@@ -111,24 +125,34 @@ class AwsConnector(Connector[AwsSettings]):
     type = "aws"
     version = "0.1.0"
     Settings = AwsSettings
-    kinds = frozenset({CREDENTIAL_REPORT_KIND, AUTHORIZATION_DETAILS_KIND, PASSWORD_POLICY_KIND, CONTAINER_SCAN_KIND})
-    checks = CHECKS
+    kinds = (
+        frozenset({CREDENTIAL_REPORT_KIND, AUTHORIZATION_DETAILS_KIND, PASSWORD_POLICY_KIND, CONTAINER_SCAN_KIND})
+        | INFRA_KINDS
+    )
+    checks = IAM_CHECKS + INFRA_CHECKS + CONTAINER_SCAN_CHECKS
 
     def __init__(self, settings: AwsSettings, session: Session | None = None) -> None:
         super().__init__(settings)
         self._session = session
 
     def produced_kinds(self) -> frozenset[str]:
-        return self.kinds if self.settings.ecr.enabled else self.kinds - {CONTAINER_SCAN_KIND}
+        infrastructure = self.settings.infrastructure
+        left_out = set() if self.settings.ecr.enabled else {CONTAINER_SCAN_KIND}
+        left_out |= set(infrastructure.skip_kinds) if infrastructure.enabled else set(INFRA_KINDS)
+        return self.kinds - left_out
 
     def collect(self, ctx: CollectContext) -> Iterator[Observation]:
         clients = _Clients(self._session or _default_session(), self.settings)
-        regions = clients.regions() if self.settings.ecr.enabled else []
+        infrastructure = self.settings.infrastructure.enabled
+        regions = clients.regions() if self.settings.ecr.enabled or infrastructure else []
         for account in self._accounts(clients, ctx):
             ctx.raise_if_cancelled()
             yield from self._iam(clients, account, ctx)
-            for region in regions:
-                yield from self._ecr(clients, account, region, ctx)
+            for index, region in enumerate(regions):
+                if self.settings.ecr.enabled:
+                    yield from self._ecr(clients, account, region, ctx)
+                if infrastructure:
+                    yield from self._infrastructure(clients, account, region, index == 0, ctx)
 
     # -- accounts ---------------------------------------------------------------------------------
 
@@ -235,6 +259,50 @@ class AwsConnector(Connector[AwsSettings]):
             payload={"account_id": subject.id, "error": error},
             source=source,
         )
+
+    # -- infrastructure ---------------------------------------------------------------------------
+
+    def _infrastructure(
+        self, clients: _Clients, account: _Account, region: str, first: bool, ctx: CollectContext
+    ) -> Iterator[Observation]:
+        settings = self.settings.infrastructure
+        made: dict[str, Any] = {}
+
+        def client_for(service: str) -> Any:
+            if service not in made:
+                made[service] = clients.client(service, account, region)
+            return made[service]
+
+        readers = (ACCOUNT_READERS if first else ()) + REGION_READERS
+        for reader in readers:
+            if reader.kind in settings.skip_kinds:
+                continue
+            ctx.raise_if_cancelled()
+            regional = reader in REGION_READERS
+            subject = (
+                Subject("aws_region", f"{account.id}/{region}") if regional else Subject("aws_account", account.id)
+            )
+            yield self._infrastructure_part(ctx, subject, reader, Scope(account.id, region, client_for))
+
+    def _infrastructure_part(
+        self,
+        ctx: CollectContext,
+        subject: Subject,
+        reader: Reader,
+        scope: Scope,
+    ) -> Observation:
+        """Any error AWS returns (denied, not subscribed, not available in the region) marks this one piece
+        ``error``, naming the call; the other pieces proceed."""
+        source = f"aws://{subject.id}/{reader.kind}"
+        where = {"account_id": scope.account_id, "region": scope.region}
+        try:
+            payload = {**where, **reader.read(scope, self.settings.infrastructure)}
+        except ClientError as exc:
+            error = {"code": error_code(exc), "permission": permission_for(reader.service, exc),
+                     "message": error_message(exc)}  # fmt: skip
+            ctx.problem(source, f"{error['permission']}: {error['code']}: {error['message']}")
+            payload = {**where, "error": error}
+        return Observation(kind=reader.kind, subject=subject, observed_at=ctx.now, payload=payload, source=source)
 
     # -- ECR --------------------------------------------------------------------------------------
 

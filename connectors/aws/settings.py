@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
 from collector.sdk.vulnerability_scan import Threshold
 
-__all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "PasswordPolicyRequirements"]
+__all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "InfrastructureSettings", "PasswordPolicyRequirements"]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
@@ -73,6 +73,55 @@ class PasswordPolicyRequirements(ConnectorSettings):
     """When set, passwords must expire at least this often."""
 
 
+_SECRET_LOOKING_NAMES = [
+    "*SECRET*", "*PASSWORD*", "*PASSWD*", "*TOKEN*", "*API_KEY*", "*APIKEY*", "*PRIVATE_KEY*", "*ACCESS_KEY*",
+    "*CREDENTIAL*",
+]  # fmt: skip
+_ADMIN_AND_DATABASE_PORTS = [22, 1433, 1521, 3306, 3389, 5432, 5601, 5985, 5986, 6379, 8888, 9200, 27017]
+
+
+class InfrastructureSettings(ConnectorSettings):
+    """Logging, encryption, exposure, backup, network, secrets and threat-detection evidence (opt-in)."""
+
+    enabled: bool = False
+    scope: Literal["designated", "all"] = "designated"
+    """``designated``: only buckets named in ``buckets`` or tagged as in ``scope_tags``; ``all``: every bucket."""
+    buckets: list[str] = Field(default_factory=list)
+    """Bucket names or globs (``ml-training-*``) holding training data and model artifacts."""
+    scope_tags: dict[str, str] = Field(default_factory=lambda: {"ai.evidence/scope": "*"})
+    """Buckets carrying one of these tags (value a glob) are designated too; ``{}`` turns tag lookup off."""
+    skip_kinds: list[str] = Field(default_factory=list)
+    """Evidence kinds not to read (e.g. a service not used), so no call is made for them."""
+    admin_ports: list[int] = Field(default_factory=lambda: list(_ADMIN_AND_DATABASE_PORTS))
+    min_backup_retention_days: int = Field(default=7, ge=1, le=35)
+    min_log_retention_days: int = Field(default=365, ge=1)
+    secret_max_rotation_age: Duration = timedelta(days=90)
+    guardduty_max_finding_age: Duration = timedelta(days=7)
+    """An unarchived high-severity GuardDuty finding older than this fails."""
+    max_training_jobs: int = Field(default=100, ge=0, le=10_000)
+    """The most recent training jobs described per region."""
+    secret_name_patterns: list[str] = Field(default_factory=lambda: list(_SECRET_LOOKING_NAMES))
+    """Environment variable names (globs, case-insensitive) that look like a plaintext secret."""
+
+    @field_validator("admin_ports")
+    @classmethod
+    def _ports(cls, value: list[int]) -> list[int]:
+        bad = [port for port in value if not 0 <= port <= 65535]
+        if bad:
+            raise ValueError(f"not TCP ports: {bad}")
+        return sorted(set(value))
+
+    @field_validator("skip_kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        from .infra import INFRA_KINDS
+
+        unknown = sorted(set(value) - INFRA_KINDS)
+        if unknown:
+            raise ValueError(f"unknown evidence kinds {unknown}; known: {sorted(INFRA_KINDS)}")
+        return value
+
+
 class AwsSettings(ConnectorSettings):
     regions: list[str] = Field(default_factory=list)
     """Regions for regional services (ECR); empty means the session's region."""
@@ -84,6 +133,7 @@ class AwsSettings(ConnectorSettings):
     """Principal ARNs (globs allowed) that may hold a policy allowing ``*`` on ``*``."""
     password_policy: PasswordPolicyRequirements = PasswordPolicyRequirements()
     ecr: EcrSettings = EcrSettings()
+    infrastructure: InfrastructureSettings = InfrastructureSettings()
     retry_mode: Literal["adaptive", "standard"] = "adaptive"
     max_attempts: int = Field(default=10, ge=1, le=20)
     """botocore's attempts per call (first try included) before the core's own backoff takes over."""

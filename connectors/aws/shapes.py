@@ -7,7 +7,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["ACCESS_DENIED_CODES", "aws_json", "error_code", "error_message", "is_access_denied", "permission_for"]
+__all__ = [
+    "ACCESS_DENIED_CODES",
+    "IAM_ACTIONS",
+    "aws_json",
+    "error_code",
+    "error_message",
+    "iam_action",
+    "is_access_denied",
+    "permission_for",
+]
 
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}
@@ -48,6 +57,21 @@ def is_access_denied(exc: BaseException) -> bool:
     return code in ACCESS_DENIED_CODES or (status == 403 and code not in _CREDENTIAL_FAILURES)
 
 
+IAM_ACTIONS = {
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "GetObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+}
+"""API operations whose IAM action has another name (S3's); every other action is ``<prefix>:<operation>``."""
+
+
+def iam_action(service: str, operation: str, prefix: str | None = None) -> str:
+    """The IAM action an API call needs: ``service`` is botocore's service name, ``prefix`` the IAM prefix."""
+    return IAM_ACTIONS.get((service, operation)) or f"{prefix or service}:{operation}"
+
+
 def permission_for(service: str, exc: ClientError) -> str:
     """The IAM action behind a failed call, e.g. ``iam:GetAccountPasswordPolicy``."""
-    return f"{service}:{exc.operation_name}"
+    return iam_action(service, exc.operation_name)

@@ -21,6 +21,7 @@ from collector.connector import CollectContext, load_connector
 from collector.model import Observation, Outcome, Subject
 from collector.sdk.testing import ConnectorConformance
 from connectors.aws import CHECKS, AwsConnector, AwsSettings
+from connectors.aws.infra import INFRA_KINDS
 from connectors.container_scan import NO_FIXABLE_VULNS
 from tests.helpers import running_moto_server
 
@@ -413,7 +414,10 @@ def test_every_call_is_granted_by_the_shipped_policy_and_every_grant_is_used(mot
     ungranted = sorted(a for a in called if not any(fnmatchcase(a, pattern) for pattern in granted))
     assert ungranted == [], f"the connector calls actions deploy/aws/iam-policy.json does not grant: {ungranted}"
     # inspector2:ListFindings is what ECR checks on the caller's behalf for enhanced findings; nothing else unused
-    assert sorted(set(granted) - called) == ["inspector2:ListFindings"]
+    # (the infrastructure grants are used by test_aws_infra.py, with infrastructure evidence enabled)
+    statements = json.loads(POLICY_FILE.read_text())["Statement"]
+    infrastructure = next(s["Action"] for s in statements if s["Sid"] == "MlPlatformInfrastructure")
+    assert sorted(set(granted) - called - set(infrastructure)) == ["inspector2:ListFindings"]
 
 
 def _create_collector_user(moto: Moto, document: dict[str, Any]) -> dict[str, str]:
@@ -525,7 +529,7 @@ def test_connector_is_registered_and_declares_container_scan() -> None:
     assert cls is AwsConnector
     assert cls.kinds == frozenset(
         {"aws.iam.credential_report", "aws.iam.authorization_details", "aws.iam.password_policy", "container.scan"}
-    )
+    ) | INFRA_KINDS
     assert [c.id for c in cls.checks][-2:] == ["container.no_fixable_vulns", "container.scan_recent"]
 
 
