@@ -47,6 +47,7 @@ from collector.connector import CollectContext, Connector, available_connectors,
 from collector.model import Observation, Outcome, Subject
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE as CLOCK_SKEW_TOLERANCE
 from collector.timestamps import parse_timestamp
+from connectors.alerts import AlertsConnector, AlertsSettings
 from connectors.aws import AwsConnector, AwsSettings
 from connectors.aws.connector import _Account
 from connectors.aws.ecr import EcrImage
@@ -1228,7 +1229,91 @@ def data_access_samples() -> list[Sample]:
     ]
 
 
+# -- alerts: Prometheus ALERTS history (query_range) and Alertmanager silences and alerts (API v2 shapes) -------
+
+_ALERTS_SETTINGS = AlertsSettings(
+    prometheus_url="http://prometheus.invalid:9090",
+    alertmanager_url="http://alertmanager.invalid:9093",
+    window=timedelta(hours=6),
+    step=timedelta(minutes=1),
+    max_unacknowledged=timedelta(minutes=30),
+)
+
+
+class _AlertsHttp:
+    """The connector's HTTP client answering from the sample: query_range, silences and alerts by path."""
+
+    raw: Any = None
+
+    def __init__(self, settings: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def get(self, url: str, params: Any = None) -> Any:
+        for suffix, key in (
+            ("/api/v1/query_range", "range"),
+            ("/api/v2/silences", "silences"),
+            ("/api/v2/alerts", "alerts"),
+        ):
+            if url.endswith(suffix):
+                return _AlertsHttp.raw[key]
+        raise AssertionError(f"unexpected request {url}")
+
+
+def alerts_log(raw: Any) -> list[Observation]:
+    _AlertsHttp.raw = raw
+    with mock.patch("connectors.alerts.connector._Http", _AlertsHttp):
+        return collected(AlertsConnector(_ALERTS_SETTINGS))
+
+
+def alerts_samples() -> list[Sample]:
+    end = datetime.fromtimestamp(NOW.timestamp() // 60 * 60, UTC)
+    fired = end - timedelta(hours=2)
+    labels = {"__name__": "ALERTS", "alertname": "ModelAccuracyLow", "alertstate": "firing", "model": "fraud"}
+    values = [[(fired + timedelta(minutes=i)).timestamp(), "1"] for i in range(90)]
+    silence = {
+        "id": "8f1e6c2a-0d4b-4c57-9a0e-2b1f3c4d5e6f",
+        "status": {"state": "expired"},
+        "matchers": [{"name": "alertname", "value": "ModelAccuracyLow", "isRegex": False, "isEqual": True}],
+        "startsAt": (fired + timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
+        "endsAt": (fired + timedelta(minutes=100)).isoformat().replace("+00:00", "Z"),
+        "updatedAt": (fired + timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
+        "createdBy": "oncall@example.com",
+        "comment": "retraining scheduled",
+    }
+    raw = {
+        "range": {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": labels, "values": values}]},
+        },
+        "silences": [silence],
+        "alerts": [],
+    }
+
+    def unsilenced(raw: Any) -> Any:
+        return {**raw, "silences": []}
+
+    def query_failed(raw: Any) -> Any:
+        return {**raw, "range": {"status": "error", "errorType": "execution", "error": "query timed out"}}
+
+    return [
+        Sample(
+            "alerts",
+            "alert episodes and silences",
+            raw,
+            alerts_log,
+            _ALERTS_SETTINGS,
+            failures={"nobody silenced the alert": unsilenced, "prometheus query failed": query_failed},
+            # a silence ends in the future while it is in force, and its updatedAt is not read
+            not_times=lambda path: bool(path) and path[-1] in ("endsAt", "updatedAt"),
+        )
+    ]
+
+
 SAMPLE_SOURCES: dict[str, Callable[[], list[Sample]]] = {
+    "alerts": alerts_samples,
     "data_validation": data_validation_samples,
     "vault": vault_samples,
     "github": github_samples,
