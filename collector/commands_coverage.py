@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from collector.cli import ConfigOption, _emit_json, _fail, _load, _open_store, app, check_framework, err, out
+from collector.cli_base import ConfigOption, _emit_json, _fail, _load, _open_store, app, check_framework, err, out
 
 if TYPE_CHECKING:
     from collector.attestation import AttestationFields

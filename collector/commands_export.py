@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from collector import __version__
-from collector.cli import ConfigOption, _load, _open_store, app, err, out
+from collector.cli_base import ConfigOption, _load, _open_store, app, err, out
 
 if TYPE_CHECKING:
     from rich.progress import Progress

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from collector.cli import ConfigOption, _fail, _load, _open_store, app, out
+from collector.cli_base import ConfigOption, _fail, _load, _open_store, app, out
 
 __all__ = ["serve", "token_new"]
 

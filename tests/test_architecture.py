@@ -87,3 +87,58 @@ def test_a_connector_that_breaks_a_contract_is_caught(tmp_path: Path, module: st
     assert result.returncode == 1, result.stdout + result.stderr
     assert broken in result.stdout
     assert "BROKEN" in result.stdout
+
+
+def _cycles(graph: Any, modules: set[str]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), i.e. the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module) & modules:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    import grimp
+
+    # imports only a type checker follows are not cycles at run time
+    graph = grimp.build_graph("collector", "connectors", cache_dir=None, exclude_type_checking_imports=True)
+    assert _cycles(graph, set(graph.modules)) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    import grimp
+
+    graph = grimp.ImportGraph()
+    for module in ("a", "a.x", "a.y", "a.z"):
+        graph.add_module(module)
+    graph.add_import(importer="a.x", imported="a.y")
+    graph.add_import(importer="a.y", imported="a.x")
+    graph.add_import(importer="a.z", imported="a.x")
+    assert _cycles(graph, set(graph.modules)) == [["a.x", "a.y"]]
