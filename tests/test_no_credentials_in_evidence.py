@@ -207,7 +207,7 @@ def _metrics_of_a_running_daemon(config: Path, port: int) -> tuple[str, str]:
             raise AssertionError(f"the daemon did not run every instance within 120 s; /metrics: {body[-2000:]}")
     finally:
         daemon.send_signal(signal.SIGTERM)
-        out, err = daemon.communicate(timeout=60)
+        out, err = daemon.communicate(timeout=180)
     return body, out + err
 
 

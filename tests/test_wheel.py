@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAN = ROOT / "tests" / "fixtures" / "trivy" / "trivy-alpine-39-critical.json"
-CORE_CONNECTORS = ["attestations", "container_scan", "data_validation", "github", "vault"]
-EXTRA_OF = {"aws": "aws", "kubernetes": "kubernetes", "mlflow": "mlflow", "model_monitor": "aws"}
+CORE_CONNECTORS = ["alerts", "attestations", "container_scan", "data_validation", "github", "vault"]
+EXTRA_OF = {"aws": "aws", "data_access": "aws", "kubernetes": "kubernetes", "mlflow": "mlflow", "model_monitor": "aws"}
 
 
 @dataclass(frozen=True)
