@@ -5,12 +5,24 @@ extra; a missing library names the extra to install."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any, Literal
 
 from collector.errors import extra_needed
 
-__all__ = ["AwsClients", "aws_error_code"]
+__all__ = ["AwsClients", "aws_error_code", "region_names"]
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def region_names(value: list[str]) -> list[str]:
+    """``value`` without repeats, in order; ``ValueError`` naming any entry that is not a region name (a settings
+    validator for region lists)."""
+    bad = [region for region in value if not _REGION.match(region)]
+    if bad:
+        raise ValueError(f"not region names: {bad} (like eu-west-1)")
+    return list(dict.fromkeys(value))
 
 
 @cache

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar, ge
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
 
-from collector.errors import extra_needed
+from collector.errors import ConfigurationError, extra_needed
 from collector.model import CheckResult, Observation, Outcome
 from collector.numbers import non_finite_paths
 from collector.skew import DEFAULT_CLOCK_SKEW_TOLERANCE, in_the_future
@@ -40,6 +40,7 @@ __all__ = [
     "load_connector",
     "resolve_local_path",
     "secret_fields",
+    "secret_from",
 ]
 
 ENTRY_POINT_GROUP = "evidence_collector.connectors"
@@ -238,3 +239,16 @@ def load_connector(type_name: str) -> type[Connector[Any]]:
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise LookupError(f"entry point {type_name!r} does not name a Connector class: {cls!r}")
     return cls
+
+
+def secret_from(value: SecretStr | None, env: str | None, what: str) -> str | None:
+    """The secret given inline, else the one in the named environment variable (which must be set), else None;
+    ``what`` names the setting (``password`` -> ``password_env``) in the error."""
+    if value is not None:
+        return value.get_secret_value()
+    if env is None:
+        return None
+    found = os.environ.get(env)
+    if found is None:
+        raise ConfigurationError(f"environment variable {env} ({what}_env) is not set")
+    return found

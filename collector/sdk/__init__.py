@@ -1,7 +1,16 @@
 """Everything a connector imports from the collector: the one import root for connector authors."""
 
-from collector.awsclients import AwsClients, aws_error_code
-from collector.connector import Check, CollectContext, Connector, ConnectorSettings, LocalPath, Problem, RunCancelled
+from collector.awsclients import AwsClients, aws_error_code, region_names
+from collector.connector import (
+    Check,
+    CollectContext,
+    Connector,
+    ConnectorSettings,
+    LocalPath,
+    Problem,
+    RunCancelled,
+    secret_from,
+)
 from collector.durations import Duration, format_duration, parse_duration
 from collector.errors import (
     HTTP_DISPOSITION,
@@ -59,4 +68,6 @@ __all__ = [
     "read_timestamp",
     "redact_text",
     "redact_url",
+    "region_names",
+    "secret_from",
 ]

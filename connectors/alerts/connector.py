@@ -25,11 +25,12 @@ from collector.sdk import (
     format_duration,
     redact_text,
     redact_url,
+    secret_from,
 )
 
 from .checks import CHECKS, KIND_ALERT_LOG, KINDS
 from .episodes import Episode, Silence, acknowledge, episodes_from, silence_from
-from .settings import AlertsSettings, secret_from
+from .settings import AlertsSettings
 
 __all__ = ["AlertsConnector", "SourceError"]
 

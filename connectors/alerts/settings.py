@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from pydantic import Field, SecretStr, model_validator
 
-from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConfigurationError, ConnectorSettings, Duration
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
 
-__all__ = ["MAX_POINTS", "AlertsSettings", "secret_from"]
+__all__ = ["MAX_POINTS", "AlertsSettings"]
 
 MAX_POINTS = 11_000
 """Prometheus refuses a range query with more points per series than this."""
-
-
-def secret_from(value: SecretStr | None, env: str | None, what: str) -> str | None:
-    if value is not None:
-        return value.get_secret_value()
-    if env is None:
-        return None
-    found = os.environ.get(env)
-    if found is None:
-        raise ConfigurationError(f"environment variable {env} ({what}_env) is not set")
-    return found
 
 
 class AlertsSettings(ConnectorSettings):

@@ -8,14 +8,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration, region_names
 from collector.sdk.vulnerability_scan import Threshold
 
 __all__ = ["AccountTarget", "AwsSettings", "EcrSettings", "InfrastructureSettings", "PasswordPolicyRequirements"]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 class AccountTarget(ConnectorSettings):
@@ -148,10 +147,7 @@ class AwsSettings(ConnectorSettings):
     @field_validator("regions")
     @classmethod
     def _region_names(cls, value: list[str]) -> list[str]:
-        bad = [region for region in value if not _REGION.match(region)]
-        if bad:
-            raise ValueError(f"not region names: {bad} (like eu-west-1)")
-        return list(dict.fromkeys(value))
+        return region_names(value)
 
     @field_validator("accounts")
     @classmethod

@@ -8,13 +8,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration, region_names
 
 __all__ = ["DataAccessSettings", "Dataset", "S3Location", "TrailSettings"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _FEATURE_GROUP = re.compile(r"^[a-zA-Z0-9]([_-]*[a-zA-Z0-9]){0,63}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _SERVICE = re.compile(r"^service:[a-z0-9.*-]+$")
 _ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9*-]+:[a-z0-9*-]*:[0-9*]*:.+$")
 
@@ -104,9 +103,7 @@ class TrailSettings(ConnectorSettings):
     @field_validator("region")
     @classmethod
     def _region_name(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(f"{value!r} is not a region name (like eu-west-1)")
-        return value
+        return region_names([value])[0]
 
     @field_validator("prefix")
     @classmethod
@@ -145,10 +142,7 @@ class DataAccessSettings(ConnectorSettings):
     @field_validator("lookup_regions")
     @classmethod
     def _region_names(cls, value: list[str]) -> list[str]:
-        bad = [region for region in value if not _REGION.match(region)]
-        if bad:
-            raise ValueError(f"not region names: {bad} (like eu-west-1)")
-        return list(dict.fromkeys(value))
+        return region_names(value)
 
     @field_validator("datasets")
     @classmethod

@@ -11,9 +11,9 @@ from typing import Any
 
 import requests
 
-from collector.sdk import ConfigurationError, TransientError, call_with_retry, redact_text, redact_url
+from collector.sdk import ConfigurationError, TransientError, call_with_retry, redact_text, redact_url, secret_from
 
-from .settings import Bound, Monitor, PrometheusSettings, secret_from
+from .settings import Bound, Monitor, PrometheusSettings
 
 __all__ = [
     "MAX_POINTS_PER_QUERY",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConfigurationError, ConnectorSettings, Duration, LocalPath
+from collector.sdk import DEFAULT_CLOCK_SKEW_TOLERANCE, ConnectorSettings, Duration, LocalPath
 
 __all__ = [
     "AwsSettings",
@@ -19,22 +18,9 @@ __all__ = [
     "PrometheusSettings",
     "ReportSource",
     "SageMakerSchedules",
-    "secret_from",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
-
-
-def secret_from(value: SecretStr | None, env: str | None, what: str) -> str | None:
-    """The secret given inline, else the one in the named environment variable (which must be set)."""
-    if value is not None:
-        return value.get_secret_value()
-    if env is None:
-        return None
-    found = os.environ.get(env)
-    if found is None:
-        raise ConfigurationError(f"environment variable {env} ({what}_env) is not set")
-    return found
 
 
 class Bound(ConnectorSettings):
